@@ -1,0 +1,120 @@
+"""Approval at run time: each request's stages, their resolved approvers and their decision."""
+
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from directory.models import BaseModel, User
+from entitlements.models import ApprovalStage, AssignmentRequest, Channel
+
+
+class StageStatus(models.TextChoices):
+    NOT_STARTED = "notStarted", _("Not started")
+    IN_PROGRESS = "inProgress", _("Waiting for a decision")
+    ESCALATED = "escalated", _("Forwarded to escalation approvers")
+    COMPLETED = "completed", _("Decided")
+    EXPIRED = "expired", _("No decision in time")
+    CANCELED = "canceled", _("Canceled")
+
+
+OPEN_STAGE_STATUSES = [StageStatus.IN_PROGRESS, StageStatus.ESCALATED]
+
+
+class ReviewResult(models.TextChoices):
+    NOT_REVIEWED = "NotReviewed", _("Not reviewed")
+    APPROVED = "Approved", _("Approved")
+    DENIED = "Denied", _("Denied")
+
+
+class RequestApprovalStage(BaseModel):
+    """One approval stage of one request: when it opened, its deadline, and the one decision."""
+
+    request = models.ForeignKey(
+        AssignmentRequest, on_delete=models.CASCADE, related_name="approval_stages"
+    )
+    policy_stage = models.ForeignKey(
+        ApprovalStage, on_delete=models.PROTECT, related_name="request_stages"
+    )
+    sequence = models.PositiveSmallIntegerField(_("stage"))
+    status = models.CharField(
+        _("status"), max_length=16, choices=StageStatus, default=StageStatus.NOT_STARTED
+    )
+    review_result = models.CharField(
+        _("decision"), max_length=16, choices=ReviewResult, default=ReviewResult.NOT_REVIEWED
+    )
+    reviewed_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.PROTECT, related_name="stage_decisions"
+    )
+    reviewed_datetime = models.DateTimeField(_("decided"), null=True, blank=True)
+    justification = models.TextField(_("approver justification"), blank=True)
+    channel = models.CharField(_("decided through"), max_length=16, choices=Channel, blank=True)
+    opened_datetime = models.DateTimeField(_("opened"), null=True, blank=True)
+    escalation_datetime = models.DateTimeField(_("escalates at"), null=True, blank=True)
+    escalated_datetime = models.DateTimeField(_("escalated"), null=True, blank=True)
+    deadline = models.DateTimeField(_("decide by"), null=True, blank=True)
+    reminder_sent_datetime = models.DateTimeField(_("reminder sent"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["request", "sequence"]
+        verbose_name = _("request approval stage")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["request", "sequence"], name="one_approval_stage_per_request_sequence"
+            ),
+            models.CheckConstraint(
+                name="a_decision_names_its_approver",
+                condition=Q(review_result="NotReviewed") | Q(reviewed_by__isnull=False),
+            ),
+        ]
+        indexes = [
+            # the scheduler: open stages whose deadline or escalation time has come
+            models.Index(
+                fields=["deadline"],
+                condition=Q(status__in=["inProgress", "escalated"]),
+                name="stage_open_deadline_idx",
+            ),
+            models.Index(
+                fields=["escalation_datetime"],
+                condition=Q(status="inProgress"),
+                name="stage_open_escalation_idx",
+            ),
+        ]
+
+    def __str__(self):
+        return f"Stage {self.sequence} of {self.request}"
+
+    @property
+    def is_open(self):
+        return self.status in OPEN_STAGE_STATUSES
+
+
+class StageApprover(BaseModel):
+    """One person resolved as an approver of one request stage."""
+
+    class Kind(models.TextChoices):
+        PRIMARY = "primary", _("Approver")
+        FALLBACK_PRIMARY = "fallbackPrimary", _("Fallback approver")
+        ESCALATION = "escalation", _("Escalation approver")
+        FALLBACK_ESCALATION = "fallbackEscalation", _("Fallback escalation approver")
+
+    stage = models.ForeignKey(
+        RequestApprovalStage, on_delete=models.CASCADE, related_name="approvers"
+    )
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="approval_assignments")
+    kind = models.CharField(_("as"), max_length=24, choices=Kind)
+    notified_datetime = models.DateTimeField(_("notified"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("stage approver")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["stage", "user"], name="one_approver_row_per_stage_user"
+            )
+        ]
+        indexes = [
+            # My Access approvals tab: the stages waiting for me
+            models.Index(fields=["user", "stage"], name="stageapprover_user_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.user.display_name} ({self.get_kind_display()}) for {self.stage}"

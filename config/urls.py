@@ -1,0 +1,12 @@
+from django.contrib import admin
+from django.urls import include, path
+
+admin.site.site_header = "Entitlement management"
+admin.site.site_title = "Entitlement management"
+admin.site.index_title = "Configuration"
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("accounts/", include("allauth.urls")),
+    path("", include("myaccess.urls")),
+]

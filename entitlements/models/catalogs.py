@@ -1,0 +1,298 @@
+"""Catalogs, the product's admin roles, resources and their roles, access packages."""
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from directory.models import Application, BaseModel, Group, Site, User
+
+# --------------------------------------------------------------------------------------
+# Catalogs and the product's own admin roles
+# --------------------------------------------------------------------------------------
+
+
+class Catalog(BaseModel):
+    """A container of resources and packages, managed by its owners (accessPackageCatalog)."""
+
+    GENERAL = "General"
+
+    class CatalogType(models.TextChoices):
+        USER_MANAGED = "userManaged", _("User managed")
+        SERVICE_DEFAULT = "serviceDefault", _("Built-in")
+
+    class State(models.TextChoices):
+        PUBLISHED = "published", _("Enabled")
+        UNPUBLISHED = "unpublished", _("Disabled")
+
+    display_name = models.CharField(_("name"), max_length=256, unique=True)
+    description = models.TextField(_("description"), blank=True)
+    catalog_type = models.CharField(
+        _("type"), max_length=16, choices=CatalogType, default=CatalogType.USER_MANAGED
+    )
+    state = models.CharField(
+        _("state"),
+        max_length=16,
+        choices=State,
+        default=State.PUBLISHED,
+        help_text=_("Packages in a disabled catalog cannot be requested."),
+    )
+    is_externally_visible = models.BooleanField(
+        _("enabled for external users"),
+        default=False,
+        help_text=_("Users from connected organizations may request packages of this catalog."),
+    )
+
+    class Meta:
+        ordering = ["display_name"]
+        verbose_name = _("catalog")
+
+    def __str__(self):
+        return self.display_name
+
+    @property
+    def is_enabled(self):
+        return self.state == self.State.PUBLISHED
+
+
+class AdminRole(models.TextChoices):
+    """The product's administrative roles; all but catalog creator are held per catalog."""
+
+    CATALOG_CREATOR = "catalogCreator", _("Catalog creator")
+    CATALOG_OWNER = "catalogOwner", _("Catalog owner")
+    CATALOG_READER = "catalogReader", _("Catalog reader")
+    ACCESS_PACKAGE_MANAGER = "accessPackageManager", _("Access package manager")
+    ACCESS_PACKAGE_ASSIGNMENT_MANAGER = (
+        "accessPackageAssignmentManager",
+        _("Access package assignment manager"),
+    )
+
+
+CATALOG_SCOPED_ROLES = [r for r in AdminRole.values if r != AdminRole.CATALOG_CREATOR]
+
+
+class RoleAssignment(BaseModel):
+    """One person holding one admin role, for one catalog or (catalog creator) product-wide."""
+
+    class Source(models.TextChoices):
+        DIRECT = "direct", _("Given directly")
+        ENTITLEMENT = "entitlement", _("Delivered by an access package")
+
+    role = models.CharField(_("role"), max_length=40, choices=AdminRole)
+    principal = models.ForeignKey(
+        User, verbose_name=_("user"), on_delete=models.CASCADE, related_name="role_assignments"
+    )
+    catalog = models.ForeignKey(
+        Catalog,
+        verbose_name=_("catalog"),
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="role_assignments",
+    )
+    source = models.CharField(_("source"), max_length=16, choices=Source, default=Source.DIRECT)
+
+    class Meta:
+        verbose_name = _("role assignment")
+        constraints = [
+            models.CheckConstraint(
+                name="catalog_roles_have_a_catalog",
+                condition=(Q(role="catalogCreator") & Q(catalog__isnull=True))
+                | (~Q(role="catalogCreator") & Q(catalog__isnull=False)),
+                violation_error_message=_(
+                    "Catalog creator is held product-wide; every other role needs a catalog."
+                ),
+            ),
+            models.UniqueConstraint(
+                fields=["role", "principal", "catalog"],
+                condition=Q(catalog__isnull=False),
+                name="one_catalog_role_per_principal",
+            ),
+            models.UniqueConstraint(
+                fields=["role", "principal"],
+                condition=Q(catalog__isnull=True),
+                name="one_product_role_per_principal",
+            ),
+        ]
+        indexes = [
+            # "which catalogs may this admin see" (admin querysets, selectors)
+            models.Index(fields=["principal", "role"], name="roleassignment_principal_idx"),
+        ]
+
+    def __str__(self):
+        scope = self.catalog.display_name if self.catalog_id else _("all catalogs")
+        return f"{self.principal.display_name}: {self.get_role_display()} ({scope})"
+
+
+# --------------------------------------------------------------------------------------
+# Resources and their roles
+# --------------------------------------------------------------------------------------
+
+
+class OriginSystem(models.TextChoices):
+    """Where a resource lives; each origin system has a connector that delivers its roles."""
+
+    GROUP = "AadGroup", _("Group")
+    APPLICATION = "AadApplication", _("Application")
+    SITE = "SharePointOnline", _("Site")
+    DIRECTORY_ROLE = "DirectoryRole", _("Directory role")
+
+
+class Resource(BaseModel):
+    """A group, application, site or admin role added to a catalog (accessPackageResource)."""
+
+    catalog = models.ForeignKey(Catalog, on_delete=models.CASCADE, related_name="resources")
+    display_name = models.CharField(_("name"), max_length=256)
+    description = models.TextField(_("description"), blank=True)
+    origin_system = models.CharField(_("origin system"), max_length=32, choices=OriginSystem)
+    origin_id = models.CharField(
+        _("origin id"), max_length=512, help_text=_("The resource's id in its origin system.")
+    )
+    group = models.ForeignKey(
+        Group, null=True, blank=True, on_delete=models.PROTECT, related_name="catalog_resources"
+    )
+    application = models.ForeignKey(
+        Application,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="catalog_resources",
+    )
+    site = models.ForeignKey(
+        Site, null=True, blank=True, on_delete=models.PROTECT, related_name="catalog_resources"
+    )
+    role_catalog = models.ForeignKey(
+        Catalog,
+        verbose_name=_("administered catalog"),
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        help_text=_(
+            "For a directory role: the catalog whose roles it grants "
+            "(empty for the product-wide catalog creator role)."
+        ),
+    )
+
+    class Meta:
+        ordering = ["display_name"]
+        verbose_name = _("resource")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["catalog", "origin_system", "origin_id"],
+                name="one_resource_per_catalog_origin",
+            ),
+            models.CheckConstraint(
+                name="resource_points_at_its_origin_object",
+                condition=(~Q(origin_system="AadGroup") | Q(group__isnull=False))
+                & (~Q(origin_system="AadApplication") | Q(application__isnull=False))
+                & (~Q(origin_system="SharePointOnline") | Q(site__isnull=False)),
+                violation_error_message=_("Choose the group, application or site."),
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.display_name} ({self.get_origin_system_display()})"
+
+
+class ResourceRole(BaseModel):
+    """A role of a resource a package can grant, e.g. Member (accessPackageResourceRole)."""
+
+    resource = models.ForeignKey(Resource, on_delete=models.CASCADE, related_name="roles")
+    display_name = models.CharField(_("name"), max_length=256)
+    description = models.TextField(_("description"), blank=True)
+    origin_id = models.CharField(
+        _("origin id"),
+        max_length=512,
+        help_text=_("The role's id in the origin system (Member, Owner, an app role id...)."),
+    )
+
+    class Meta:
+        ordering = ["resource__display_name", "display_name"]
+        verbose_name = _("resource role")
+        constraints = [
+            models.UniqueConstraint(fields=["resource", "origin_id"], name="one_role_per_origin_id")
+        ]
+
+    def __str__(self):
+        return f"{self.display_name} of {self.resource.display_name}"
+
+
+# --------------------------------------------------------------------------------------
+# Access packages
+# --------------------------------------------------------------------------------------
+
+
+class AccessPackage(BaseModel):
+    """A bundle of resource roles that people request and hold together (accessPackage)."""
+
+    catalog = models.ForeignKey(Catalog, on_delete=models.PROTECT, related_name="access_packages")
+    display_name = models.CharField(_("name"), max_length=256)
+    description = models.TextField(_("description"), blank=True)
+    is_hidden = models.BooleanField(
+        _("hidden"),
+        default=False,
+        help_text=_("Not listed in My Access; people can still request it through its link."),
+    )
+    incompatible_access_packages = models.ManyToManyField(
+        "self",
+        symmetrical=False,
+        blank=True,
+        related_name="access_packages_incompatible_with",
+        verbose_name=_("incompatible access packages"),
+        help_text=_("People holding or requesting one of these cannot request this package."),
+    )
+    incompatible_groups = models.ManyToManyField(
+        Group,
+        blank=True,
+        related_name="incompatible_access_packages",
+        verbose_name=_("incompatible groups"),
+        help_text=_("Members of these groups cannot request this package."),
+    )
+
+    class Meta:
+        ordering = ["display_name"]
+        verbose_name = _("access package")
+        indexes = [
+            # the package list in My Access and the admin filter by catalog, sorted by name
+            models.Index(fields=["catalog", "display_name"], name="accesspackage_catalog_name_idx"),
+        ]
+
+    def __str__(self):
+        return self.display_name
+
+
+class ResourceRoleScope(BaseModel):
+    """One resource role that an access package grants (accessPackageResourceRoleScope)."""
+
+    access_package = models.ForeignKey(
+        AccessPackage, on_delete=models.CASCADE, related_name="resource_role_scopes"
+    )
+    role = models.ForeignKey(ResourceRole, on_delete=models.PROTECT, related_name="role_scopes")
+
+    class Meta:
+        verbose_name = _("resource role scope")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["access_package", "role"], name="one_scope_per_package_role"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.access_package}: {self.role}"
+
+    def clean(self):
+        if (
+            self.access_package_id
+            and self.role_id
+            and self.role.resource.catalog_id != self.access_package.catalog_id
+        ):
+            raise ValidationError(
+                {
+                    "role": _(
+                        "%(role)s belongs to a resource of the catalog %(catalog)s; a package can "
+                        "only grant roles of resources in its own catalog."
+                    )
+                    % {"role": self.role, "catalog": self.role.resource.catalog}
+                }
+            )

@@ -1,0 +1,523 @@
+"""Assignment policies: who may request, approval stages, questions, expiry and reviews."""
+
+import re
+from datetime import timedelta
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from directory.models import BaseModel, ConnectedOrganization, Group, User
+
+from .catalogs import AccessPackage
+
+# --------------------------------------------------------------------------------------
+# Assignment policies
+# --------------------------------------------------------------------------------------
+
+
+class AllowedTargetScope(models.TextChoices):
+    """Who may request a package under a policy (Graph allowedTargetScope)."""
+
+    NOT_SPECIFIED = "notSpecified", _("Nobody (administrators assign directly)")
+    SPECIFIC_DIRECTORY_USERS = "specificDirectoryUsers", _("Specific users and groups")
+    SPECIFIC_CONNECTED_ORGANIZATION_USERS = (
+        "specificConnectedOrganizationUsers",
+        _("Users of specific connected organizations"),
+    )
+    ALL_MEMBER_USERS = "allMemberUsers", _("All members (excluding guests)")
+    ALL_DIRECTORY_USERS = "allDirectoryUsers", _("All users (including guests)")
+    ALL_CONFIGURED_CONNECTED_ORGANIZATION_USERS = (
+        "allConfiguredConnectedOrganizationUsers",
+        _("All configured connected organizations"),
+    )
+    ALL_EXTERNAL_USERS = "allExternalUsers", _("All external users")
+
+
+class ExpirationType(models.TextChoices):
+    """How an assignment made under a policy ends (Graph expirationPatternType)."""
+
+    NO_EXPIRATION = "noExpiration", _("Never")
+    AFTER_DATE_TIME = "afterDateTime", _("On a date")
+    AFTER_DURATION = "afterDuration", _("After a duration")
+
+
+class ReviewRecurrence(models.TextChoices):
+    WEEKLY = "weekly", _("Weekly")
+    MONTHLY = "monthly", _("Monthly")
+    QUARTERLY = "quarterly", _("Quarterly")
+    SEMI_ANNUALLY = "semiAnnually", _("Semi-annually")
+    ANNUALLY = "annually", _("Annually")
+
+
+class ReviewExpirationBehavior(models.TextChoices):
+    """What happens to access nobody reviewed (Graph expirationBehavior)."""
+
+    KEEP_ACCESS = "keepAccess", _("Keep access")
+    REMOVE_ACCESS = "removeAccess", _("Remove access")
+    ACCEPT_ACCESS_RECOMMENDATION = "acceptAccessRecommendation", _("Take recommendations")
+
+
+class AssignmentPolicy(BaseModel):
+    """Who may request a package, who approves, how long access lasts, how it is reviewed."""
+
+    access_package = models.ForeignKey(
+        AccessPackage, on_delete=models.CASCADE, related_name="assignment_policies"
+    )
+    display_name = models.CharField(_("name"), max_length=256)
+    description = models.TextField(_("description"), blank=True)
+    allowed_target_scope = models.CharField(
+        _("who may request"),
+        max_length=48,
+        choices=AllowedTargetScope,
+        default=AllowedTargetScope.ALL_MEMBER_USERS,
+    )
+
+    # Requestor settings
+    enable_targets_to_self_add_access = models.BooleanField(_("users may request"), default=True)
+    enable_targets_to_self_update_access = models.BooleanField(
+        _("users may extend their access"), default=False
+    )
+    enable_targets_to_self_remove_access = models.BooleanField(
+        _("users may remove their access"), default=True
+    )
+    allow_custom_assignment_schedule = models.BooleanField(
+        _("users may request a specific period"), default=False
+    )
+    enable_on_behalf_requestors_to_add_access = models.BooleanField(
+        _("managers may request for their direct reports"), default=False
+    )
+    enable_on_behalf_requestors_to_update_access = models.BooleanField(
+        _("on-behalf requestors may extend"), default=False
+    )
+    enable_on_behalf_requestors_to_remove_access = models.BooleanField(
+        _("on-behalf requestors may remove"), default=False
+    )
+
+    # Approval
+    is_approval_required_for_add = models.BooleanField(_("approval required"), default=True)
+    is_approval_required_for_update = models.BooleanField(
+        _("approval required for extension"), default=False
+    )
+    is_requestor_justification_required = models.BooleanField(
+        _("requestor justification required"), default=True
+    )
+
+    # Expiration
+    expiration_type = models.CharField(
+        _("access ends"),
+        max_length=16,
+        choices=ExpirationType,
+        default=ExpirationType.AFTER_DURATION,
+    )
+    expiration_end_datetime = models.DateTimeField(_("access ends on"), null=True, blank=True)
+    expiration_duration = models.DurationField(
+        _("access lasts"),
+        null=True,
+        blank=True,
+        default=timedelta(days=365),
+        help_text=_("For example '30 00:00:00' for 30 days or '08:00:00' for 8 hours."),
+    )
+
+    # Losing eligibility
+    remove_access_when_target_leaves_allowed_targets = models.BooleanField(
+        _("remove access when the user leaves the policy's scope"), default=True
+    )
+    grace_period_before_access_removal = models.DurationField(
+        _("grace period before removal"), default=timedelta(0), blank=True
+    )
+
+    # Access reviews
+    review_is_enabled = models.BooleanField(_("access reviews"), default=False)
+    review_start_date = models.DateField(_("first review on"), null=True, blank=True)
+    review_recurrence = models.CharField(
+        _("review frequency"),
+        max_length=16,
+        choices=ReviewRecurrence,
+        default=ReviewRecurrence.QUARTERLY,
+    )
+    review_duration_in_days = models.PositiveSmallIntegerField(
+        _("review duration (days)"), default=14
+    )
+    review_is_self_review = models.BooleanField(_("users review their own access"), default=False)
+    review_is_reviewer_justification_required = models.BooleanField(
+        _("reviewers must justify"), default=True
+    )
+    review_is_recommendation_enabled = models.BooleanField(_("show decision helpers"), default=True)
+    review_is_auto_apply_enabled = models.BooleanField(
+        _("apply results automatically"), default=True
+    )
+    review_expiration_behavior = models.CharField(
+        _("if reviewers don't respond"),
+        max_length=32,
+        choices=ReviewExpirationBehavior,
+        default=ReviewExpirationBehavior.KEEP_ACCESS,
+    )
+
+    is_assignment_notification_disabled = models.BooleanField(
+        _("notifications off"),
+        default=False,
+        help_text=_("Send no emails about requests and assignments of this policy."),
+    )
+
+    class Meta:
+        ordering = ["access_package__display_name", "display_name"]
+        verbose_name = _("assignment policy")
+        verbose_name_plural = _("assignment policies")
+        constraints = [
+            models.CheckConstraint(
+                name="expiration_duration_is_positive",
+                condition=~Q(expiration_type="afterDuration")
+                | Q(expiration_duration__gt=timedelta(0)),
+                violation_error_message=_("Access must last longer than zero."),
+            ),
+            models.CheckConstraint(
+                name="review_duration_is_positive",
+                condition=Q(review_duration_in_days__gte=1),
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.access_package.display_name}: {self.display_name}"
+
+    def clean(self):
+        errors = {}
+        if self.expiration_type == ExpirationType.AFTER_DURATION:
+            if not self.expiration_duration:
+                errors["expiration_duration"] = _("Give how long access lasts.")
+            elif self.expiration_duration <= timedelta(0):
+                errors["expiration_duration"] = _("Access must last longer than zero.")
+        if self.expiration_type == ExpirationType.AFTER_DATE_TIME and not (
+            self.expiration_end_datetime
+        ):
+            errors["expiration_end_datetime"] = _("Give the date on which access ends.")
+        if self.grace_period_before_access_removal and (
+            self.grace_period_before_access_removal < timedelta(0)
+        ):
+            errors["grace_period_before_access_removal"] = _("The grace period cannot be negative.")
+        if self.review_is_enabled and not self.review_start_date:
+            errors["review_start_date"] = _("Give the date of the first review.")
+        if errors:
+            raise ValidationError(errors)
+
+    def assignment_end(self, start):
+        """When an assignment starting at ``start`` ends under this policy (None: never)."""
+        if self.expiration_type == ExpirationType.AFTER_DURATION and self.expiration_duration:
+            return start + self.expiration_duration
+        if self.expiration_type == ExpirationType.AFTER_DATE_TIME:
+            return self.expiration_end_datetime
+        return None
+
+    @property
+    def is_request_allowed(self):
+        return (
+            self.allowed_target_scope != AllowedTargetScope.NOT_SPECIFIED
+            and self.enable_targets_to_self_add_access
+        )
+
+
+class SubjectType(models.TextChoices):
+    """Kinds of subject set (Graph's subjectSet types)."""
+
+    SINGLE_USER = "singleUser", _("A specific user")
+    GROUP_MEMBERS = "groupMembers", _("Members of a group")
+    CONNECTED_ORGANIZATION_MEMBERS = (
+        "connectedOrganizationMembers",
+        _("Users of a connected organization"),
+    )
+    REQUESTOR_MANAGER = "requestorManager", _("The requestor's manager")
+    TARGET_MANAGER = "targetManager", _("The user's manager")
+    INTERNAL_SPONSORS = "internalSponsors", _("Internal sponsors of the user's organization")
+    EXTERNAL_SPONSORS = "externalSponsors", _("External sponsors of the user's organization")
+    TARGET_USER_SPONSORS = "targetUserSponsors", _("The user's own sponsors")
+
+
+# Approvers who depend on the requestor; without a fallback the stage may find nobody.
+RELATIVE_SUBJECT_TYPES = {
+    SubjectType.REQUESTOR_MANAGER,
+    SubjectType.TARGET_MANAGER,
+    SubjectType.INTERNAL_SPONSORS,
+    SubjectType.EXTERNAL_SPONSORS,
+    SubjectType.TARGET_USER_SPONSORS,
+}
+
+
+class SubjectSetBase(BaseModel):
+    """Abstract: a set of people described by kind (a user, a group's members, a manager...)."""
+
+    ALLOWED_TYPES: tuple = tuple(SubjectType.values)
+
+    subject_type = models.CharField(_("who"), max_length=40, choices=SubjectType)
+    user = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    group = models.ForeignKey(
+        Group, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    connected_organization = models.ForeignKey(
+        ConnectedOrganization, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    manager_level = models.PositiveSmallIntegerField(
+        _("manager level"),
+        null=True,
+        blank=True,
+        help_text=_("1 = direct manager, 2 = their manager."),
+    )
+
+    class Meta:
+        abstract = True
+
+    def __str__(self):
+        if self.subject_type == SubjectType.SINGLE_USER and self.user_id:
+            return self.user.display_name
+        if self.subject_type == SubjectType.GROUP_MEMBERS and self.group_id:
+            return _("Members of %(group)s") % {"group": self.group.display_name}
+        if self.subject_type == SubjectType.CONNECTED_ORGANIZATION_MEMBERS and (
+            self.connected_organization_id
+        ):
+            return _("Users of %(org)s") % {"org": self.connected_organization.display_name}
+        if self.subject_type in (SubjectType.REQUESTOR_MANAGER, SubjectType.TARGET_MANAGER) and (
+            self.manager_level == 2
+        ):
+            return _("The second-level manager")
+        return str(self.get_subject_type_display())
+
+    def clean(self):
+        errors = {}
+        if self.subject_type and self.subject_type not in self.ALLOWED_TYPES:
+            errors["subject_type"] = _("%(kind)s cannot be used here.") % {
+                "kind": self.get_subject_type_display()
+            }
+        if self.subject_type == SubjectType.SINGLE_USER and not self.user_id:
+            errors["user"] = _("Choose the user.")
+        if self.subject_type == SubjectType.GROUP_MEMBERS and not self.group_id:
+            errors["group"] = _("Choose the group.")
+        if self.subject_type == SubjectType.CONNECTED_ORGANIZATION_MEMBERS and not (
+            self.connected_organization_id
+        ):
+            errors["connected_organization"] = _("Choose the connected organization.")
+        if self.subject_type in (SubjectType.REQUESTOR_MANAGER, SubjectType.TARGET_MANAGER):
+            if self.manager_level is None:
+                self.manager_level = 1
+            if self.manager_level not in (1, 2):
+                errors["manager_level"] = _("The manager level is 1 or 2.")
+        if errors:
+            raise ValidationError(errors)
+
+
+class PolicySubjectSet(SubjectSetBase):
+    """People a policy names: who may request, who may request on behalf, who reviews."""
+
+    class Purpose(models.TextChoices):
+        ALLOWED_TARGET = "allowedTarget", _("May request")
+        ON_BEHALF_REQUESTOR = "onBehalfRequestor", _("May request on behalf of others")
+        PRIMARY_REVIEWER = "primaryReviewer", _("Reviewer")
+        FALLBACK_REVIEWER = "fallbackReviewer", _("Fallback reviewer")
+
+    policy = models.ForeignKey(
+        AssignmentPolicy, on_delete=models.CASCADE, related_name="subject_sets"
+    )
+    purpose = models.CharField(_("purpose"), max_length=24, choices=Purpose)
+
+    ALLOWED_BY_PURPOSE = {
+        Purpose.ALLOWED_TARGET: (
+            SubjectType.SINGLE_USER,
+            SubjectType.GROUP_MEMBERS,
+            SubjectType.CONNECTED_ORGANIZATION_MEMBERS,
+        ),
+        Purpose.ON_BEHALF_REQUESTOR: (
+            SubjectType.TARGET_MANAGER,
+            SubjectType.SINGLE_USER,
+            SubjectType.GROUP_MEMBERS,
+        ),
+        Purpose.PRIMARY_REVIEWER: (
+            SubjectType.SINGLE_USER,
+            SubjectType.GROUP_MEMBERS,
+            SubjectType.TARGET_MANAGER,
+        ),
+        Purpose.FALLBACK_REVIEWER: (SubjectType.SINGLE_USER, SubjectType.GROUP_MEMBERS),
+    }
+
+    class Meta:
+        verbose_name = _("policy subject set")
+        indexes = [models.Index(fields=["policy", "purpose"], name="policysubjectset_purpose_idx")]
+
+    def clean(self):
+        self.ALLOWED_TYPES = tuple(self.ALLOWED_BY_PURPOSE.get(self.purpose, SubjectType.values))
+        super().clean()
+
+
+class ApprovalStage(BaseModel):
+    """One approval stage of a policy: who decides and by when (accessPackageApprovalStage)."""
+
+    MAX_STAGES = 3
+
+    policy = models.ForeignKey(
+        AssignmentPolicy, on_delete=models.CASCADE, related_name="approval_stages"
+    )
+    sequence = models.PositiveSmallIntegerField(_("stage"), default=1)
+    duration_before_automatic_denial = models.DurationField(
+        _("decision deadline"),
+        default=timedelta(days=14),
+        help_text=_("Without a decision by then the request is denied as expired."),
+    )
+    is_approver_justification_required = models.BooleanField(
+        _("approver justification required"), default=True
+    )
+    is_escalation_enabled = models.BooleanField(_("escalation"), default=False)
+    duration_before_escalation = models.DurationField(_("escalate after"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["policy", "sequence"]
+        verbose_name = _("approval stage")
+        constraints = [
+            models.UniqueConstraint(fields=["policy", "sequence"], name="one_stage_per_sequence"),
+            models.CheckConstraint(
+                name="at_most_three_approval_stages",
+                condition=Q(sequence__gte=1) & Q(sequence__lte=3),
+                violation_error_message=_("A policy has at most three approval stages."),
+            ),
+        ]
+
+    def __str__(self):
+        return _("Stage %(n)s of %(policy)s") % {"n": self.sequence, "policy": self.policy}
+
+    def clean(self):
+        errors = {}
+        if self.sequence is not None and not 1 <= self.sequence <= self.MAX_STAGES:
+            errors["sequence"] = _("A policy has at most three approval stages (1 to 3).")
+        if self.duration_before_automatic_denial is not None and (
+            self.duration_before_automatic_denial <= timedelta(0)
+        ):
+            errors["duration_before_automatic_denial"] = _("The deadline must be longer than zero.")
+        if self.is_escalation_enabled:
+            if not self.duration_before_escalation:
+                errors["duration_before_escalation"] = _(
+                    "Give when the request is forwarded to the escalation approvers."
+                )
+            elif self.duration_before_automatic_denial and (
+                self.duration_before_escalation >= self.duration_before_automatic_denial
+            ):
+                errors["duration_before_escalation"] = _(
+                    "Escalation must happen before the decision deadline."
+                )
+        if errors:
+            raise ValidationError(errors)
+
+
+class StageApproverSet(SubjectSetBase):
+    """People who may decide one approval stage: primary, fallback or escalation approvers."""
+
+    class Purpose(models.TextChoices):
+        PRIMARY = "primaryApprover", _("Approver")
+        FALLBACK_PRIMARY = "fallbackPrimaryApprover", _("Fallback approver")
+        ESCALATION = "escalationApprover", _("Escalation approver")
+        FALLBACK_ESCALATION = "fallbackEscalationApprover", _("Fallback escalation approver")
+
+    ALLOWED_TYPES = (
+        SubjectType.SINGLE_USER,
+        SubjectType.GROUP_MEMBERS,
+        SubjectType.REQUESTOR_MANAGER,
+        SubjectType.INTERNAL_SPONSORS,
+        SubjectType.EXTERNAL_SPONSORS,
+        SubjectType.TARGET_USER_SPONSORS,
+    )
+
+    stage = models.ForeignKey(ApprovalStage, on_delete=models.CASCADE, related_name="approver_sets")
+    purpose = models.CharField(_("as"), max_length=32, choices=Purpose, default=Purpose.PRIMARY)
+
+    class Meta:
+        verbose_name = _("stage approver")
+        indexes = [models.Index(fields=["stage", "purpose"], name="stageapproverset_purpose_idx")]
+
+
+class Question(BaseModel):
+    """A question the requestor answers when requesting (accessPackageQuestion)."""
+
+    class QuestionType(models.TextChoices):
+        TEXT_INPUT = "textInput", _("Text")
+        MULTIPLE_CHOICE = "multipleChoice", _("Multiple choice")
+
+    policy = models.ForeignKey(AssignmentPolicy, on_delete=models.CASCADE, related_name="questions")
+    sequence = models.PositiveSmallIntegerField(_("order"), default=1)
+    text = models.CharField(_("question"), max_length=1024)
+    question_type = models.CharField(
+        _("answer format"), max_length=16, choices=QuestionType, default=QuestionType.TEXT_INPUT
+    )
+    is_required = models.BooleanField(_("required"), default=True)
+    is_answer_editable = models.BooleanField(_("answer editable"), default=True)
+    is_single_line_question = models.BooleanField(
+        _("short text"), default=True, help_text=_("Off for a long text answer.")
+    )
+    regex_pattern = models.CharField(
+        _("pattern"),
+        max_length=512,
+        blank=True,
+        help_text=_("A regular expression the whole answer must match, e.g. [A-Z]{3}-\\d{4}."),
+    )
+    is_multiple_selection_allowed = models.BooleanField(_("several choices allowed"), default=False)
+
+    class Meta:
+        ordering = ["policy", "sequence"]
+        verbose_name = _("question")
+
+    def __str__(self):
+        return self.text
+
+    def clean(self):
+        if self.regex_pattern:
+            if self.question_type != self.QuestionType.TEXT_INPUT:
+                raise ValidationError({"regex_pattern": _("Only text answers can have a pattern.")})
+            try:
+                re.compile(self.regex_pattern)
+            except re.error as exc:
+                raise ValidationError(
+                    {"regex_pattern": _("This pattern does not compile: %(err)s") % {"err": exc}}
+                ) from exc
+
+    def localized_text(self, language_code):
+        for loc in self.localizations.all():
+            if language_code and loc.language_code.lower() == language_code.lower()[:2]:
+                return loc.text
+        return self.text
+
+
+class QuestionChoice(BaseModel):
+    """One choice of a multiple-choice question."""
+
+    question = models.ForeignKey(Question, on_delete=models.CASCADE, related_name="choices")
+    sequence = models.PositiveSmallIntegerField(_("order"), default=1)
+    actual_value = models.CharField(_("value"), max_length=256)
+    text = models.CharField(_("text shown"), max_length=512)
+
+    class Meta:
+        ordering = ["question", "sequence"]
+        verbose_name = _("choice")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["question", "actual_value"], name="one_choice_per_value"
+            )
+        ]
+
+    def __str__(self):
+        return self.text
+
+
+class QuestionLocalization(BaseModel):
+    """The text of a question in another language."""
+
+    question = models.ForeignKey(Question, on_delete=models.CASCADE, related_name="localizations")
+    language_code = models.CharField(_("language"), max_length=8)
+    text = models.CharField(_("question"), max_length=1024)
+
+    class Meta:
+        verbose_name = _("translation")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["question", "language_code"], name="one_localization_per_language"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.language_code}: {self.text}"

@@ -1,0 +1,1 @@
+"""Access reviews of assignments: instances created from a policy's review settings."""
