@@ -1,0 +1,44 @@
+"""Writing the audit trail: every service function records its transition here."""
+
+from django.utils import timezone
+
+from .models import AuditEvent, Channel
+
+
+def audit_record(
+    *,
+    action,
+    obj,
+    actor=None,
+    channel=Channel.SYSTEM,
+    before="",
+    after="",
+    reason="",
+    target=None,
+    access_package=None,
+    request=None,
+    data=None,
+    now=None,
+):
+    """Append one audit event for ``obj`` (any model instance) and return it."""
+    return AuditEvent.objects.create(
+        created=now or timezone.now(),
+        actor=actor,
+        actor_display=str(actor) if actor else "",
+        channel=channel,
+        action=action,
+        object_type=obj._meta.label,
+        object_id=str(obj.pk),
+        before=before or "",
+        after=after or "",
+        reason=reason or "",
+        target=target,
+        access_package=access_package,
+        request=request,
+        data=data or {},
+    )
+
+
+def audit_bulk(events):
+    """Append many prepared (unsaved) AuditEvent rows in one statement; for set-based jobs."""
+    return AuditEvent.objects.bulk_create(events, batch_size=2000)
