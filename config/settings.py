@@ -13,8 +13,6 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = BASE_DIR / "var"
-
 env = environ.Env()
 if env.str("ENV_FILE", default=""):
     environ.Env.read_env(env.str("ENV_FILE"), overwrite=False)
@@ -42,6 +40,8 @@ def _secret(name, default=None):
 
 
 DEBUG = _strict("bool", "DEBUG", default=True)
+# Where the local demo keeps its SQLite database and Celery message files.
+VAR_DIR = Path(_strict("str", "VAR_DIR", default=str(BASE_DIR / "var")))
 
 SECRET_KEY = _secret("SECRET_KEY", default="" if not DEBUG else "insecure-local-demo-key-change-me")
 if not SECRET_KEY:
