@@ -118,3 +118,75 @@ class StageApprover(BaseModel):
 
     def __str__(self):
         return f"{self.user.display_name} ({self.get_kind_display()}) for {self.stage}"
+
+
+class NotificationKind(models.TextChoices):
+    """Every email the product sends; the subjects follow Entra's."""
+
+    APPROVAL_REQUIRED = "approvalRequired", _("Approve or deny request")
+    APPROVAL_REMINDER = "approvalReminder", _("Reminder to approve or deny")
+    APPROVAL_FORWARDED = "approvalForwarded", _("Forwarded request")
+    APPROVAL_EXPIRED = "approvalExpired", _("Request expired (approver)")
+    APPROVAL_DECIDED_BY_OTHER = "approvalDecidedByOther", _("Decided by another approver")
+    STAGE_APPROVED = "stageApproved", _("Request approved at a stage")
+    REQUEST_DENIED = "requestDenied", _("Request denied")
+    REQUEST_EXPIRED = "requestExpired", _("Request expired")
+    ACCESS_DELIVERED = "accessDelivered", _("Access delivered")
+    ACCESS_EXPIRING = "accessExpiring", _("Access ends soon")
+    ACCESS_ENDED = "accessEnded", _("Access ended")
+    REVIEW_STARTED = "reviewStarted", _("Access review started")
+    REVIEW_REMINDER = "reviewReminder", _("Access review reminder")
+
+
+class Notification(BaseModel):
+    """One email to one person, kept until sent so that a lost broker loses no email (outbox)."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", _("Waiting to be sent")
+        SENT = "sent", _("Sent")
+        FAILED = "failed", _("Failed")
+
+    kind = models.CharField(_("kind"), max_length=32, choices=NotificationKind)
+    recipient = models.ForeignKey(User, on_delete=models.CASCADE, related_name="notifications")
+    # Makes a notification exactly-once: the same event for the same person is one row.
+    dedupe_key = models.CharField(_("key"), max_length=200, unique=True)
+    request = models.ForeignKey(
+        AssignmentRequest,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="notifications",
+    )
+    stage = models.ForeignKey(
+        RequestApprovalStage,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="notifications",
+    )
+    assignment = models.ForeignKey(
+        "entitlements.Assignment",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="notifications",
+    )
+    context = models.JSONField(_("details"), default=dict, blank=True)
+    state = models.CharField(_("state"), max_length=16, choices=State, default=State.PENDING)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    error = models.TextField(_("last error"), blank=True)
+    subject = models.CharField(_("subject"), max_length=400, blank=True)
+    sent_datetime = models.DateTimeField(_("sent"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+        verbose_name = _("notification")
+        indexes = [
+            # the reconciler: notifications still waiting, oldest first
+            models.Index(
+                fields=["created"], condition=Q(state="pending"), name="notification_pending_idx"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} to {self.recipient.email}"

@@ -8,5 +8,6 @@ admin.site.index_title = "Configuration"
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
+    path("approvals/email/", include("approvals.urls")),
     path("", include("myaccess.urls")),
 ]

@@ -1,0 +1,380 @@
+"""Emails: who gets which message when something happens, and sending them exactly once.
+
+Receivers of the lifecycle signals write ``Notification`` rows (one per person and event,
+made unique by ``dedupe_key``) and enqueue their sending. The row is the truth: if the broker
+is down, the reconciler finds pending rows and enqueues them again; a row is sent once, under
+a row lock, and marked sent in the same transaction.
+"""
+
+import logging
+from datetime import timedelta
+
+from celery import shared_task
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.dispatch import receiver
+from django.template.loader import render_to_string
+from django.utils import timezone, translation
+
+from entitlements import signals as lifecycle
+from entitlements.models import OPEN_ASSIGNMENT_STATES, Assignment
+from entitlements.queue import enqueue_on_commit
+
+from . import signals
+from .links import decision_url
+from .models import Notification, NotificationKind, ReviewResult
+
+logger = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 8
+EXPIRY_NOTICE_DAYS = (14, 1)
+
+# Emails to the person who holds or asked for access; a policy can switch these off.
+REQUESTOR_KINDS = {
+    NotificationKind.STAGE_APPROVED,
+    NotificationKind.REQUEST_DENIED,
+    NotificationKind.REQUEST_EXPIRED,
+    NotificationKind.ACCESS_DELIVERED,
+    NotificationKind.ACCESS_EXPIRING,
+    NotificationKind.ACCESS_ENDED,
+}
+
+
+def _policy_silenced(kind, request=None, assignment=None):
+    policy = (request or assignment).assignment_policy if (request or assignment) else None
+    return bool(policy and policy.is_assignment_notification_disabled and kind in REQUESTOR_KINDS)
+
+
+def notify(*, kind, recipients, key, request=None, stage=None, assignment=None, context=None):
+    """Record one notification per recipient for one event and enqueue their sending.
+
+    ``key`` names the event (e.g. the stage id and its phase); a second call for the same
+    event and person adds nothing, so receivers and schedulers may safely run twice.
+    """
+    if _policy_silenced(kind, request=request, assignment=assignment):
+        return []
+    created = []
+    for user in {u.pk: u for u in recipients if u is not None and u.is_active}.values():
+        try:
+            with transaction.atomic():
+                created.append(
+                    Notification.objects.create(
+                        kind=kind,
+                        recipient=user,
+                        dedupe_key=f"{kind}:{key}:{user.pk}"[:200],
+                        request=request,
+                        stage=stage,
+                        assignment=assignment,
+                        context=context or {},
+                    )
+                )
+        except IntegrityError:
+            continue  # already recorded for this event and person
+    for notification in created:
+        enqueue_on_commit(send_notification, str(notification.pk))
+    return created
+
+
+def _requestor_and_target(request):
+    return [request.target] + ([request.requestor] if request.requestor_id else [])
+
+
+# --- Receivers: lifecycle events → notifications -------------------------------------------
+
+
+@receiver(signals.stage_opened)
+def on_stage_opened(sender, stage, approvers=(), **kwargs):
+    notify(
+        kind=NotificationKind.APPROVAL_REQUIRED,
+        recipients=approvers,
+        key=f"{stage.pk}",
+        request=stage.request,
+        stage=stage,
+    )
+
+
+@receiver(signals.stage_escalated)
+def on_stage_escalated(sender, stage, approvers=(), **kwargs):
+    notify(
+        kind=NotificationKind.APPROVAL_FORWARDED,
+        recipients=approvers,
+        key=f"{stage.pk}",
+        request=stage.request,
+        stage=stage,
+    )
+
+
+@receiver(signals.stage_decided)
+def on_stage_decided(sender, stage, **kwargs):
+    others = [
+        a.user for a in stage.approvers.select_related("user") if a.user_id != stage.reviewed_by_id
+    ]
+    notify(
+        kind=NotificationKind.APPROVAL_DECIDED_BY_OTHER,
+        recipients=others,
+        key=f"{stage.pk}",
+        request=stage.request,
+        stage=stage,
+    )
+    if stage.review_result == ReviewResult.APPROVED:
+        notify(
+            kind=NotificationKind.STAGE_APPROVED,
+            recipients=_requestor_and_target(stage.request),
+            key=f"{stage.pk}",
+            request=stage.request,
+            stage=stage,
+        )
+
+
+@receiver(lifecycle.request_denied)
+def on_request_denied(sender, request, stage=None, reason="", **kwargs):
+    notify(
+        kind=NotificationKind.REQUEST_DENIED,
+        recipients=_requestor_and_target(request),
+        key=f"{request.pk}",
+        request=request,
+        stage=stage,
+        context={"reason": reason or (stage.justification if stage else "")},
+    )
+
+
+@receiver(lifecycle.request_expired)
+def on_request_expired(sender, request, **kwargs):
+    notify(
+        kind=NotificationKind.REQUEST_EXPIRED,
+        recipients=_requestor_and_target(request),
+        key=f"{request.pk}",
+        request=request,
+    )
+    stage = request.approval_stages.order_by("-sequence").first()
+    if stage is not None:
+        notify(
+            kind=NotificationKind.APPROVAL_EXPIRED,
+            recipients=[a.user for a in stage.approvers.select_related("user")],
+            key=f"{request.pk}",
+            request=request,
+            stage=stage,
+        )
+
+
+@receiver(lifecycle.assignment_delivered)
+def on_assignment_delivered(sender, assignment, request=None, **kwargs):
+    notify(
+        kind=NotificationKind.ACCESS_DELIVERED,
+        recipients=[assignment.target],
+        key=f"{assignment.pk}",
+        request=request,
+        assignment=assignment,
+    )
+
+
+@receiver(lifecycle.assignment_ended)
+def on_assignment_ended(sender, assignment, reason="", notify_user=None, **kwargs):
+    should = kwargs.get("notify", notify_user)
+    if should is False:
+        return
+    notify(
+        kind=NotificationKind.ACCESS_ENDED,
+        recipients=[assignment.target],
+        key=f"{assignment.pk}",
+        assignment=assignment,
+        context={"reason": reason},
+    )
+
+
+# --- Scheduled notices ------------------------------------------------------------------------
+
+
+def assignments_notify_expiring(*, now=None):
+    """Send the 'extend your access' notices 14 days and 1 day before an assignment ends."""
+    now = now or timezone.now()
+    count = 0
+    for days in EXPIRY_NOTICE_DAYS:
+        due = (
+            Assignment.objects.filter(
+                state__in=OPEN_ASSIGNMENT_STATES,
+                schedule_end__isnull=False,
+                schedule_end__gt=now,
+                schedule_end__lte=now + timedelta(days=days),
+            )
+            .exclude(expiring_notice_sent__contains=[days])
+            .select_related("target", "access_package", "assignment_policy")
+        )
+        for assignment in due.iterator(chunk_size=500):
+            with transaction.atomic():
+                notify(
+                    kind=NotificationKind.ACCESS_EXPIRING,
+                    recipients=[assignment.target],
+                    key=f"{assignment.pk}:{days}:{assignment.schedule_end.isoformat()}",
+                    assignment=assignment,
+                    context={"days": days},
+                )
+                sent = sorted({*assignment.expiring_notice_sent, days})
+                Assignment.objects.filter(pk=assignment.pk).update(expiring_notice_sent=sent)
+            count += 1
+    return count
+
+
+def stages_send_reminders(*, now=None):
+    """Remind approvers half-way to the deadline of a stage nobody has decided yet."""
+    from .models import OPEN_STAGE_STATUSES, RequestApprovalStage
+
+    now = now or timezone.now()
+    due = RequestApprovalStage.objects.filter(
+        status__in=OPEN_STAGE_STATUSES,
+        reminder_sent_datetime__isnull=True,
+        deadline__gt=now,
+        opened_datetime__isnull=False,
+    ).filter(Q(opened_datetime__lte=now - (F("deadline") - F("opened_datetime")) / 2))
+    count = 0
+    for stage in due.select_related("request").iterator(chunk_size=500):
+        with transaction.atomic():
+            claimed = RequestApprovalStage.objects.filter(
+                pk=stage.pk, reminder_sent_datetime__isnull=True
+            ).update(reminder_sent_datetime=now)
+            if not claimed:
+                continue
+            notify(
+                kind=NotificationKind.APPROVAL_REMINDER,
+                recipients=[a.user for a in stage.approvers.select_related("user")],
+                key=f"{stage.pk}",
+                request=stage.request,
+                stage=stage,
+            )
+        count += 1
+    return count
+
+
+# --- Sending ----------------------------------------------------------------------------------
+
+
+def _context(notification):
+    request = notification.request
+    stage = notification.stage
+    assignment = notification.assignment
+    package = (request or assignment).access_package if (request or assignment) else None
+    ctx = {
+        "n": notification,
+        "recipient": notification.recipient,
+        "request": request,
+        "stage": stage,
+        "assignment": assignment,
+        "package": package,
+        "site_url": settings.SITE_URL,
+        **notification.context,
+    }
+    if request is not None:
+        ctx["answers"] = list(request.answers.select_related("question"))
+    if stage is not None and notification.kind in (
+        NotificationKind.APPROVAL_REQUIRED,
+        NotificationKind.APPROVAL_REMINDER,
+        NotificationKind.APPROVAL_FORWARDED,
+    ):
+        ctx["approve_url"] = decision_url(
+            stage=stage, approver=notification.recipient, decision="approve"
+        )
+        ctx["deny_url"] = decision_url(
+            stage=stage, approver=notification.recipient, decision="deny"
+        )
+    if assignment is not None:
+        ctx["extend_url"] = f"{settings.SITE_URL}/assignments/{assignment.pk}/extend/"
+    if request is not None:
+        ctx["request_url"] = f"{settings.SITE_URL}/requests/{request.pk}/"
+    return ctx
+
+
+def render_notification(notification):
+    """(subject, text, html) in the recipient's language when a translation exists."""
+    language = notification.recipient.preferred_language or settings.LANGUAGE_CODE
+    with translation.override(language):
+        ctx = _context(notification)
+        base = f"emails/{notification.kind}"
+        subject = " ".join(render_to_string(f"{base}.subject.txt", ctx).split())
+        text = render_to_string(f"{base}.txt", ctx)
+        html = render_to_string(f"{base}.html", ctx)
+    return subject, text, html
+
+
+def notification_send(*, notification_id, now=None):
+    """Send one pending notification; a second call for a sent one does nothing."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        notification = (
+            Notification.objects.select_for_update(skip_locked=True)
+            .filter(pk=notification_id, state=Notification.State.PENDING)
+            .select_related(
+                "recipient",
+                "request__access_package",
+                "request__assignment_policy",
+                "request__target",
+                "request__requestor",
+                "stage",
+                "assignment__access_package",
+                "assignment__target",
+            )
+            .first()
+        )
+        if notification is None:
+            return False
+        subject, text, html = render_notification(notification)
+        message = EmailMultiAlternatives(
+            subject=subject, body=text, to=[notification.recipient.email]
+        )
+        message.attach_alternative(html, "text/html")
+        try:
+            message.send()
+        except Exception as exc:
+            notification.attempts += 1
+            notification.error = str(exc)[:2000]
+            if notification.attempts >= MAX_ATTEMPTS:
+                notification.state = Notification.State.FAILED
+            notification.save(update_fields=["attempts", "error", "state", "modified"])
+            raise
+        notification.state = Notification.State.SENT
+        notification.subject = subject[:400]
+        notification.sent_datetime = now
+        notification.attempts += 1
+        notification.save(
+            update_fields=["state", "subject", "sent_datetime", "attempts", "modified"]
+        )
+    return True
+
+
+@shared_task(
+    bind=True,
+    acks_late=True,
+    autoretry_for=(OSError,),
+    retry_backoff=5,
+    retry_backoff_max=600,
+    retry_jitter=True,
+    max_retries=MAX_ATTEMPTS,
+)
+def send_notification(self, notification_id):
+    return notification_send(notification_id=notification_id)
+
+
+@shared_task(acks_late=True)
+def notify_expiring_assignments():
+    return assignments_notify_expiring()
+
+
+@shared_task(acks_late=True)
+def send_approval_reminders():
+    return stages_send_reminders()
+
+
+def pending_notifications_requeue(*, older_than=timedelta(minutes=1), now=None):
+    """The reconciler's part for email: enqueue notifications still pending after a while."""
+    from entitlements.queue import enqueue
+
+    now = now or timezone.now()
+    ids = list(
+        Notification.objects.filter(
+            state=Notification.State.PENDING, created__lte=now - older_than
+        ).values_list("pk", flat=True)[:5000]
+    )
+    for pk in ids:
+        enqueue(send_notification, str(pk))
+    return len(ids)

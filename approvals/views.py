@@ -1,0 +1,98 @@
+"""The page behind the Approve and Deny links of approvers' emails.
+
+Opening a link (GET or HEAD, as mail scanners do) only shows the request; the decision is
+taken on POST with the CSRF token, by the approver the link was sent to, signed in.
+"""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_http_methods
+
+from entitlements.errors import DomainError
+from entitlements.models import Channel
+
+from .links import DECISIONS, link_check
+from .models import ReviewResult
+
+
+@login_required
+@require_http_methods(["GET", "HEAD", "POST"])
+def email_decision(request, token):
+    check = link_check(token, user=request.user)
+    if check.problem:
+        status = (
+            403 if check.stage is not None and check.approver_id != str(request.user.pk) else 410
+        )
+        return render(
+            request,
+            "approvals/decision_refused.html",
+            {"problem": check.problem, "stage": check.stage, "tab": "approvals"},
+            status=status if check.stage is not None else 404,
+        )
+    stage = check.stage
+    decision = request.POST.get("decision") or request.GET.get("decision") or ""
+    justification = request.POST.get("justification", "").strip()
+    errors = {}
+    if request.method == "POST":
+        if decision not in DECISIONS:
+            errors["decision"] = _("Choose Approve or Deny.")
+        elif stage.policy_stage.is_approver_justification_required and not justification:
+            errors["justification"] = _("A justification is required for this request.")
+        else:
+            from .services import stage_decide
+
+            try:
+                stage_decide(
+                    actor=request.user,
+                    stage=stage,
+                    decision=DECISIONS[decision],
+                    justification=justification,
+                    channel=Channel.EMAIL,
+                )
+            except DomainError as exc:
+                if exc.field in ("justification", "decision"):
+                    errors[exc.field] = exc.message
+                else:
+                    return render(
+                        request,
+                        "approvals/decision_refused.html",
+                        {"problem": exc.message, "stage": stage, "tab": "approvals"},
+                        status=409,
+                    )
+            else:
+                done = (
+                    _("You approved the request of %(name)s for %(package)s.")
+                    if DECISIONS[decision] == ReviewResult.APPROVED
+                    else _("You denied the request of %(name)s for %(package)s.")
+                )
+                messages.success(
+                    request,
+                    done
+                    % {
+                        "name": stage.request.target.display_name,
+                        "package": stage.request.access_package.display_name,
+                    },
+                )
+                return redirect("approvals:email_decision_done")
+    answers = stage.request.answers.select_related("question").order_by("question__sequence")
+    return render(
+        request,
+        "approvals/decision.html",
+        {
+            "stage": stage,
+            "req": stage.request,
+            "answers": answers,
+            "decision": decision if decision in DECISIONS else "",
+            "justification": justification,
+            "errors": errors,
+            "tab": "approvals",
+        },
+        status=400 if errors else 200,
+    )
+
+
+@login_required
+def email_decision_done(request):
+    return render(request, "approvals/decision_done.html", {"tab": "approvals"})
