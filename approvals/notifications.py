@@ -302,7 +302,7 @@ def notification_send(*, notification_id, now=None):
     now = now or timezone.now()
     with transaction.atomic():
         notification = (
-            Notification.objects.select_for_update(skip_locked=True)
+            Notification.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(pk=notification_id, state=Notification.State.PENDING)
             .select_related(
                 "recipient",
@@ -323,22 +323,26 @@ def notification_send(*, notification_id, now=None):
             subject=subject, body=text, to=[notification.recipient.email]
         )
         message.attach_alternative(html, "text/html")
+        failure = None
+        notification.attempts += 1
         try:
             message.send()
         except Exception as exc:
-            notification.attempts += 1
+            # Recorded in this transaction, raised after it commits, so the retry sees it.
+            failure = exc
             notification.error = str(exc)[:2000]
             if notification.attempts >= MAX_ATTEMPTS:
                 notification.state = Notification.State.FAILED
-            notification.save(update_fields=["attempts", "error", "state", "modified"])
-            raise
-        notification.state = Notification.State.SENT
-        notification.subject = subject[:400]
-        notification.sent_datetime = now
-        notification.attempts += 1
+        else:
+            notification.state = Notification.State.SENT
+            notification.subject = subject[:400]
+            notification.sent_datetime = now
+            notification.error = ""
         notification.save(
-            update_fields=["state", "subject", "sent_datetime", "attempts", "modified"]
+            update_fields=["state", "subject", "sent_datetime", "attempts", "error", "modified"]
         )
+    if failure is not None:
+        raise failure
     return True
 
 
