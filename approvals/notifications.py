@@ -369,6 +369,11 @@ def send_approval_reminders():
     return stages_send_reminders()
 
 
+@shared_task(acks_late=True)
+def requeue_pending_notifications():
+    return pending_notifications_requeue()
+
+
 def pending_notifications_requeue(*, older_than=timedelta(minutes=1), now=None):
     """The reconciler's part for email: enqueue notifications still pending after a while."""
     from entitlements.queue import enqueue

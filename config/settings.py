@@ -222,6 +222,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_in": str(_celery_dir / "out"),
         "data_folder_out": str(_celery_dir / "out"),
         "processed_folder": str(_celery_dir / "processed"),
+        "control_folder": str(_celery_dir / "control"),
         "store_processed": False,
     }
 else:
@@ -238,6 +239,47 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Periodic work. Beat's database scheduler copies these into django-celery-beat's tables on
+# start, where admins can change or pause them. Each task is idempotent and set-based.
+_EVERY_MINUTE = 60.0
+CELERY_BEAT_SCHEDULE = {
+    "expire due assignments": {
+        "task": "entitlements.tasks.expire_due_assignments",
+        "schedule": 30.0,
+    },
+    "start due scheduled requests": {
+        "task": "approvals.tasks.start_due_requests",
+        "schedule": 30.0,
+    },
+    "escalate due approval stages": {
+        "task": "approvals.tasks.escalate_due_stages",
+        "schedule": _EVERY_MINUTE,
+    },
+    "deny approval stages past their deadline": {
+        "task": "approvals.tasks.expire_due_stages",
+        "schedule": _EVERY_MINUTE,
+    },
+    "remind approvers": {
+        "task": "approvals.notifications.send_approval_reminders",
+        "schedule": 15 * _EVERY_MINUTE,
+    },
+    "notify access ending soon": {
+        "task": "approvals.notifications.notify_expiring_assignments",
+        "schedule": 15 * _EVERY_MINUTE,
+    },
+    "remove access of users no longer eligible": {
+        "task": "entitlements.tasks.remove_ineligible_assignments",
+        "schedule": 15 * _EVERY_MINUTE,
+    },
+    "reconcile deliveries and removals": {
+        "task": "entitlements.tasks.reconcile_assignments",
+        "schedule": _EVERY_MINUTE,
+    },
+    "send notifications left pending": {
+        "task": "approvals.notifications.requeue_pending_notifications",
+        "schedule": _EVERY_MINUTE,
+    },
+}
 
 # --- REST API -------------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -85,9 +85,9 @@ class _Inbox:
 @pytest.fixture
 def smtp_server(settings):
     """A real SMTP server (aiosmtpd) in this process; Django sends to it over TCP."""
-    from aiosmtpd.controller import Controller
-
     import socket
+
+    from aiosmtpd.controller import Controller
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -108,100 +108,120 @@ def smtp_server(settings):
         controller.stop()
 
 
+def use_broker(url, eager=False):
+    """Point this process's Celery app at ``url``; returns what to pass back to restore it.
+
+    Celery reads CELERY_BROKER_URL from the environment before its configuration, so both
+    change together.
+    """
+    import os
+
+    from config.celery import app
+
+    old = (os.environ.get("CELERY_BROKER_URL", ""), app.conf.task_always_eager)
+    os.environ["CELERY_BROKER_URL"] = url
+    app.conf.broker_url = url
+    app.conf.task_always_eager = eager
+    app._pool = None
+    app.amqp._producer_pool = None
+    return old
+
+
+class WorkerProcess:
+    """A real ``celery worker`` process on Redis, reading the test database."""
+
+    def __init__(self, *, email_url="consolemail://"):
+        import os
+        import subprocess
+        import sys
+        import threading
+        import time
+
+        import redis
+        from django.conf import settings
+        from django.db import connection
+
+        from tests.services import redis_url, require_postgres
+
+        require_postgres()
+        url = redis_url()
+        redis.Redis.from_url(url).flushdb()
+        db = connection.settings_dict
+        env = {
+            **os.environ,
+            "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:"
+            f"{db['PORT'] or 5432}/{db['NAME']}",
+            "CELERY_BROKER_URL": url,
+            "REDIS_URL": url,
+            "CELERY_TASK_ALWAYS_EAGER": "false",
+            "EMAIL_URL": email_url,
+            "SITE_URL": settings.SITE_URL,
+        }
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "--pool=threads",
+                "--concurrency=4",
+                "--loglevel=INFO",
+                "--without-heartbeat",
+                "--without-gossip",
+                "--without-mingle",
+                "-n",
+                f"test-{os.getpid()}@%h",
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=str(settings.BASE_DIR),
+        )
+        self.output = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            self.output.append(line)
+            if " ready." in line:
+                break
+        if self.proc.poll() is not None or not any(" ready." in x for x in self.output):
+            self.proc.kill()
+            raise AssertionError("Celery worker did not start:\n" + "".join(self.output))
+        threading.Thread(target=lambda: self.output.extend(self.proc.stdout), daemon=True).start()
+        self._old = use_broker(url)
+
+    def close(self):
+        import subprocess
+
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        use_broker(*self._old)
+
+
+def start_celery_worker(*, smtp_port=None):
+    email_url = f"smtp://127.0.0.1:{smtp_port}" if smtp_port else "consolemail://"
+    return WorkerProcess(email_url=email_url)
+
+
 @pytest.fixture
-def celery_worker(transactional_db, settings):
+def celery_worker(transactional_db, settings, request):
     """A real Celery worker process on the real Redis, reading the test database.
 
     Tasks published by the test go through Redis to the worker; use with
-    ``@pytest.mark.django_db(transaction=True)`` so the worker sees committed rows.
+    ``@pytest.mark.django_db(transaction=True)``. Request ``smtp_server`` before this
+    fixture for the worker to send its mail there.
     """
-    import os
-    import subprocess
-    import sys
-    import time
-
-    from django.db import connection
-
-    from config.celery import app
-    from tests.services import redis_url
-
-    url = redis_url()
-    db = connection.settings_dict
-    database_url = (
-        f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-        if connection.vendor == "postgresql"
-        else None
-    )
-    if database_url is None:
-        from tests.services import require_postgres
-
-        require_postgres()
-    import redis
-
-    redis.Redis.from_url(url).flushdb()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "CELERY_BROKER_URL": url,
-        "REDIS_URL": url,
-        "CELERY_TASK_ALWAYS_EAGER": "false",
-        "EMAIL_URL": f"smtp://{settings.EMAIL_HOST}:{settings.EMAIL_PORT}"
-        if settings.EMAIL_BACKEND.endswith("smtp.EmailBackend")
-        else "consolemail://",
-        "SITE_URL": os.environ.get("SITE_URL", "http://testserver"),
-    }
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "--pool=threads",
-            "--concurrency=4",
-            "--loglevel=INFO",
-            "--without-heartbeat",
-            "--without-gossip",
-            "--without-mingle",
-            "-n",
-            f"test-{os.getpid()}@%h",
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=str(settings.BASE_DIR),
-    )
-    old = (app.conf.task_always_eager, app.conf.broker_url)
-    app.conf.task_always_eager = False
-    app.conf.broker_url = url
-    app._pool = None
-    output = []
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        output.append(line)
-        if " ready." in line:
-            break
-    else:
-        proc.kill()
-        raise AssertionError("Celery worker did not start:\n" + "".join(output))
-    if proc.poll() is not None:
-        raise AssertionError("Celery worker exited:\n" + "".join(output))
-    import threading
-
-    threading.Thread(target=lambda: output.extend(proc.stdout), daemon=True).start()
-    proc.output = output
+    smtp = request.getfixturevalue("smtp_server") if "smtp_server" in request.fixturenames else None
+    worker = start_celery_worker(smtp_port=smtp.port if smtp else None)
     try:
-        yield proc
+        yield worker
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        app.conf.task_always_eager, app.conf.broker_url = old
-        app._pool = None
+        worker.close()
