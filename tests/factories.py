@@ -70,6 +70,7 @@ class GroupResourceFactory(factory.django.DjangoModelFactory):
 
     class Meta:
         model = Resource
+        skip_postgeneration_save = True
 
     catalog = factory.SubFactory(CatalogFactory)
     group = factory.SubFactory(GroupFactory)

@@ -1,0 +1,52 @@
+"""Reads shared by My Access, the email decision page, the admin and the API."""
+
+from django.db.models import Exists, OuterRef, Q
+
+from entitlements.models import RequestState
+
+from .models import OPEN_STAGE_STATUSES, RequestApprovalStage, StageApprover
+
+_RELATED = (
+    "request",
+    "request__target",
+    "request__requestor",
+    "request__access_package",
+    "request__assignment_policy",
+    "policy_stage",
+)
+
+
+def pending_stages_for(*, user):
+    """Open stages waiting for ``user``'s decision, oldest deadline first."""
+    is_approver = StageApprover.objects.filter(stage=OuterRef("pk"), user=user)
+    return (
+        RequestApprovalStage.objects.filter(
+            Exists(is_approver),
+            status__in=OPEN_STAGE_STATUSES,
+            request__state=RequestState.PENDING_APPROVAL,
+        )
+        .exclude(Q(request__target=user) | Q(request__requestor=user))
+        .select_related(*_RELATED)
+        .order_by("deadline", "pk")
+    )
+
+
+def decisions_by(*, user):
+    """Stages ``user`` decided, newest decision first (the Approvals history)."""
+    return (
+        RequestApprovalStage.objects.filter(reviewed_by=user)
+        .select_related(*_RELATED)
+        .order_by("-reviewed_datetime", "pk")
+    )
+
+
+def can_decide(*, user, stage):
+    """Whether ``user`` may decide ``stage`` now (the same rules stage_decide enforces)."""
+    if user is None or not user.is_authenticated or not stage.is_open:
+        return False
+    request = stage.request
+    if request.state != RequestState.PENDING_APPROVAL:
+        return False
+    if user.pk in (request.target_id, request.requestor_id):
+        return False
+    return StageApprover.objects.filter(stage=stage, user=user).exists()

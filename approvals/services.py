@@ -1,0 +1,403 @@
+"""Approval at run time: opening stages, deciding them, escalating and expiring them.
+
+Lock order, everywhere: the request row, then its stage rows. Deciding, cancelling,
+escalating and expiring all follow it, so they wait for each other instead of deadlocking.
+"""
+
+from django.db import transaction
+from django.db.models import Prefetch
+from django.utils import timezone
+
+from directory.models import GroupMembership, User
+from entitlements.audit import audit_record
+from entitlements.errors import InvalidRequest, PermissionDenied, StateConflict
+from entitlements.models import (
+    ApprovalStage,
+    AssignmentRequest,
+    Channel,
+    RequestState,
+    StageApproverSet,
+    SubjectType,
+)
+from entitlements.services.requests import (
+    RequestStatus,
+    format_when,
+    request_advance,
+    request_deny,
+)
+
+from .models import (
+    OPEN_STAGE_STATUSES,
+    RequestApprovalStage,
+    ReviewResult,
+    StageApprover,
+    StageStatus,
+)
+from .signals import stage_decided, stage_escalated, stage_opened
+
+SetPurpose = StageApproverSet.Purpose
+Kind = StageApprover.Kind
+
+# Jobs handle at most this many due rows per run; the next run takes the rest.
+BATCH_SIZE = 500
+
+
+def resolve_approvers(*, approver_sets, request):
+    """The active people ``approver_sets`` name for ``request``, never its requestor or target.
+
+    The manager and sponsors are those of the person the access is for, also when someone
+    else asked on their behalf.
+    """
+    target = request.target
+    user_ids, group_ids = set(), set()
+    for subject in approver_sets:
+        kind = subject.subject_type
+        if kind == SubjectType.SINGLE_USER:
+            user_ids.add(subject.user_id)
+        elif kind == SubjectType.GROUP_MEMBERS:
+            group_ids.add(subject.group_id)
+        elif kind in (SubjectType.REQUESTOR_MANAGER, SubjectType.TARGET_MANAGER):
+            manager = target.manager_at_level(subject.manager_level or 1)
+            if manager is not None:
+                user_ids.add(manager.pk)
+        elif kind == SubjectType.TARGET_USER_SPONSORS:
+            user_ids.update(target.sponsors.values_list("pk", flat=True))
+        elif kind in (SubjectType.INTERNAL_SPONSORS, SubjectType.EXTERNAL_SPONSORS):
+            org = target.connected_organization
+            if org is not None:
+                sponsors = (
+                    org.internal_sponsors
+                    if kind == SubjectType.INTERNAL_SPONSORS
+                    else org.external_sponsors
+                )
+                user_ids.update(sponsors.values_list("pk", flat=True))
+    if group_ids:
+        user_ids.update(
+            GroupMembership.objects.filter(
+                group_id__in=group_ids, role=GroupMembership.Role.MEMBER
+            ).values_list("user_id", flat=True)
+        )
+    user_ids -= {request.target_id, request.requestor_id}
+    if not user_ids:
+        return []
+    return list(User.objects.filter(pk__in=user_ids, is_active=True).order_by("display_name"))
+
+
+def _approvers_for(sets, request, first, fallback):
+    """The ``first`` approvers, or the ``fallback`` ones when the first resolve to nobody."""
+    people = resolve_approvers(
+        approver_sets=[s for s in sets if s.purpose == first], request=request
+    )
+    if people:
+        return people, first
+    fallbacks = [s for s in sets if s.purpose == fallback]
+    return resolve_approvers(approver_sets=fallbacks, request=request), fallback
+
+
+KIND_BY_PURPOSE = {
+    SetPurpose.PRIMARY: Kind.PRIMARY,
+    SetPurpose.FALLBACK_PRIMARY: Kind.FALLBACK_PRIMARY,
+    SetPurpose.ESCALATION: Kind.ESCALATION,
+    SetPurpose.FALLBACK_ESCALATION: Kind.FALLBACK_ESCALATION,
+}
+
+
+def stage_open(*, request, sequence, now):
+    """Open stage ``sequence`` of a pendingApproval request and resolve its approvers.
+
+    Called inside the caller's transaction with the request locked. When nobody can approve,
+    the request is denied with status NoApprovers rather than left waiting; returns the stage
+    (None when the policy has no such stage).
+    """
+    policy_stage = (
+        ApprovalStage.objects.filter(policy_id=request.assignment_policy_id, sequence=sequence)
+        .prefetch_related(
+            Prefetch("approver_sets", queryset=StageApproverSet.objects.order_by("created"))
+        )
+        .first()
+    )
+    if policy_stage is None:
+        request_deny(
+            request=request,
+            status=RequestStatus.NO_APPROVERS,
+            reason=f"The policy requires approval but has no approval stage {sequence}.",
+            now=now,
+        )
+        return None
+    stage = RequestApprovalStage.objects.create(
+        created=now,
+        request=request,
+        policy_stage=policy_stage,
+        sequence=sequence,
+        status=StageStatus.IN_PROGRESS,
+        opened_datetime=now,
+        deadline=now + policy_stage.duration_before_automatic_denial,
+        escalation_datetime=(
+            now + policy_stage.duration_before_escalation
+            if policy_stage.is_escalation_enabled and policy_stage.duration_before_escalation
+            else None
+        ),
+    )
+    sets = list(policy_stage.approver_sets.all())
+    approvers, purpose = _approvers_for(
+        sets, request, SetPurpose.PRIMARY, SetPurpose.FALLBACK_PRIMARY
+    )
+    if not approvers:
+        stage.status = StageStatus.CANCELED
+        stage.save(update_fields=["status", "modified"])
+        reason = f"Nobody could be found to approve stage {sequence} of this request."
+        _audit_stage(stage, "stage.cancel", None, None, StageStatus.NOT_STARTED, now, reason)
+        request_deny(
+            request=request,
+            status=RequestStatus.NO_APPROVERS,
+            reason=reason,
+            stage=stage,
+            now=now,
+        )
+        return stage
+    StageApprover.objects.bulk_create(
+        [
+            StageApprover(created=now, stage=stage, user=user, kind=KIND_BY_PURPOSE[purpose])
+            for user in approvers
+        ]
+    )
+    _audit_stage(
+        stage,
+        "stage.open",
+        None,
+        None,
+        StageStatus.NOT_STARTED,
+        now,
+        approvers=[str(u.pk) for u in approvers],
+    )
+    transaction.on_commit(
+        lambda: stage_opened.send(sender=RequestApprovalStage, stage=stage, approvers=approvers)
+    )
+    return stage
+
+
+def _closed_stage_message(stage):
+    if stage.status == StageStatus.COMPLETED and stage.reviewed_by_id:
+        verb = "approved" if stage.review_result == ReviewResult.APPROVED else "denied"
+        return (
+            f"This stage was already {verb} by {stage.reviewed_by.display_name} "
+            f"at {format_when(stage.reviewed_datetime)}."
+        )
+    if stage.status == StageStatus.EXPIRED:
+        return (
+            "Nobody decided this stage in time: the request expired "
+            f"at {format_when(stage.deadline)}."
+        )
+    if stage.status == StageStatus.CANCELED:
+        return "This request was closed before anyone decided it."
+    return "This stage is not open for decisions."
+
+
+def stage_decide(*, actor, stage, decision, justification="", channel, now=None):
+    """Record the one decision of an open stage. A denial ends the request; an approval opens
+    the next stage, or after the last one schedules or fulfils the request."""
+    now = now or timezone.now()
+    justification = (justification or "").strip()
+    if decision not in (ReviewResult.APPROVED, ReviewResult.DENIED):
+        raise InvalidRequest("Choose approve or deny.", field="decision")
+    request = stage.request
+    if actor is None or actor.pk in (request.target_id, request.requestor_id):
+        raise PermissionDenied("You cannot decide your own request.")
+    if not StageApprover.objects.filter(stage=stage, user=actor).exists():
+        raise PermissionDenied("You are not an approver of this request.")
+    if not stage.is_open:
+        raise StateConflict(_closed_stage_message(stage))
+    if stage.policy_stage.is_approver_justification_required and not justification:
+        raise InvalidRequest("Give a reason for your decision.", field="justification")
+
+    with transaction.atomic():
+        request = _lock_request(request.pk)
+        stage = RequestApprovalStage.objects.select_for_update().get(pk=stage.pk)
+        stage.request = request
+        # Re-read under the locks: another approver may have decided in the meantime.
+        if not stage.is_open:
+            raise StateConflict(_closed_stage_message(stage))
+        if request.state != RequestState.PENDING_APPROVAL:
+            raise StateConflict(
+                f"This request is {request.get_state_display().lower()}; "
+                "it no longer needs a decision."
+            )
+        before = stage.status
+        stage.status = StageStatus.COMPLETED
+        stage.review_result = decision
+        stage.reviewed_by = actor
+        stage.reviewed_datetime = now
+        stage.justification = justification
+        stage.channel = channel
+        stage.save(
+            update_fields=[
+                "status",
+                "review_result",
+                "reviewed_by",
+                "reviewed_datetime",
+                "justification",
+                "channel",
+                "modified",
+            ]
+        )
+        action = "stage.approve" if decision == ReviewResult.APPROVED else "stage.deny"
+        _audit_stage(stage, action, actor, channel, before, now, justification)
+        transaction.on_commit(lambda: stage_decided.send(sender=RequestApprovalStage, stage=stage))
+
+        if decision == ReviewResult.DENIED:
+            request_deny(
+                request=request,
+                status=RequestStatus.DENIED,
+                reason=justification,
+                actor=actor,
+                channel=channel,
+                stage=stage,
+                now=now,
+            )
+        elif ApprovalStage.objects.filter(
+            policy_id=request.assignment_policy_id, sequence=stage.sequence + 1
+        ).exists():
+            if request.status != RequestStatus.PENDING_APPROVAL:
+                request.status = RequestStatus.PENDING_APPROVAL
+                request.save(update_fields=["status", "modified"])
+            stage_open(request=request, sequence=stage.sequence + 1, now=now)
+        else:
+            request_advance(request=request, actor=actor, channel=channel, now=now)
+    return stage
+
+
+def _lock_request(pk, *, skip_locked=False):
+    return (
+        AssignmentRequest.objects.select_for_update(skip_locked=skip_locked, of=("self",))
+        .select_related("target", "access_package", "assignment_policy")
+        .filter(pk=pk)
+        .first()
+    )
+
+
+def _due_locked(stage_pk, request_pk):
+    """A due stage and its request, locked, or (None, None) when another worker holds the
+    request or the stage was decided in the meantime."""
+    request = _lock_request(request_pk, skip_locked=True)
+    if request is None or request.state != RequestState.PENDING_APPROVAL:
+        return None, None
+    stage = (
+        RequestApprovalStage.objects.select_for_update()
+        .filter(pk=stage_pk, status__in=OPEN_STAGE_STATUSES)
+        .first()
+    )
+    if stage is None:
+        return None, None
+    stage.request = request
+    return request, stage
+
+
+def stages_escalate_due(*, now=None):
+    """Forward the undecided stages whose escalation time has come to their escalation
+    approvers (the primary approvers can still decide); returns how many were escalated."""
+    now = now or timezone.now()
+    due = RequestApprovalStage.objects.filter(
+        status=StageStatus.IN_PROGRESS,
+        escalation_datetime__lte=now,
+        request__state=RequestState.PENDING_APPROVAL,
+    ).values_list("pk", "request_id")
+    escalated = 0
+    for stage_pk, request_pk in list(due[:BATCH_SIZE]):
+        with transaction.atomic():
+            request, stage = _due_locked(stage_pk, request_pk)
+            if stage is None or stage.status != StageStatus.IN_PROGRESS:
+                continue
+            if stage.escalation_datetime is None or stage.escalation_datetime > now:
+                continue
+            sets = list(
+                StageApproverSet.objects.filter(
+                    stage_id=stage.policy_stage_id,
+                    purpose__in=[SetPurpose.ESCALATION, SetPurpose.FALLBACK_ESCALATION],
+                )
+            )
+            approvers, purpose = _approvers_for(
+                sets, request, SetPurpose.ESCALATION, SetPurpose.FALLBACK_ESCALATION
+            )
+            already = set(stage.approvers.values_list("user_id", flat=True))
+            approvers = [u for u in approvers if u.pk not in already]
+            StageApprover.objects.bulk_create(
+                [
+                    StageApprover(created=now, stage=stage, user=u, kind=KIND_BY_PURPOSE[purpose])
+                    for u in approvers
+                ]
+            )
+            stage.status = StageStatus.ESCALATED
+            stage.escalated_datetime = now
+            stage.save(update_fields=["status", "escalated_datetime", "modified"])
+            request.status = RequestStatus.PENDING_APPROVAL_ESCALATED
+            request.save(update_fields=["status", "modified"])
+            reason = (
+                ""
+                if approvers
+                else "No escalation approver could be found; the approvers can still decide."
+            )
+            _audit_stage(
+                stage,
+                "stage.escalate",
+                None,
+                None,
+                StageStatus.IN_PROGRESS,
+                now,
+                reason,
+                approvers=[str(u.pk) for u in approvers],
+            )
+            transaction.on_commit(
+                lambda stage=stage, approvers=approvers: stage_escalated.send(
+                    sender=RequestApprovalStage, stage=stage, approvers=approvers
+                )
+            )
+            escalated += 1
+    return escalated
+
+
+def stages_expire_due(*, now=None):
+    """Deny, as Expired, the requests whose open stage reached its deadline undecided;
+    returns how many expired."""
+    now = now or timezone.now()
+    due = RequestApprovalStage.objects.filter(
+        status__in=OPEN_STAGE_STATUSES,
+        deadline__lte=now,
+        request__state=RequestState.PENDING_APPROVAL,
+    ).values_list("pk", "request_id")
+    expired = 0
+    for stage_pk, request_pk in list(due[:BATCH_SIZE]):
+        with transaction.atomic():
+            request, stage = _due_locked(stage_pk, request_pk)
+            if stage is None or stage.deadline > now:
+                continue
+            before = stage.status
+            stage.status = StageStatus.EXPIRED
+            stage.save(update_fields=["status", "modified"])
+            _audit_stage(stage, "stage.expire", None, None, before, now)
+            request_deny(
+                request=request,
+                status=RequestStatus.EXPIRED,
+                reason=f"Nobody decided stage {stage.sequence} by {format_when(stage.deadline)}.",
+                stage=stage,
+                now=now,
+            )
+            expired += 1
+    return expired
+
+
+def _audit_stage(stage, action, actor, channel, before, now, reason="", **data):
+    request = stage.request
+    audit_record(
+        action=action,
+        obj=stage,
+        actor=actor,
+        channel=channel or Channel.SYSTEM,
+        before=before,
+        after=stage.status,
+        reason=reason,
+        target=request.target,
+        access_package=request.access_package,
+        request=request,
+        data=data or None,
+        now=now,
+    )

@@ -1,0 +1,445 @@
+"""Reads shared by My Access, the admin and the API: who may request what, and why not.
+
+Scope rules follow Entra's allowedTargetScope. When several policies of a package apply to
+a user, only those of the most specific kind are offered (Entra's priority):
+
+1. specific users and groups, or specific connected organizations;
+2. all members;
+3. all users, guests included;
+4. all configured connected organizations, or all external users.
+"""
+
+from dataclasses import dataclass, field
+
+from django.db.models import Exists, OuterRef, Prefetch, Q
+from django.utils import timezone
+
+from directory.models import ConnectedOrganization, GroupMembership, User
+
+from .models import (
+    ADD_REQUEST_TYPES,
+    OPEN_ASSIGNMENT_STATES,
+    OPEN_REQUEST_STATES,
+    AccessPackage,
+    AllowedTargetScope,
+    Assignment,
+    AssignmentPolicy,
+    AssignmentRequest,
+    AssignmentResourceRole,
+    Catalog,
+    GrantState,
+    OriginSystem,
+    PolicySubjectSet,
+    ResourceRoleScope,
+    SubjectType,
+)
+
+Scope = AllowedTargetScope
+
+SCOPE_PRIORITY = {
+    Scope.SPECIFIC_DIRECTORY_USERS: 1,
+    Scope.SPECIFIC_CONNECTED_ORGANIZATION_USERS: 1,
+    Scope.ALL_MEMBER_USERS: 2,
+    Scope.ALL_DIRECTORY_USERS: 3,
+    Scope.ALL_CONFIGURED_CONNECTED_ORGANIZATION_USERS: 4,
+    Scope.ALL_EXTERNAL_USERS: 4,
+}
+
+Purpose = PolicySubjectSet.Purpose
+
+
+# --------------------------------------------------------------------------------------
+# Policy scope
+# --------------------------------------------------------------------------------------
+
+
+def member_group_ids(user):
+    """Ids of the groups ``user`` is a member of (one query)."""
+    return set(
+        GroupMembership.objects.filter(user=user, role=GroupMembership.Role.MEMBER).values_list(
+            "group_id", flat=True
+        )
+    )
+
+
+def _subject_sets(policy, purpose):
+    # Uses the prefetch of policies_with_subjects() when present.
+    return [s for s in policy.subject_sets.all() if s.purpose == purpose]
+
+
+def _in_subject_sets(subject_sets, user, group_ids):
+    for s in subject_sets:
+        if s.subject_type == SubjectType.SINGLE_USER and s.user_id == user.pk:
+            return True
+        if s.subject_type == SubjectType.GROUP_MEMBERS and s.group_id in group_ids:
+            return True
+        if (
+            s.subject_type == SubjectType.CONNECTED_ORGANIZATION_MEMBERS
+            and user.connected_organization_id
+            and s.connected_organization_id == user.connected_organization_id
+        ):
+            return True
+    return False
+
+
+def policy_applies_to(policy, user, group_ids):
+    """Whether ``user`` is in the policy's allowed targets, whatever its requestor switches."""
+    scope = policy.allowed_target_scope
+    if scope == Scope.SPECIFIC_DIRECTORY_USERS:
+        return _in_subject_sets(_subject_sets(policy, Purpose.ALLOWED_TARGET), user, group_ids)
+    if scope == Scope.SPECIFIC_CONNECTED_ORGANIZATION_USERS:
+        return bool(user.connected_organization_id) and any(
+            s.subject_type == SubjectType.CONNECTED_ORGANIZATION_MEMBERS
+            and s.connected_organization_id == user.connected_organization_id
+            for s in _subject_sets(policy, Purpose.ALLOWED_TARGET)
+        )
+    if scope == Scope.ALL_MEMBER_USERS:
+        return not user.is_guest
+    if scope == Scope.ALL_DIRECTORY_USERS:
+        return True
+    if scope == Scope.ALL_CONFIGURED_CONNECTED_ORGANIZATION_USERS:
+        return (
+            user.is_guest
+            and user.connected_organization_id is not None
+            and user.connected_organization.state == ConnectedOrganization.State.CONFIGURED
+        )
+    if scope == Scope.ALL_EXTERNAL_USERS:
+        return user.is_guest
+    return False
+
+
+def is_on_behalf_requestor(policy, actor, target, actor_group_ids):
+    """Whether ``actor`` may request under ``policy`` on behalf of ``target``."""
+    if not policy.enable_on_behalf_requestors_to_add_access:
+        return False
+    for s in _subject_sets(policy, Purpose.ON_BEHALF_REQUESTOR):
+        if s.subject_type == SubjectType.TARGET_MANAGER:
+            level = s.manager_level or 1
+            if level == 1 and target.manager_id == actor.pk:
+                return True
+            manager = target.manager_at_level(level) if level > 1 else None
+            if manager is not None and manager.pk == actor.pk:
+                return True
+        elif _in_subject_sets([s], actor, actor_group_ids):
+            return True
+    return False
+
+
+def _policies_applying_q(user, prefix=""):
+    """A Q over AssignmentPolicy (``prefix`` for a relation) matching policies whose scope
+    includes ``user``; mirrors policy_applies_to() in SQL."""
+
+    def q(**kw):
+        return Q(**{f"{prefix}{k}": v for k, v in kw.items()})
+
+    allowed = PolicySubjectSet.objects.filter(
+        policy=OuterRef(f"{prefix}pk" if prefix else "pk"), purpose=Purpose.ALLOWED_TARGET
+    )
+    user_groups = GroupMembership.objects.filter(
+        user=user, role=GroupMembership.Role.MEMBER
+    ).values("group_id")
+    matches_user = Q(subject_type=SubjectType.SINGLE_USER, user=user) | Q(
+        subject_type=SubjectType.GROUP_MEMBERS, group_id__in=user_groups
+    )
+    matches_org = Q(pk__in=[])
+    if user.connected_organization_id:
+        matches_org = Q(
+            subject_type=SubjectType.CONNECTED_ORGANIZATION_MEMBERS,
+            connected_organization_id=user.connected_organization_id,
+        )
+    condition = q(allowed_target_scope=Scope.SPECIFIC_DIRECTORY_USERS) & Exists(
+        allowed.filter(matches_user | matches_org)
+    )
+    condition |= q(allowed_target_scope=Scope.SPECIFIC_CONNECTED_ORGANIZATION_USERS) & Exists(
+        allowed.filter(matches_org)
+    )
+    condition |= q(allowed_target_scope=Scope.ALL_DIRECTORY_USERS)
+    if user.is_guest:
+        condition |= q(allowed_target_scope=Scope.ALL_EXTERNAL_USERS)
+        if user.connected_organization_id and (
+            user.connected_organization.state == ConnectedOrganization.State.CONFIGURED
+        ):
+            condition |= q(allowed_target_scope=Scope.ALL_CONFIGURED_CONNECTED_ORGANIZATION_USERS)
+    else:
+        condition |= q(allowed_target_scope=Scope.ALL_MEMBER_USERS)
+    return condition
+
+
+def policies_with_subjects(access_package):
+    """The package's policies with their subject sets, in two queries."""
+    return list(
+        AssignmentPolicy.objects.filter(access_package=access_package)
+        .prefetch_related(Prefetch("subject_sets", queryset=PolicySubjectSet.objects.all()))
+        .order_by("display_name", "pk")
+    )
+
+
+def highest_priority(policies):
+    """The policies of the most specific scope kind among ``policies``."""
+    if not policies:
+        return []
+    best = min(SCOPE_PRIORITY[p.allowed_target_scope] for p in policies)
+    return [p for p in policies if SCOPE_PRIORITY[p.allowed_target_scope] == best]
+
+
+# --------------------------------------------------------------------------------------
+# Eligibility
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Eligibility:
+    """Which policies a user may request a package under, or why they may not."""
+
+    policies: list = field(default_factory=list)
+    reasons: list = field(default_factory=list)
+
+    @property
+    def can_request(self):
+        return bool(self.policies)
+
+
+@dataclass
+class Gate:
+    """The checks about a user and a package that do not depend on the policy."""
+
+    open_assignment: Assignment | None = None
+    open_request: AssignmentRequest | None = None
+    conflicts: list = field(default_factory=list)  # human descriptions of what conflicts
+    name: str = ""  # the person, in messages about someone else; empty for "you"
+
+    @property
+    def duplicate_message(self):
+        if self.open_assignment is not None:
+            if self.name:
+                return f"{self.name} already has this access package."
+            return "You already have this access package."
+        if self.open_request is not None:
+            whose = f"{self.name}'s" if self.name else "yours"
+            return (
+                f"There is already an open request for this access package ({whose}, "
+                f"{self.open_request.get_state_display().lower()}, submitted "
+                f"{timezone.localtime(self.open_request.created):%Y-%m-%d})."
+            )
+        return ""
+
+    @property
+    def conflict_message(self):
+        if not self.conflicts:
+            return ""
+        holder = f"{self.name} already has" if self.name else "you already have"
+        return (
+            f"This access package is incompatible with {_join(self.conflicts)}, which "
+            f"{holder} (separation of duties)."
+        )
+
+
+def _join(names):
+    names = list(names)
+    if len(names) == 1:
+        return names[0]
+    return ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def separation_of_duties_conflicts(*, user, access_package):
+    """What ``user`` effectively holds that the package is incompatible with (names)."""
+    conflicts = []
+    incompatible_packages = Assignment.objects.filter(
+        target=user,
+        state__in=OPEN_ASSIGNMENT_STATES,
+        access_package__in=access_package.incompatible_access_packages.all(),
+    ).values_list("access_package__display_name", flat=True)
+    conflicts += [f"the access package {name}" for name in sorted(set(incompatible_packages))]
+
+    incompatible = access_package.incompatible_groups.all()
+    direct = GroupMembership.objects.filter(user=user, group__in=incompatible).values_list(
+        "group__display_name", flat=True
+    )
+    delivered = AssignmentResourceRole.objects.filter(
+        target=user,
+        state=GrantState.DELIVERED,
+        resource_role__resource__origin_system=OriginSystem.GROUP,
+        resource_role__resource__group__in=incompatible,
+    ).values_list("resource_role__resource__group__display_name", flat=True)
+    groups = set(direct) | set(delivered)
+    conflicts += [f"the group {name}" for name in sorted(groups)]
+    return conflicts
+
+
+def package_gate(*, user, access_package, you=True):
+    """Duplicates and separation of duties for ``user`` and ``access_package``."""
+    return Gate(
+        name="" if you else user.display_name,
+        open_assignment=Assignment.objects.filter(
+            target=user, access_package=access_package, state__in=OPEN_ASSIGNMENT_STATES
+        ).first(),
+        open_request=AssignmentRequest.objects.filter(
+            target=user,
+            access_package=access_package,
+            state__in=OPEN_REQUEST_STATES,
+            request_type__in=ADD_REQUEST_TYPES,
+        ).first(),
+        conflicts=separation_of_duties_conflicts(user=user, access_package=access_package),
+    )
+
+
+def catalog_reasons(*, user, access_package, you=True):
+    """Why the account or the catalog keeps ``user`` from requesting (empty when nothing)."""
+    catalog = access_package.catalog
+    reasons = []
+    if not user.is_active:
+        reasons.append(
+            "Your account is disabled." if you else f"{user.display_name}'s account is disabled."
+        )
+    if not catalog.is_enabled:
+        reasons.append(
+            f"The catalog {catalog.display_name} is disabled, so its access packages "
+            "cannot be requested."
+        )
+    elif user.is_guest and not catalog.is_externally_visible:
+        reasons.append(
+            f"The catalog {catalog.display_name} is not enabled for users from outside "
+            "the organization."
+        )
+    return reasons
+
+
+def scope_reason(policies, *, you=True):
+    """Why none of ``policies`` (all of which do not apply) lets the user request."""
+    if not any(p.is_request_allowed for p in policies):
+        return (
+            "Requests are turned off for this access package; an administrator assigns it directly."
+        )
+    if you:
+        return "You are not in the scope of any policy of this access package."
+    return "This user is not in the scope of any policy of this access package."
+
+
+def eligibility(*, user, access_package, now=None):
+    """Whether ``user`` may request ``access_package`` for themselves, and under which policies.
+
+    A hidden package is requestable (through its link) like any other.
+    """
+    return self_eligibility(user=user, access_package=access_package)[1]
+
+
+def self_eligibility(*, user, access_package):
+    """eligibility() and the Gate it was computed from (submission tells duplicates apart)."""
+    reasons = catalog_reasons(user=user, access_package=access_package)
+    gate = package_gate(user=user, access_package=access_package)
+    if gate.duplicate_message:
+        reasons.append(gate.duplicate_message)
+    if gate.conflict_message:
+        reasons.append(gate.conflict_message)
+
+    policies = policies_with_subjects(access_package)
+    group_ids = member_group_ids(user)
+    applicable = highest_priority(
+        [p for p in policies if p.is_request_allowed and policy_applies_to(p, user, group_ids)]
+    )
+    if not applicable:
+        reasons.append(scope_reason(policies))
+    return gate, Eligibility(policies=[] if reasons else applicable, reasons=reasons)
+
+
+def on_behalf_policies(*, actor, target, access_package, policies=None):
+    """The highest-priority policies under which ``actor`` may request for ``target``."""
+    if policies is None:
+        policies = policies_with_subjects(access_package)
+    target_groups = member_group_ids(target)
+    actor_groups = member_group_ids(actor)
+    return highest_priority(
+        [
+            p
+            for p in policies
+            if p.allowed_target_scope != Scope.NOT_SPECIFIED
+            and policy_applies_to(p, target, target_groups)
+            and is_on_behalf_requestor(p, actor, target, actor_groups)
+        ]
+    )
+
+
+# --------------------------------------------------------------------------------------
+# My Access lists
+# --------------------------------------------------------------------------------------
+
+
+def requestable_packages(*, user, search=""):
+    """Packages listed for ``user`` in My Access: not hidden, catalog enabled (and enabled for
+    external users when the user is a guest) and a policy that lets the user request."""
+    if not user.is_active:
+        return AccessPackage.objects.none()
+    policies = AssignmentPolicy.objects.filter(
+        _policies_applying_q(user),
+        access_package=OuterRef("pk"),
+        enable_targets_to_self_add_access=True,
+    ).exclude(allowed_target_scope=Scope.NOT_SPECIFIED)
+    packages = AccessPackage.objects.filter(
+        Exists(policies), is_hidden=False, catalog__state=Catalog.State.PUBLISHED
+    )
+    if user.is_guest:
+        packages = packages.filter(catalog__is_externally_visible=True)
+    search = search.strip()
+    if search:
+        resource_match = ResourceRoleScope.objects.filter(
+            access_package=OuterRef("pk"), role__resource__display_name__icontains=search
+        )
+        packages = packages.filter(
+            Q(display_name__icontains=search)
+            | Q(description__icontains=search)
+            | Exists(resource_match)
+        )
+    return packages.select_related("catalog").order_by("display_name", "pk")
+
+
+def user_assignments(*, user, active=True):
+    """The user's assignments: open ones, or (active=False) the ones that ended."""
+    assignments = Assignment.objects.filter(target=user)
+    if active:
+        assignments = assignments.filter(state__in=OPEN_ASSIGNMENT_STATES)
+    else:
+        assignments = assignments.exclude(state__in=OPEN_ASSIGNMENT_STATES)
+    return assignments.select_related(
+        "access_package", "access_package__catalog", "assignment_policy"
+    ).order_by("-created")
+
+
+def user_requests(*, user):
+    """Requests the user made or that are for the user, newest first."""
+    return (
+        AssignmentRequest.objects.filter(Q(target=user) | Q(requestor=user))
+        .select_related("access_package", "assignment_policy", "target", "requestor")
+        .order_by("-created")
+    )
+
+
+def direct_reports_for_on_behalf(*, user, access_package):
+    """The user's active direct reports for whom the user may request ``access_package``."""
+    policies = [
+        p
+        for p in policies_with_subjects(access_package)
+        if p.enable_on_behalf_requestors_to_add_access
+        and p.allowed_target_scope != Scope.NOT_SPECIFIED
+    ]
+    reports = User.objects.filter(manager=user, is_active=True).select_related(
+        "connected_organization"
+    )
+    if not policies:
+        return reports.none()
+    reports = list(reports)
+    memberships = {}
+    for user_id, group_id in GroupMembership.objects.filter(
+        user__in=reports, role=GroupMembership.Role.MEMBER
+    ).values_list("user_id", "group_id"):
+        memberships.setdefault(user_id, set()).add(group_id)
+    actor_groups = member_group_ids(user)
+    allowed = [
+        report.pk
+        for report in reports
+        if any(
+            policy_applies_to(p, report, memberships.get(report.pk, set()))
+            and is_on_behalf_requestor(p, user, report, actor_groups)
+            for p in policies
+        )
+    ]
+    return User.objects.filter(pk__in=allowed).order_by("display_name")
