@@ -1,9 +1,37 @@
 from django.urls import path
 
-from . import views
+from .views import approvals, assignments, home, packages, requests
 
 app_name = "myaccess"
 
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", home.home, name="home"),
+    path("access-packages/", packages.package_list, name="packages"),
+    path(
+        "access-packages/active/",
+        packages.assignment_list,
+        {"which": "active"},
+        name="active_assignments",
+    ),
+    path(
+        "access-packages/expired/",
+        packages.assignment_list,
+        {"which": "expired"},
+        name="expired_assignments",
+    ),
+    path("access-packages/<str:pk>/", packages.package_detail, name="package"),
+    path("access-packages/<str:pk>/request/", packages.request_create, name="request_create"),
+    path("assignments/<str:pk>/extend/", assignments.assignment_extend, name="assignment_extend"),
+    path(
+        "assignments/<str:pk>/remove/", assignments.assignment_remove_view, name="assignment_remove"
+    ),
+    path("requests/", requests.request_list, name="requests"),
+    path("requests/<str:pk>/", requests.request_detail, name="request_detail"),
+    path("requests/<str:pk>/submitted/", requests.request_submitted, name="request_submitted"),
+    path("requests/<str:pk>/cancel/", requests.request_cancel_view, name="request_cancel"),
+    path("approvals/", approvals.approval_list, name="approvals"),
+    path("approvals/history/", approvals.approval_history, name="approval_history"),
+    path("approvals/bulk/", approvals.approval_bulk, name="approval_bulk"),
+    path("approvals/<str:pk>/", approvals.approval_detail, name="approval_detail"),
+    path("access-reviews/", home.reviews, name="reviews"),
 ]

@@ -1,0 +1,245 @@
+"""Portal forms: they check the shape of what was typed; the services decide the rest."""
+
+import uuid
+
+from django import forms
+from django.utils.translation import get_language
+from django.utils.translation import gettext_lazy as _
+
+from approvals.models import ReviewResult
+from entitlements.models import Question
+
+SELF = "self"
+
+
+class DateTimeLocalInput(forms.DateTimeInput):
+    input_type = "datetime-local"
+
+    def __init__(self, attrs=None):
+        super().__init__(attrs=attrs, format="%Y-%m-%dT%H:%M")
+
+
+def _period_fields(form, *, start=True):
+    if start:
+        form.fields["schedule_start"] = forms.DateTimeField(
+            label=_("Starts"),
+            required=False,
+            widget=DateTimeLocalInput(),
+            help_text=_("Leave empty to start as soon as the request is approved."),
+        )
+    form.fields["schedule_end"] = forms.DateTimeField(
+        label=_("Ends"),
+        required=False,
+        widget=DateTimeLocalInput(),
+        help_text=_("Leave empty for the longest period the policy allows."),
+    )
+
+
+def _check_period(form, cleaned):
+    start, end = cleaned.get("schedule_start"), cleaned.get("schedule_end")
+    if start and end and end <= start:
+        form.add_error("schedule_end", _("The end must be after the start."))
+    return cleaned
+
+
+class SearchForm(forms.Form):
+    q = forms.CharField(
+        label=_("Search access packages"),
+        required=False,
+        max_length=200,
+        widget=forms.TextInput(
+            attrs={"type": "search", "placeholder": _("Name, description or resource")}
+        ),
+    )
+
+
+class PolicyChoiceForm(forms.Form):
+    """Step one when several policies apply: which way to request the package."""
+
+    policy = forms.ModelChoiceField(
+        queryset=None,
+        label=_("How do you want to request this package?"),
+        widget=forms.RadioSelect,
+        empty_label=None,
+        error_messages={"invalid_choice": _("Choose one of the listed options.")},
+    )
+
+    def __init__(self, *args, policies, **kwargs):
+        super().__init__(*args, **kwargs)
+        from entitlements.models import AssignmentPolicy
+
+        self.fields["policy"].queryset = AssignmentPolicy.objects.filter(
+            pk__in=[p.pk for p in policies]
+        )
+        self.fields["policy"].label_from_instance = lambda p: p.display_name
+
+
+def question_field_name(question):
+    return f"q_{question.pk}"
+
+
+class RequestForm(forms.Form):
+    """A request for one package under one chosen policy, for me or a direct report."""
+
+    def __init__(self, *args, policy, direct_reports=(), language=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.policy = policy
+        self.language = language or get_language()
+        self.questions = list(policy.questions.all())
+        self.direct_reports = list(direct_reports)
+        self.fields["policy"] = forms.CharField(widget=forms.HiddenInput, required=False)
+        self.initial.setdefault("policy", str(policy.pk))
+        if self.direct_reports:
+            # Chosen on the step before (the policies depend on it), carried here hidden.
+            self.fields["target"] = forms.ChoiceField(
+                choices=[(SELF, SELF)] + [(str(u.pk), str(u.pk)) for u in self.direct_reports],
+                initial=SELF,
+                required=False,
+                widget=forms.HiddenInput,
+                error_messages={
+                    "invalid_choice": _("Choose yourself or one of your direct reports.")
+                },
+            )
+        for question in self.questions:
+            self.fields[question_field_name(question)] = self._question_field(question)
+        self.fields["justification"] = forms.CharField(
+            label=_("Business justification"),
+            required=policy.is_requestor_justification_required,
+            max_length=4000,
+            widget=forms.Textarea(attrs={"rows": 4}),
+            help_text=_("Tell the approvers why you need this access."),
+            error_messages={"required": _("Give a business justification.")},
+        )
+        if policy.allow_custom_assignment_schedule:
+            _period_fields(self)
+
+    def _question_field(self, question):
+        label = question.localized_text(self.language)
+        common = {"label": label, "required": question.is_required}
+        if question.question_type == Question.QuestionType.MULTIPLE_CHOICE:
+            choices = [(c.actual_value, c.text) for c in question.choices.all()]
+            if question.is_multiple_selection_allowed:
+                return forms.MultipleChoiceField(
+                    choices=choices, widget=forms.CheckboxSelectMultiple, **common
+                )
+            return forms.ChoiceField(choices=choices, widget=forms.RadioSelect, **common)
+        help_text = ""
+        if question.regex_pattern:
+            help_text = _("Expected format: %(pattern)s") % {"pattern": question.regex_pattern}
+        widget = (
+            forms.TextInput()
+            if question.is_single_line_question
+            else forms.Textarea(attrs={"rows": 4})
+        )
+        return forms.CharField(max_length=4000, widget=widget, help_text=help_text, **common)
+
+    def question_fields(self):
+        return [self[question_field_name(q)] for q in self.questions]
+
+    def clean(self):
+        cleaned = super().clean()
+        chosen = cleaned.get("policy")
+        if chosen and chosen != str(self.policy.pk):
+            self.add_error(None, _("That way of requesting is not available to you; use this one."))
+        return _check_period(self, cleaned)
+
+    def chosen_target(self):
+        value = self.cleaned_data.get("target") or SELF
+        if value == SELF:
+            return None
+        return next(u for u in self.direct_reports if str(u.pk) == value)
+
+    def answers(self):
+        answers = {}
+        for question in self.questions:
+            value = self.cleaned_data.get(question_field_name(question))
+            if value not in (None, "", []):
+                answers[question.pk] = value
+        return answers
+
+    def field_for_error(self, field):
+        """The form field a service error names (a service field name or a question id)."""
+        if not field:
+            return None
+        field = str(field)
+        if field in self.fields and field not in ("target", "policy"):
+            return field
+        for question in self.questions:
+            if str(question.pk) in field:
+                return question_field_name(question)
+        return None
+
+
+class ExtendForm(forms.Form):
+    justification = forms.CharField(
+        label=_("Business justification"),
+        required=False,
+        max_length=4000,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text=_("Tell the approvers why you need the access for longer."),
+    )
+
+    def __init__(self, *args, policy, **kwargs):
+        super().__init__(*args, **kwargs)
+        if policy.is_requestor_justification_required:
+            self.fields["justification"].required = True
+            self.fields["justification"].error_messages["required"] = _(
+                "Give a business justification."
+            )
+        if policy.allow_custom_assignment_schedule:
+            _period_fields(self, start=False)
+
+    def field_for_error(self, field):
+        return field if field in self.fields else None
+
+
+class DecisionForm(forms.Form):
+    decision = forms.ChoiceField(
+        label=_("Your decision"),
+        widget=forms.RadioSelect,
+        choices=[(ReviewResult.APPROVED, _("Approve")), (ReviewResult.DENIED, _("Deny"))],
+        error_messages={
+            "required": _("Choose Approve or Deny."),
+            "invalid_choice": _("Choose Approve or Deny."),
+        },
+    )
+    justification = forms.CharField(
+        label=_("Reason"),
+        required=False,
+        max_length=4000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=_("The requestor sees it."),
+    )
+
+    def __init__(self, *args, justification_required=False, **kwargs):
+        super().__init__(*args, **kwargs)
+        if justification_required:
+            self.fields["justification"].required = True
+            self.fields["justification"].error_messages["required"] = _(
+                "Give a reason for your decision."
+            )
+
+    def field_for_error(self, field):
+        return field if field in self.fields else None
+
+
+class IdListField(forms.MultipleChoiceField):
+    """Ids posted by checkboxes; the view keeps those the selector still offers."""
+
+    def valid_value(self, value):
+        try:
+            uuid.UUID(str(value))
+        except ValueError:
+            return False
+        return True
+
+
+class BulkDecisionForm(DecisionForm):
+    """Several stages decided at once, with one justification."""
+
+    stages = IdListField(
+        error_messages={
+            "required": _("Select at least one request."),
+            "invalid_choice": _("Select requests from the list."),
+        },
+    )

@@ -1,0 +1,1 @@
+"""My Access pages: each view asks the selectors what to show and a service what to change."""

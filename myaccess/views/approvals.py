@@ -1,0 +1,169 @@
+"""Approvals: the stages waiting for me, one decision, many decisions, my past decisions."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db.models import Prefetch
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+from django.views.decorators.http import require_http_methods, require_POST
+
+from approvals import selectors as approval_selectors
+from approvals.models import ReviewResult
+from approvals.services import stage_decide
+from entitlements.errors import DomainError
+from entitlements.models import Channel, RequestAnswer
+from myaccess.decorators import mfa_required_for_approvers
+from myaccess.forms import BulkDecisionForm, DecisionForm
+
+from .common import apply_domain_error, get_from, now, paginate
+
+
+def _pending(user):
+    return (
+        approval_selectors.pending_stages_for(user=user)
+        .select_related(
+            "policy_stage",
+            "request__access_package",
+            "request__target",
+            "request__requestor",
+        )
+        .prefetch_related(
+            Prefetch(
+                "request__answers",
+                queryset=RequestAnswer.objects.select_related("question").order_by(
+                    "question__sequence"
+                ),
+            )
+        )
+        .order_by("deadline", "created")
+    )
+
+
+@login_required
+@mfa_required_for_approvers
+def approval_list(request):
+    page = paginate(request, _pending(request.user))
+    form = BulkDecisionForm()
+    return render(
+        request,
+        "myaccess/approvals/list.html",
+        {"tab": "approvals", "page": page, "form": form, "subtab": "pending"},
+    )
+
+
+@login_required
+@mfa_required_for_approvers
+@require_http_methods(["GET", "POST"])
+def approval_detail(request, pk):
+    stage = get_from(_pending(request.user), pk)
+    required = stage.policy_stage.is_approver_justification_required
+    form = DecisionForm(
+        request.POST if request.method == "POST" else None, justification_required=required
+    )
+    if request.method == "POST" and form.is_valid():
+        decision = form.cleaned_data["decision"]
+        try:
+            stage_decide(
+                actor=request.user,
+                stage=stage,
+                decision=decision,
+                justification=form.cleaned_data["justification"],
+                channel=Channel.PORTAL,
+                now=now(),
+            )
+        except DomainError as error:
+            apply_domain_error(form, error)
+        else:
+            template = (
+                _("You approved %(who)s's request for %(package)s.")
+                if decision == ReviewResult.APPROVED
+                else _("You denied %(who)s's request for %(package)s.")
+            )
+            messages.success(
+                request,
+                template
+                % {
+                    "who": stage.request.target.display_name,
+                    "package": stage.request.access_package.display_name,
+                },
+            )
+            return redirect("myaccess:approvals")
+    return render(
+        request,
+        "myaccess/approvals/detail.html",
+        {"tab": "approvals", "stage": stage, "req": stage.request, "form": form},
+    )
+
+
+@login_required
+@mfa_required_for_approvers
+@require_POST
+def approval_bulk(request):
+    """Decide several stages with one justification; report what was done and what was not."""
+    form = BulkDecisionForm(request.POST)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, error)
+        return redirect("myaccess:approvals")
+    ids = set(form.cleaned_data["stages"])
+    stages = list(_pending(request.user).filter(pk__in=ids))
+    decision = form.cleaned_data["decision"]
+    done, refused = 0, []
+    for stage in stages:
+        try:
+            stage_decide(
+                actor=request.user,
+                stage=stage,
+                decision=decision,
+                justification=form.cleaned_data["justification"],
+                channel=Channel.PORTAL,
+                now=now(),
+            )
+        except DomainError as error:
+            refused.append((stage, error.message))
+        else:
+            done += 1
+    refused += [(None, _("no longer waiting for you"))] * (len(ids) - len(stages))
+    _report(request, decision, done, refused)
+    return redirect("myaccess:approvals")
+
+
+def _report(request, decision, done, refused):
+    if decision == ReviewResult.APPROVED:
+        summary = ngettext("Approved %(n)d", "Approved %(n)d", done) % {"n": done}
+    else:
+        summary = ngettext("Denied %(n)d", "Denied %(n)d", done) % {"n": done}
+    if not refused:
+        messages.success(request, summary + ".")
+        return
+    reasons = "; ".join(
+        f"{stage.request.target.display_name} – {stage.request.access_package.display_name}: "
+        f"{message}"
+        if stage
+        else message
+        for stage, message in refused
+    )
+    text = ngettext(
+        "%(summary)s; %(n)d refused: %(reasons)s",
+        "%(summary)s; %(n)d refused: %(reasons)s",
+        len(refused),
+    ) % {"summary": summary, "n": len(refused), "reasons": reasons}
+    (messages.warning if done else messages.error)(request, text)
+
+
+@login_required
+@mfa_required_for_approvers
+def approval_history(request):
+    decisions = (
+        approval_selectors.decisions_by(user=request.user)
+        .select_related("request__access_package", "request__target", "request__requestor")
+        .order_by("-reviewed_datetime")
+    )
+    page = paginate(request, decisions)
+    return render(
+        request,
+        "myaccess/approvals/history.html",
+        {"tab": "approvals", "page": page, "subtab": "history"},
+    )

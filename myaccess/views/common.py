@@ -1,0 +1,56 @@
+"""Helpers shared by the portal views."""
+
+import uuid
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.utils import timezone
+from django.utils.translation import get_language
+
+PAGE_SIZE = 25
+
+
+def paginate(request, queryset, per_page=PAGE_SIZE):
+    """One page of ``queryset`` from ``?page=``; a bad or too large number gives a valid page."""
+    return Paginator(queryset, per_page).get_page(request.GET.get("page"))
+
+
+def parse_uuid(value):
+    try:
+        return uuid.UUID(str(value))
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
+def get_from(queryset, pk):
+    """The row of ``queryset`` with ``pk``, or 404: rows outside a selector do not exist for
+    the person asking."""
+    pk = parse_uuid(pk)
+    obj = queryset.filter(pk=pk).first() if pk else None
+    if obj is None:
+        raise Http404
+    return obj
+
+
+def apply_domain_error(form, error):
+    """Show a service's refusal on the field it names, or above the form."""
+    field = form.field_for_error(getattr(error, "field", None))
+    form.add_error(field, error.message)
+
+
+def report_bulk(request, result, *, verb):
+    """One message per bulk action: what was done and, per refused item, why."""
+    done = len(result.done)
+    if done:
+        messages.success(request, f"{verb} {done}.")
+    for item, message in result.refused:
+        messages.error(request, f"{item}: {message}")
+
+
+def language(request):
+    return getattr(request.user, "preferred_language", "") or get_language()
+
+
+def now():
+    return timezone.now()

@@ -1,0 +1,208 @@
+"""Request history: my requests, one request's timeline, cancel, and what happens next."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db.models import Prefetch
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import urlencode
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_POST
+
+from approvals.models import RequestApprovalStage, ReviewResult, StageApprover
+from entitlements import selectors
+from entitlements.errors import DomainError
+from entitlements.models import (
+    ADD_REQUEST_TYPES,
+    AuditEvent,
+    Channel,
+    RequestAnswer,
+    RequestState,
+)
+from entitlements.services.requests import request_cancel
+from myaccess import describe
+
+from .common import get_from, now, paginate
+
+CANCELLABLE_STATES = [RequestState.SUBMITTED, RequestState.PENDING_APPROVAL, RequestState.SCHEDULED]
+RESUBMITTABLE_STATES = [RequestState.DENIED, RequestState.CANCELED, RequestState.DELIVERY_FAILED]
+
+
+def _request_detail_queryset(user):
+    return selectors.user_requests(user=user).prefetch_related(
+        Prefetch(
+            "answers",
+            queryset=RequestAnswer.objects.select_related("question").order_by(
+                "question__sequence"
+            ),
+        ),
+        Prefetch(
+            "approval_stages",
+            queryset=RequestApprovalStage.objects.select_related("reviewed_by")
+            .prefetch_related(
+                Prefetch("approvers", queryset=StageApprover.objects.select_related("user"))
+            )
+            .order_by("sequence"),
+        ),
+    )
+
+
+@login_required
+def request_list(request):
+    page = paginate(request, selectors.user_requests(user=request.user))
+    return render(request, "myaccess/requests/list.html", {"tab": "requests", "page": page})
+
+
+# Audit actions shown on a request's timeline in words; stage decisions come from the
+# stage rows themselves (they carry the approver's justification).
+TIMELINE_LABELS = {
+    "submitted": gettext_lazy("Request submitted"),
+    "pendingApproval": gettext_lazy("Waiting for approval"),
+    "scheduled": gettext_lazy("Approved; access is scheduled to start"),
+    "delivering": gettext_lazy("Approved; delivering access"),
+    "delivered": gettext_lazy("Access delivered"),
+    "partiallyDelivered": gettext_lazy("Access partly delivered"),
+    "deliveryFailed": gettext_lazy("Delivery failed; an administrator has been told"),
+    "denied": gettext_lazy("Request denied"),
+    "canceled": gettext_lazy("Request canceled"),
+}
+
+
+def _timeline(request_obj):
+    """Events of a request in time order: state changes from the audit trail, decisions
+    from the approval stages."""
+    entries = []
+    for event in AuditEvent.objects.filter(request=request_obj).order_by("created"):
+        if event.object_type != "entitlements.AssignmentRequest" or not event.after:
+            continue
+        if (
+            event.after == RequestState.DENIED
+            and request_obj.approval_stages.all()
+            and any(
+                s.review_result == ReviewResult.DENIED for s in request_obj.approval_stages.all()
+            )
+        ):
+            continue  # the denying stage below says who and why
+        label = TIMELINE_LABELS.get(event.after, event.after)
+        if event.after == RequestState.DENIED and (request_obj.status or "").lower() == "expired":
+            label = _("Expired: no decision before the deadline")
+        tone = {"denied": "bad", "deliveryFailed": "bad", "delivered": "ok"}.get(event.after, "")
+        entries.append(
+            {
+                "when": event.created,
+                "label": label,
+                "who": event.actor_display.split(" <")[0] if event.actor_display else "",
+                "text": event.reason if event.after in ("canceled", "denied") else "",
+                "tone": tone,
+            }
+        )
+    for stage in request_obj.approval_stages.all():
+        if stage.review_result == ReviewResult.NOT_REVIEWED:
+            if stage.is_open:
+                names = [a.user.display_name for a in stage.approvers.all()]
+                entries.append(
+                    {
+                        "when": stage.opened_datetime or request_obj.created,
+                        "label": _("Stage %(n)d waiting for %(who)s")
+                        % {"n": stage.sequence, "who": ", ".join(names) or _("the approvers")},
+                        "deadline": stage.deadline,
+                        "tone": "waiting",
+                        "sort_last": True,
+                    }
+                )
+            continue
+        approved = stage.review_result == ReviewResult.APPROVED
+        entries.append(
+            {
+                "when": stage.reviewed_datetime,
+                "label": (_("Stage %(n)d approved") if approved else _("Stage %(n)d denied"))
+                % {"n": stage.sequence},
+                "who": stage.reviewed_by.display_name if stage.reviewed_by else "",
+                "text": stage.justification,
+                "tone": "ok" if approved else "bad",
+            }
+        )
+    entries.sort(key=lambda e: (e.get("sort_last", False), e["when"] or request_obj.created))
+    return entries
+
+
+def what_happens_next(request_obj):
+    """A sentence about the next step of an open request, for the requestor."""
+    if request_obj.state == RequestState.PENDING_APPROVAL:
+        stage = next((s for s in request_obj.approval_stages.all() if s.is_open), None)
+        if stage is not None:
+            names = [a.user.display_name for a in stage.approvers.all()]
+            return {
+                "stage": stage,
+                "approvers": names,
+                "deadline": stage.deadline,
+            }
+        return {"text": _("Your request is waiting for approval.")}
+    if request_obj.state in (RequestState.SUBMITTED, RequestState.DELIVERING):
+        return {"text": _("You will get access in a moment.")}
+    if request_obj.state == RequestState.SCHEDULED:
+        return {"text": _("Your request is approved; access starts at the time you asked for.")}
+    return None
+
+
+@login_required
+def request_detail(request, pk):
+    request_obj = get_from(_request_detail_queryset(request.user), pk)
+    return render(
+        request,
+        "myaccess/requests/detail.html",
+        {
+            "tab": "requests",
+            "req": request_obj,
+            "timeline": _timeline(request_obj),
+            "next": what_happens_next(request_obj),
+            "can_cancel": request_obj.state in CANCELLABLE_STATES,
+            "resubmit_url": _resubmit_url(request_obj),
+        },
+    )
+
+
+def _resubmit_url(request_obj):
+    if request_obj.state not in RESUBMITTABLE_STATES:
+        return None
+    if request_obj.request_type not in ADD_REQUEST_TYPES:
+        return None
+    url = reverse("myaccess:request_create", args=[request_obj.access_package_id])
+    query = {"resubmit": request_obj.pk}
+    if request_obj.requestor_id and request_obj.requestor_id != request_obj.target_id:
+        query["target"] = request_obj.target_id
+    return f"{url}?{urlencode(query)}"
+
+
+@login_required
+def request_submitted(request, pk):
+    """The page after submitting: what happens next, who approves and by when."""
+    request_obj = get_from(_request_detail_queryset(request.user), pk)
+    return render(
+        request,
+        "myaccess/requests/submitted.html",
+        {
+            "tab": "requests",
+            "req": request_obj,
+            "next": what_happens_next(request_obj),
+            "policy_sentences": describe.duration_sentence(request_obj.assignment_policy),
+        },
+    )
+
+
+@login_required
+@require_POST
+def request_cancel_view(request, pk):
+    request_obj = get_from(selectors.user_requests(user=request.user), pk)
+    try:
+        request_cancel(actor=request.user, request=request_obj, channel=Channel.PORTAL, now=now())
+    except DomainError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(
+            request,
+            _("Your request for %(package)s is canceled.")
+            % {"package": request_obj.access_package.display_name},
+        )
+    return redirect("myaccess:request_detail", pk=request_obj.pk)
