@@ -8,7 +8,11 @@ from tests.factories import UserFactory
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     """Real hashing costs a second per user on a small machine; tests need no strength."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.PASSWORD_HASHERS = [
+        "django.contrib.auth.hashers.MD5PasswordHasher",
+        # still verifies passwords hashed the normal way (demo data made by seed_demo)
+        "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    ]
 
 
 @pytest.fixture

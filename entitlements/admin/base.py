@@ -1,0 +1,194 @@
+"""What every admin page of the entitlement model shares: permissions and list filters.
+
+Every decision about who may see or change what is delegated to ``entitlements.permissions``.
+"""
+
+import uuid
+
+from django.apps import apps
+from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
+
+from entitlements import permissions
+from entitlements.models import AccessPackage
+
+
+def _autocomplete_source(request):
+    """(model, field name) an autocomplete request fills in, or None for other requests."""
+    params = request.GET
+    if not {"app_label", "model_name", "field_name"} <= params.keys():
+        return None
+    try:
+        return apps.get_model(params["app_label"], params["model_name"]), params["field_name"]
+    except LookupError:
+        return None
+
+
+class ChoicesRestrictedMixin:
+    """Foreign-key and many-to-many choices, in forms and autocomplete, limited by role."""
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if field is not None and hasattr(field, "queryset"):
+            field.queryset = permissions.choices_for(
+                request.user, self.model, db_field.name, field.queryset
+            )
+        return field
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        field = super().formfield_for_manytomany(db_field, request, **kwargs)
+        if field is not None and hasattr(field, "queryset"):
+            field.queryset = permissions.choices_for(
+                request.user, self.model, db_field.name, field.queryset
+            )
+        return field
+
+
+class ScopedAdmin(ChoicesRestrictedMixin, admin.ModelAdmin):
+    """Rows that belong to a catalog: people see and change what their roles there allow."""
+
+    def get_queryset(self, request):
+        return permissions.restrict(super().get_queryset(request), request.user)
+
+    def get_search_results(self, request, queryset, search_term):
+        queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        source = _autocomplete_source(request)
+        if source is not None:
+            model, field_name = source
+            queryset = permissions.choices_for(request.user, model, field_name, queryset)
+        return queryset, may_have_duplicates
+
+    def has_module_permission(self, request):
+        return self.has_view_permission(request)
+
+    def has_view_permission(self, request, obj=None):
+        return permissions.can(request.user, "view", obj, model=self.model)
+
+    def has_add_permission(self, request):
+        return permissions.can(request.user, "add", model=self.model)
+
+    def has_change_permission(self, request, obj=None):
+        return permissions.can(request.user, "change", obj, model=self.model)
+
+    def has_delete_permission(self, request, obj=None):
+        return permissions.can(request.user, "delete", obj, model=self.model)
+
+
+class ReadOnlyScopedAdmin(ScopedAdmin):
+    """Rows written only by service functions: the admin shows them and never edits them."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_manage_permission(self, request):
+        """May the person run the actions that call the lifecycle services?"""
+        return permissions.can(request.user, "change", model=self.model)
+
+
+class ScopedInlineMixin(ChoicesRestrictedMixin):
+    """An inline whose permissions follow the catalog of the object it is shown on."""
+
+    def has_view_permission(self, request, obj=None):
+        return permissions.can(request.user, "view", obj, model=self.model)
+
+    def has_add_permission(self, request, obj):
+        return permissions.can(request.user, "add", obj, model=self.model)
+
+    def has_change_permission(self, request, obj=None):
+        return permissions.can(request.user, "change", obj, model=self.model)
+
+    def has_delete_permission(self, request, obj=None):
+        return permissions.can(request.user, "delete", obj, model=self.model)
+
+
+class ReadOnlyInlineMixin:
+    """An inline that lists related rows; they are changed on their own pages or by services."""
+
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+# --------------------------------------------------------------------------------------
+# List filters
+# --------------------------------------------------------------------------------------
+
+
+def _uuid_or_none(value):
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
+
+
+class CatalogFilter(admin.SimpleListFilter):
+    """Filter by one of the catalogs the person may see; ``path`` leads from the row to it."""
+
+    title = _("catalog")
+    parameter_name = "catalog"
+    path = "access_package__catalog"
+
+    @classmethod
+    def on(cls, path):
+        return type(cls.__name__, (cls,), {"path": path})
+
+    def lookups(self, request, model_admin):
+        return [(str(c.pk), c.display_name) for c in permissions.catalogs_for(request.user)]
+
+    def queryset(self, request, queryset):
+        if self.value() is None:
+            return queryset
+        catalog_id = _uuid_or_none(self.value())
+        return queryset.filter(**{self.path: catalog_id}) if catalog_id else queryset.none()
+
+
+class PackageFilter(CatalogFilter):
+    title = _("access package")
+    parameter_name = "package"
+    path = "access_package"
+
+    MAX_LISTED = 200
+
+    def lookups(self, request, model_admin):
+        packages = permissions.restrict(AccessPackage.objects.all(), request.user)
+        # With thousands of packages the list narrows to the chosen catalog's.
+        catalog_id = _uuid_or_none(request.GET.get(CatalogFilter.parameter_name, ""))
+        if catalog_id is not None:
+            packages = packages.filter(catalog_id=catalog_id)
+        packages = packages.only("display_name")[: self.MAX_LISTED]
+        return [(str(p.pk), p.display_name) for p in packages]
+
+
+class InputFilter(admin.SimpleListFilter):
+    """A filter with a text box instead of a list, for values with too many choices to list."""
+
+    template = "admin/input_filter.html"
+
+    def lookups(self, request, model_admin):
+        return [("", "")]  # a filter with no lookups is not shown at all
+
+    def choices(self, changelist):
+        yield {
+            "value": self.value() or "",
+            "query_string": changelist.get_query_string(remove=[self.parameter_name]),
+            "hidden": [
+                (key, value)
+                for key, value in changelist.get_filters_params().items()
+                if key != self.parameter_name
+            ]
+            + [(key, changelist.params[key]) for key in ("q", "o") if changelist.params.get(key)],
+        }

@@ -1,0 +1,330 @@
+"""Admin pages for access packages, their policies, approval stages and questions."""
+
+from django.contrib import admin, messages
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+
+from entitlements import forms, permissions, validation
+from entitlements.models import (
+    AccessPackage,
+    ApprovalStage,
+    AssignmentPolicy,
+    PolicySubjectSet,
+    Question,
+    QuestionChoice,
+    QuestionLocalization,
+    ResourceRoleScope,
+    StageApproverSet,
+)
+
+from .base import CatalogFilter, ReadOnlyInlineMixin, ScopedAdmin, ScopedInlineMixin
+
+
+def _add_link(model, label, **initial):
+    url = reverse(f"admin:entitlements_{model._meta.model_name}_add")
+    query = "&".join(f"{key}={value}" for key, value in initial.items())
+    return format_html('<a class="addlink" href="{}?{}">{}</a>', url, query, label)
+
+
+# --------------------------------------------------------------------------------------
+# Access packages
+# --------------------------------------------------------------------------------------
+
+
+class ResourceRoleScopeInline(ScopedInlineMixin, admin.TabularInline):
+    model = ResourceRoleScope
+    formset = forms.ResourceRoleScopeFormSet
+    fields = ["role"]
+    extra = 0
+    verbose_name = _("resource role")
+    verbose_name_plural = _("resource roles this package grants")
+
+    def get_formset(self, request, obj=None, **kwargs):
+        self._catalog_id = obj.catalog_id if obj is not None else None
+        return super().get_formset(request, obj, **kwargs)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "role":
+            kwargs["widget"] = forms.CatalogRoleSelect(
+                db_field, self.admin_site, catalog_id=getattr(self, "_catalog_id", None)
+            )
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if db_field.name == "role":
+            field.queryset = field.queryset.select_related("resource")
+        return field
+
+
+class PackagePolicyInline(ReadOnlyInlineMixin, admin.TabularInline):
+    model = AssignmentPolicy
+    fields = [
+        "display_name",
+        "allowed_target_scope",
+        "is_approval_required_for_add",
+        "expiration_type",
+    ]
+    readonly_fields = fields
+    show_change_link = True
+    verbose_name_plural = _("assignment policies")
+
+    def has_view_permission(self, request, obj=None):
+        return permissions.can(request.user, "view", obj, model=AssignmentPolicy)
+
+
+@admin.register(AccessPackage)
+class AccessPackageAdmin(ScopedAdmin):
+    list_display = ["display_name", "catalog", "is_hidden", "modified"]
+    list_filter = [CatalogFilter.on("catalog"), "is_hidden"]
+    list_select_related = ["catalog"]
+    search_fields = ["display_name", "description"]
+    autocomplete_fields = ["catalog", "incompatible_access_packages", "incompatible_groups"]
+    fieldsets = [
+        (None, {"fields": ["catalog", "display_name", "description", "is_hidden"]}),
+        (
+            _("Separation of duties"),
+            {"fields": ["incompatible_access_packages", "incompatible_groups"]},
+        ),
+        (_("Assignment policies"), {"fields": ["add_policy_link"]}),
+    ]
+    readonly_fields = ["add_policy_link"]
+    inlines = [ResourceRoleScopeInline, PackagePolicyInline]
+
+    @admin.display(description=_("new policy"))
+    def add_policy_link(self, obj):
+        if obj is None or obj._state.adding:
+            return _("Save the package first, then add its policies.")
+        return _add_link(AssignmentPolicy, _("Add an assignment policy"), access_package=obj.pk)
+
+
+# --------------------------------------------------------------------------------------
+# Assignment policies
+# --------------------------------------------------------------------------------------
+
+
+class PolicySubjectSetInline(ScopedInlineMixin, admin.TabularInline):
+    model = PolicySubjectSet
+    formset = forms.PolicySubjectSetFormSet
+    fields = ["purpose", "subject_type", "user", "group", "connected_organization", "manager_level"]
+    autocomplete_fields = ["user", "group", "connected_organization"]
+    extra = 0
+    verbose_name = _("person or group")
+    verbose_name_plural = _("who may request, request on behalf, or review")
+
+
+class PolicyStageInline(ScopedInlineMixin, admin.TabularInline):
+    model = ApprovalStage
+    formset = forms.PolicyStageFormSet
+    fields = [
+        "sequence",
+        "duration_before_automatic_denial",
+        "is_approver_justification_required",
+        "is_escalation_enabled",
+        "duration_before_escalation",
+    ]
+    show_change_link = True
+    extra = 0
+    max_num = ApprovalStage.MAX_STAGES
+    verbose_name_plural = _("approval stages (approvers are set on each stage's page)")
+
+    def has_add_permission(self, request, obj):
+        return False  # a stage is added on its own page, together with its approvers
+
+
+class PolicyQuestionInline(ScopedInlineMixin, admin.TabularInline):
+    model = Question
+    formset = forms.PolicyQuestionFormSet
+    fields = ["sequence", "text", "question_type", "is_required", "is_answer_editable"]
+    show_change_link = True
+    extra = 0
+    verbose_name_plural = _("questions (choices and translations are set on each question's page)")
+
+
+@admin.register(AssignmentPolicy)
+class AssignmentPolicyAdmin(ScopedAdmin):
+    list_display = [
+        "display_name",
+        "access_package",
+        "allowed_target_scope",
+        "is_approval_required_for_add",
+        "expiration_type",
+    ]
+    list_filter = [
+        CatalogFilter.on("access_package__catalog"),
+        "allowed_target_scope",
+        "is_approval_required_for_add",
+    ]
+    list_select_related = ["access_package"]
+    search_fields = ["display_name", "access_package__display_name"]
+    autocomplete_fields = ["access_package"]
+    readonly_fields = ["add_stage_link"]
+    fieldsets = [
+        (None, {"fields": ["access_package", "display_name", "description"]}),
+        (_("Who may request"), {"fields": ["allowed_target_scope"]}),
+        (
+            _("Requestor settings"),
+            {
+                "fields": [
+                    "enable_targets_to_self_add_access",
+                    "enable_targets_to_self_update_access",
+                    "enable_targets_to_self_remove_access",
+                    "allow_custom_assignment_schedule",
+                    "enable_on_behalf_requestors_to_add_access",
+                    "enable_on_behalf_requestors_to_update_access",
+                    "enable_on_behalf_requestors_to_remove_access",
+                ]
+            },
+        ),
+        (
+            _("Approval"),
+            {
+                "fields": [
+                    "is_approval_required_for_add",
+                    "is_approval_required_for_update",
+                    "is_requestor_justification_required",
+                    "add_stage_link",
+                ]
+            },
+        ),
+        (
+            _("Expiration"),
+            {"fields": ["expiration_type", "expiration_end_datetime", "expiration_duration"]},
+        ),
+        (
+            _("Losing eligibility"),
+            {
+                "fields": [
+                    "remove_access_when_target_leaves_allowed_targets",
+                    "grace_period_before_access_removal",
+                ]
+            },
+        ),
+        (
+            _("Access reviews"),
+            {
+                "classes": ["collapse"],
+                "fields": [
+                    "review_is_enabled",
+                    "review_start_date",
+                    "review_recurrence",
+                    "review_duration_in_days",
+                    "review_is_self_review",
+                    "review_is_reviewer_justification_required",
+                    "review_is_recommendation_enabled",
+                    "review_is_auto_apply_enabled",
+                    "review_expiration_behavior",
+                ],
+            },
+        ),
+        (_("Notifications"), {"fields": ["is_assignment_notification_disabled"]}),
+    ]
+    inlines = [PolicySubjectSetInline, PolicyStageInline, PolicyQuestionInline]
+
+    @admin.display(description=_("new stage"))
+    def add_stage_link(self, obj):
+        if obj is None or obj._state.adding:
+            return _("Save the policy first, then add its approval stages.")
+        count = obj.approval_stages.count()
+        if count >= ApprovalStage.MAX_STAGES:
+            return _("This policy has the maximum of three stages.")
+        return _add_link(
+            ApprovalStage,
+            _("Add approval stage %(n)s") % {"n": count + 1},
+            policy=obj.pk,
+            sequence=count + 1,
+        )
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        policy = form.instance
+        for warning in validation.policy_warnings(
+            policy, stage_count=policy.approval_stages.count()
+        ):
+            self.message_user(request, warning, level=messages.WARNING)
+
+
+# --------------------------------------------------------------------------------------
+# Approval stages
+# --------------------------------------------------------------------------------------
+
+
+class StageApproverSetInline(ScopedInlineMixin, admin.TabularInline):
+    model = StageApproverSet
+    formset = forms.StageApproverSetFormSet
+    fields = ["purpose", "subject_type", "user", "group", "manager_level"]
+    autocomplete_fields = ["user", "group"]
+    extra = 1
+    verbose_name = _("approver")
+    verbose_name_plural = _("approvers, fallback approvers and escalation approvers")
+
+    def formfield_for_choice_field(self, db_field, request, **kwargs):
+        if db_field.name == "subject_type":
+            kwargs["choices"] = [
+                (value, label)
+                for value, label in db_field.choices
+                if value in StageApproverSet.ALLOWED_TYPES
+            ]
+        return super().formfield_for_choice_field(db_field, request, **kwargs)
+
+
+@admin.register(ApprovalStage)
+class ApprovalStageAdmin(ScopedAdmin):
+    form = forms.ApprovalStageForm
+    list_display = ["__str__", "policy", "sequence", "duration_before_automatic_denial"]
+    list_filter = [CatalogFilter.on("policy__access_package__catalog"), "is_escalation_enabled"]
+    list_select_related = ["policy__access_package"]
+    search_fields = ["policy__display_name", "policy__access_package__display_name"]
+    autocomplete_fields = ["policy"]
+    fields = [
+        "policy",
+        "sequence",
+        "duration_before_automatic_denial",
+        "is_approver_justification_required",
+        "is_escalation_enabled",
+        "duration_before_escalation",
+    ]
+    inlines = [StageApproverSetInline]
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        stage = form.instance
+        for warning in validation.approver_warnings(stage, list(stage.approver_sets.all())):
+            self.message_user(request, warning, level=messages.WARNING)
+
+
+# --------------------------------------------------------------------------------------
+# Questions
+# --------------------------------------------------------------------------------------
+
+
+class QuestionChoiceInline(ScopedInlineMixin, admin.TabularInline):
+    model = QuestionChoice
+    formset = forms.QuestionChoiceFormSet
+    fields = ["sequence", "actual_value", "text"]
+    extra = 0
+
+
+class QuestionLocalizationInline(ScopedInlineMixin, admin.TabularInline):
+    model = QuestionLocalization
+    fields = ["language_code", "text"]
+    extra = 0
+
+
+@admin.register(Question)
+class QuestionAdmin(ScopedAdmin):
+    list_display = ["text", "policy", "question_type", "is_required", "sequence"]
+    list_filter = [CatalogFilter.on("policy__access_package__catalog"), "question_type"]
+    list_select_related = ["policy__access_package"]
+    search_fields = ["text", "policy__display_name"]
+    autocomplete_fields = ["policy"]
+    fields = [
+        "policy",
+        "sequence",
+        "text",
+        "question_type",
+        "is_required",
+        "is_answer_editable",
+        "is_single_line_question",
+        "regex_pattern",
+        "is_multiple_selection_allowed",
+    ]
+    inlines = [QuestionChoiceInline, QuestionLocalizationInline]

@@ -1,0 +1,159 @@
+"""Checks that span several objects of the configuration: stages and their approvers, a
+package and the roles it grants, a question and its choices.
+
+Each ``check_*`` raises ``ValidationError`` keyed by the field to correct, so admin forms,
+formsets and API serializers show the same message next to the same field. Each
+``*_warnings`` returns sentences about configurations that work but may surprise.
+Checks of one object alone (an expiry of zero, a pattern that does not compile, escalation
+after the deadline) live in the model's ``clean()``, which admin and API forms also run.
+"""
+
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
+
+from .models import (
+    RELATIVE_SUBJECT_TYPES,
+    AllowedTargetScope,
+    ApprovalStage,
+    PolicySubjectSet,
+    Question,
+    StageApproverSet,
+)
+
+Purpose = StageApproverSet.Purpose
+
+
+def check_stage_count(policy, *, stages):
+    """A policy has at most three approval stages; ``stages`` is what it would have."""
+    if len(stages) > ApprovalStage.MAX_STAGES:
+        raise ValidationError(
+            {
+                "policy": _(
+                    "This policy would have %(n)s approval stages; a policy has at most three."
+                )
+                % {"n": len(stages)}
+            }
+        )
+
+
+def check_stage_sequence(stage, *, other_sequences):
+    """Stage numbers are unique within a policy."""
+    if stage.sequence in set(other_sequences):
+        raise ValidationError(
+            {"sequence": _("This policy already has a stage %(n)s.") % {"n": stage.sequence}}
+        )
+
+
+def _purposes(approver_sets):
+    return {a.purpose for a in approver_sets}
+
+
+def check_stage_approvers(stage, approver_sets):
+    """A stage needs approvers, and a stage that escalates needs escalation approvers.
+
+    ``approver_sets`` are the stage's StageApproverSet rows as they would be (saved or not).
+    """
+    errors = {}
+    purposes = _purposes(approver_sets)
+    if Purpose.PRIMARY not in purposes:
+        errors["approver_sets"] = _(
+            "Approvers: stage %(n)s has no approver. Add at least one approver "
+            "(a user, a group or the requestor's manager) with 'as' set to Approver."
+        ) % {"n": stage.sequence}
+    if stage.is_escalation_enabled and Purpose.ESCALATION not in purposes:
+        errors["is_escalation_enabled"] = _(
+            "Escalation is on but stage %(n)s has no escalation approver: add one with "
+            "'as' set to Escalation approver, or turn escalation off."
+        ) % {"n": stage.sequence}
+    if errors:
+        raise ValidationError(errors)
+
+
+def approver_warnings(stage, approver_sets):
+    """Managers and sponsors depend on the requestor: without a fallback nobody may decide."""
+    warnings = []
+    purposes = _purposes(approver_sets)
+    pairs = [(Purpose.PRIMARY, Purpose.FALLBACK_PRIMARY)]
+    if stage.is_escalation_enabled:
+        pairs.append((Purpose.ESCALATION, Purpose.FALLBACK_ESCALATION))
+    for purpose, fallback in pairs:
+        relative = [
+            a
+            for a in approver_sets
+            if a.purpose == purpose and a.subject_type in RELATIVE_SUBJECT_TYPES
+        ]
+        if relative and fallback not in purposes:
+            warnings.append(
+                _(
+                    "Stage %(n)s: %(who)s may not exist for every requestor and there is no "
+                    "%(fallback)s; such requests will wait until the deadline and be denied."
+                )
+                % {
+                    "n": stage.sequence,
+                    "who": ", ".join(str(a.get_subject_type_display()) for a in relative),
+                    "fallback": Purpose(fallback).label.lower(),
+                }
+            )
+    return warnings
+
+
+def check_package_roles(catalog, roles):
+    """A package grants only roles of resources in its own catalog."""
+    if catalog is None:
+        return
+    foreign = [role for role in roles if role.resource.catalog_id != catalog.pk]
+    if foreign:
+        raise ValidationError(
+            {
+                "role": _(
+                    "Role: %(roles)s belongs to a resource of another catalog; this package "
+                    "can only grant roles of resources in its own catalog, %(catalog)s."
+                )
+                % {"roles": ", ".join(str(r) for r in foreign), "catalog": catalog}
+            }
+        )
+
+
+def check_question_choices(question, choices):
+    """A multiple-choice question needs choices to pick from."""
+    if question.question_type == Question.QuestionType.MULTIPLE_CHOICE and not choices:
+        raise ValidationError(
+            {
+                "question_type": _(
+                    "Answer format: '%(text)s' is multiple choice but has no choices. "
+                    "Add them on the question's own page, or make it a text question."
+                )
+                % {"text": question.text}
+            }
+        )
+
+
+def check_policy_subjects(policy, subject_sets):
+    """A policy for specific users or organizations must say which ones."""
+    targets = [s for s in subject_sets if s.purpose == PolicySubjectSet.Purpose.ALLOWED_TARGET]
+    specific = {
+        AllowedTargetScope.SPECIFIC_DIRECTORY_USERS,
+        AllowedTargetScope.SPECIFIC_CONNECTED_ORGANIZATION_USERS,
+    }
+    if policy.allowed_target_scope in specific and not targets:
+        raise ValidationError(
+            {
+                "allowed_target_scope": _(
+                    "Who may request is '%(scope)s': add at least one subject with purpose "
+                    "'May request'."
+                )
+                % {"scope": AllowedTargetScope(policy.allowed_target_scope).label}
+            }
+        )
+
+
+def policy_warnings(policy, *, stage_count):
+    if policy.is_approval_required_for_add and stage_count == 0:
+        return [
+            _(
+                "%(policy)s requires approval but has no approval stage yet: add one before "
+                "people request this package."
+            )
+            % {"policy": policy}
+        ]
+    return []
