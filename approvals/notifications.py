@@ -387,3 +387,31 @@ def pending_notifications_requeue(*, older_than=timedelta(minutes=1), now=None):
     for pk in ids:
         enqueue(send_notification, str(pk))
     return len(ids)
+
+
+def notifications_retry(*, actor, notifications, now=None):
+    """Put failed notifications back in the queue (admin action); returns how many."""
+    from entitlements.audit import audit_record
+
+    now = now or timezone.now()
+    count = 0
+    for notification in notifications:
+        with transaction.atomic():
+            claimed = Notification.objects.filter(
+                pk=notification.pk, state=Notification.State.FAILED
+            ).update(state=Notification.State.PENDING, attempts=0, modified=now)
+            if not claimed:
+                continue
+            audit_record(
+                action="notification.retry",
+                obj=notification,
+                actor=actor,
+                channel="admin",
+                before=Notification.State.FAILED,
+                after=Notification.State.PENDING,
+                target=notification.recipient,
+                now=now,
+            )
+            enqueue_on_commit(send_notification, str(notification.pk))
+        count += 1
+    return count

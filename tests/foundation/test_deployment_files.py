@@ -128,7 +128,10 @@ def compose_interpolated_variables():
 
 def clean_environment(**overrides):
     """This process's environment without any setting, plus ``overrides``."""
-    known = settings_variables() | CONTAINER_VARIABLES | {"TEST_REDIS_URL"}
+    # DJANGO_ALLOW_ASYNC_UNSAFE: set by the browser tests while they run; never in deployment.
+    known = (
+        settings_variables() | CONTAINER_VARIABLES | {"TEST_REDIS_URL", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    )
     env = {k: v for k, v in os.environ.items() if k not in known}
     env["DJANGO_SETTINGS_MODULE"] = "config.settings"
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"

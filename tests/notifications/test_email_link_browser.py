@@ -1,41 +1,19 @@
 """In a real browser: the approver opens the Approve link from the email they received."""
 
-import os
 import re
-from pathlib import Path
 
 import pytest
 
 from entitlements.models import Assignment, AssignmentState, Channel
 from entitlements.services.requests import request_submit
+from tests.browser import chromium, screenshot
 from tests.factories import PASSWORD, GroupResourceFactory, grant_role
-from tests.services import require_chromium
-
-SCREENSHOTS = Path(os.environ.get("SCREENSHOT_DIR", "artifacts/screenshots"))
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 @pytest.fixture
 def browser():
-    executable = require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with chromium() as browser:
+        yield browser
 
 
 def sign_in(page, base, email, next_url=None):
@@ -65,7 +43,6 @@ def test_an_approver_approves_from_the_email_link_and_the_requestor_sees_the_acc
     approve_link = re.search(r"(http\S+/approvals/email/decide/\S+\?decision=approve)", text)[1]
     assert approve_link.startswith(live_server.url)
 
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     approver_page = browser.new_page()
     approver_page.goto(approve_link)
     # Not signed in: the sign-in page, then straight back to the decision page.
@@ -76,7 +53,7 @@ def test_an_approver_approves_from_the_email_link_and_the_requestor_sees_the_acc
     approver_page.wait_for_url(re.compile(r".*/approvals/email/decide/.*"))
     assert approver_page.is_checked("input[name=decision][value=approve]")
     assert "Quarter-end close" in approver_page.content()
-    approver_page.screenshot(path=str(SCREENSHOTS / "email-decision.png"), full_page=True)
+    screenshot(approver_page, "email-decision")
     approver_page.fill("textarea[name=justification]", "Needed for the close")
     approver_page.click("button[type=submit].primary")
     approver_page.wait_for_url(re.compile(r".*/approvals/email/decided/"))
@@ -91,7 +68,7 @@ def test_an_approver_approves_from_the_email_link_and_the_requestor_sees_the_acc
     content = requestor_page.content()
     assert "Delivered" in content
     assert "Needed for the close" in content
-    requestor_page.screenshot(path=str(SCREENSHOTS / "request-delivered.png"), full_page=True)
+    screenshot(requestor_page, "request-delivered")
 
     # The same link, used again, says who decided and changes nothing.
     approver_page.goto(approve_link)

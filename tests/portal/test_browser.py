@@ -1,54 +1,31 @@
 """The portal in a real browser: request, approve, follow, cancel, deny, bulk approve."""
 
-import os
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-from django.conf import settings as django_settings
 from django.utils import timezone
 
 from approvals.services import stage_decide
 from entitlements.models import Channel
+from tests.browser import chromium, screenshot
 from tests.factories import PASSWORD, UserFactory
-from tests.services import require_chromium, require_postgres
+from tests.services import require_postgres
 
 from .conftest import local_input, make_package, submit
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-SCREENSHOTS = Path(django_settings.BASE_DIR) / "artifacts" / "screenshots"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    executable = require_chromium()
-    # Playwright's sync API runs an event loop in this thread; the ORM calls the tests
-    # make between browser steps are still synchronous.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture
 def page(browser, live_server, settings):
     require_postgres()
     settings.CELERY_TASK_ALWAYS_EAGER = True
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
     context.set_default_timeout(15000)
     page = context.new_page()
@@ -71,7 +48,7 @@ def sign_out(page):
 
 
 def shot(page, name):
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    screenshot(page, name)
 
 
 def test_an_employee_requests_a_package_the_approver_approves_and_it_becomes_active(
