@@ -136,6 +136,7 @@ class NotificationKind(models.TextChoices):
     ACCESS_ENDED = "accessEnded", _("Access ended")
     REVIEW_STARTED = "reviewStarted", _("Access review started")
     REVIEW_REMINDER = "reviewReminder", _("Access review reminder")
+    REVIEW_ENDING = "reviewEnding", _("Access review ends soon")
 
 
 class Notification(BaseModel):

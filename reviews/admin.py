@@ -1,0 +1,281 @@
+"""Admin pages for access reviews: progress and results, items, stop and apply, CSV export.
+
+Rows are written only by the services; the admin shows them and calls the services. Who may
+see a review follows the catalog of its package, as for assignments.
+"""
+
+import csv
+
+from django.contrib import admin, messages
+from django.db.models import Count, Q
+from django.http import StreamingHttpResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+
+from entitlements import permissions
+from entitlements.admin.base import InputFilter, _uuid_or_none
+from entitlements.errors import DomainError
+
+from . import selectors
+from .models import ApplyResult, Decision, ReviewInstance, ReviewItem, ReviewStatus
+from .services import review_instance_apply, review_instance_stop
+
+CSV_COLUMNS = [
+    "review",
+    "user",
+    "email",
+    "decision",
+    "justification",
+    "decided by",
+    "decided",
+    "recommendation",
+    "last sign-in",
+    "result",
+    "applied",
+]
+
+
+def _catalog_ids(user, verb):
+    return permissions.catalog_ids_for(user, *permissions.ROLES_FOR[permissions.ASSIGNMENTS, verb])
+
+
+class ReviewAdminBase(admin.ModelAdmin):
+    """Read-only, scoped to the catalogs whose assignments the person may see."""
+
+    catalog_path = "access_package__catalog"
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        if permissions.is_superuser(request.user):
+            return queryset
+        if not permissions.may_enter_admin(request.user):
+            return queryset.none()
+        return queryset.filter(**{f"{self.catalog_path}__in": _catalog_ids(request.user, "view")})
+
+    def has_module_permission(self, request):
+        return self.has_view_permission(request)
+
+    def has_view_permission(self, request, obj=None):
+        user = request.user
+        if not permissions.may_enter_admin(user):
+            return False
+        if permissions.is_superuser(user):
+            return True
+        ids = _catalog_ids(user, "view")
+        return bool(ids) if obj is None else self._catalog_id(obj) in ids
+
+    def has_manage_permission(self, request):
+        user = request.user
+        return permissions.is_superuser(user) or bool(_catalog_ids(user, "change"))
+
+    def _catalog_id(self, obj):
+        return obj.access_package.catalog_id
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+def _item_rows(items):
+    yield CSV_COLUMNS
+    for item in items.iterator(chunk_size=2000):
+        yield [
+            str(item.instance),
+            item.target.display_name,
+            item.target.email,
+            item.decision,
+            item.justification,
+            item.decided_by.email if item.decided_by else "",
+            item.decided_datetime.isoformat() if item.decided_datetime else "",
+            item.recommendation,
+            item.last_sign_in.isoformat() if item.last_sign_in else "",
+            item.apply_result,
+            item.applied_datetime.isoformat() if item.applied_datetime else "",
+        ]
+
+
+class _Echo:
+    """A file-like object whose write returns the line, for a streamed csv.writer."""
+
+    def write(self, value):
+        return value
+
+
+def stream_items_csv(items, filename):
+    """A streamed CSV of review items: one row per item, written as it is read."""
+    writer = csv.writer(_Echo())
+    response = StreamingHttpResponse(
+        (writer.writerow(row) for row in _item_rows(items)), content_type="text/csv"
+    )
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@admin.register(ReviewInstance)
+class ReviewInstanceAdmin(ReviewAdminBase):
+    list_display = [
+        "__str__",
+        "policy",
+        "start",
+        "end",
+        "status",
+        "progress",
+        "results",
+        "items_link",
+    ]
+    list_filter = ["status"]
+    search_fields = ["access_package__display_name", "policy__display_name"]
+    date_hierarchy = "start"
+    list_select_related = ["access_package", "policy"]
+    readonly_fields = [
+        "policy",
+        "access_package",
+        "start",
+        "end",
+        "status",
+        "progress",
+        "results",
+        "stopped_by",
+        "stopped_datetime",
+        "applied_by",
+        "applied_datetime",
+        "started_notice_datetime",
+        "midpoint_reminder_datetime",
+        "ending_reminder_datetime",
+        "items_link",
+    ]
+    fields = readonly_fields
+    actions = ["stop_and_apply", "apply_results", "export_items"]
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                total_items=Count("items"),
+                decided_items=Count("items", filter=~Q(items__decision=Decision.NOT_REVIEWED)),
+                removed_items=Count("items", filter=Q(items__apply_result=ApplyResult.REMOVED)),
+                kept_items=Count("items", filter=Q(items__apply_result=ApplyResult.KEPT)),
+            )
+        )
+
+    @admin.display(description=_("decided"))
+    def progress(self, obj):
+        return f"{obj.decided_items}/{obj.total_items}"
+
+    @admin.display(description=_("results"))
+    def results(self, obj):
+        if obj.status != ReviewStatus.APPLIED:
+            return "—"
+        return _("%(removed)d removed, %(kept)d kept") % {
+            "removed": obj.removed_items,
+            "kept": obj.kept_items,
+        }
+
+    @admin.display(description=_("items"))
+    def items_link(self, obj):
+        url = reverse("admin:reviews_reviewitem_changelist") + f"?instance={obj.pk}"
+        return format_html('<a href="{}">{}</a>', url, _("Items"))
+
+    def _act(self, request, queryset, service, done_message):
+        done = 0
+        for instance in queryset.select_related("access_package", "policy"):
+            try:
+                service(actor=request.user, instance=instance, now=timezone.now())
+            except DomainError as error:
+                self.message_user(request, f"{instance}: {error.message}", messages.ERROR)
+            else:
+                done += 1
+        if done:
+            self.message_user(request, done_message % {"n": done}, messages.SUCCESS)
+
+    @admin.action(description=_("Stop and apply"), permissions=["manage"])
+    def stop_and_apply(self, request, queryset):
+        self._act(
+            request,
+            queryset,
+            review_instance_stop,
+            _("Stopped %(n)d review(s); results are applied where the policy says so."),
+        )
+
+    @admin.action(description=_("Apply results"), permissions=["manage"])
+    def apply_results(self, request, queryset):
+        self._act(
+            request,
+            queryset,
+            review_instance_apply,
+            _("Applying the results of %(n)d review(s)."),
+        )
+
+    @admin.action(description=_("Export items as CSV"))
+    def export_items(self, request, queryset):
+        items = (
+            ReviewItem.objects.filter(instance__in=queryset.values("pk"))
+            .select_related("instance__access_package", "target", "decided_by")
+            .order_by("instance__start", "target__display_name", "pk")
+        )
+        return stream_items_csv(items, f"access-review-items-{timezone.now():%Y%m%d-%H%M}.csv")
+
+
+class InstanceFilter(InputFilter):
+    title = _("review (id)")
+    parameter_name = "instance"
+
+    def queryset(self, request, queryset):
+        if self.value() is None:
+            return queryset
+        pk = _uuid_or_none(self.value())
+        return queryset.filter(instance_id=pk) if pk else queryset.none()
+
+
+@admin.register(ReviewItem)
+class ReviewItemAdmin(ReviewAdminBase):
+    catalog_path = "instance__access_package__catalog"
+    list_display = [
+        "target",
+        "instance",
+        "decision",
+        "decided_by",
+        "decided_datetime",
+        "recommendation",
+        "last_sign_in",
+        "apply_result",
+    ]
+    list_filter = [InstanceFilter, "decision", "recommendation", "apply_result"]
+    list_select_related = ["target", "decided_by", "instance__access_package"]
+    search_fields = ["target__display_name", "target__email"]
+    readonly_fields = [
+        "instance",
+        "assignment",
+        "target",
+        "decision",
+        "justification",
+        "decided_by",
+        "decided_datetime",
+        "recommendation",
+        "last_sign_in",
+        "apply_result",
+        "applied_datetime",
+        "reviewers",
+    ]
+    fields = readonly_fields
+    actions = ["export_items"]
+
+    @admin.display(description=_("reviewers"))
+    def reviewers(self, obj):
+        return ", ".join(str(user) for user in selectors.reviewers_of(item=obj)) or "—"
+
+    def _catalog_id(self, obj):
+        return obj.instance.access_package.catalog_id
+
+    @admin.action(description=_("Export selected items as CSV"))
+    def export_items(self, request, queryset):
+        items = queryset.select_related("instance__access_package", "target", "decided_by")
+        return stream_items_csv(items, f"access-review-items-{timezone.now():%Y%m%d-%H%M}.csv")
