@@ -275,6 +275,18 @@ CELERY_BEAT_SCHEDULE = {
         "task": "entitlements.tasks.reconcile_assignments",
         "schedule": _EVERY_MINUTE,
     },
+    "start access reviews that are due": {
+        "task": "reviews.tasks.schedule_due_reviews",
+        "schedule": 15 * _EVERY_MINUTE,
+    },
+    "remind reviewers": {
+        "task": "reviews.tasks.send_review_reminders",
+        "schedule": 60 * _EVERY_MINUTE,
+    },
+    "end access reviews and apply results": {
+        "task": "reviews.tasks.complete_due_reviews",
+        "schedule": 5 * _EVERY_MINUTE,
+    },
     "send notifications left pending": {
         "task": "approvals.notifications.requeue_pending_notifications",
         "schedule": _EVERY_MINUTE,

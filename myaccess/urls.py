@@ -33,5 +33,4 @@ urlpatterns = [
     path("approvals/history/", approvals.approval_history, name="approval_history"),
     path("approvals/bulk/", approvals.approval_bulk, name="approval_bulk"),
     path("approvals/<str:pk>/", approvals.approval_detail, name="approval_detail"),
-    path("access-reviews/", home.reviews, name="reviews"),
 ]

@@ -6,6 +6,7 @@ from django.shortcuts import render
 from approvals import selectors as approval_selectors
 from entitlements import selectors
 from entitlements.models import OPEN_REQUEST_STATES
+from reviews.selectors import pending_review_count
 
 
 @login_required
@@ -18,14 +19,9 @@ def home(request):
         {
             "tab": "overview",
             "pending_approvals": approval_selectors.pending_stages_for(user=user).count(),
-            "pending_reviews": 0,
+            "pending_reviews": pending_review_count(user=user),
             "open_requests": my_requests.filter(state__in=OPEN_REQUEST_STATES).count(),
             "active_assignments": selectors.user_assignments(user=user, active=True).count(),
             "recent_requests": my_requests[:5],
         },
     )
-
-
-@login_required
-def reviews(request):
-    return render(request, "myaccess/reviews.html", {"tab": "reviews"})

@@ -25,7 +25,7 @@ def page_urls(request_obj, stage, assignment_pk, package):
         reverse("myaccess:approval_history"),
         reverse("myaccess:approval_detail", args=[stage.pk]),
         reverse("myaccess:assignment_remove", args=[assignment_pk]),
-        reverse("myaccess:reviews"),
+        reverse("reviews:list"),
     ]
 
 

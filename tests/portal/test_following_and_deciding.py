@@ -350,6 +350,6 @@ def test_an_unknown_page_shows_the_products_not_found_page(client, requester, se
 def test_the_access_reviews_tab_has_an_empty_state(client, requester):
     client.force_login(requester)
 
-    page = client.get(reverse("myaccess:reviews")).content.decode()
+    page = client.get(reverse("reviews:list")).content.decode()
 
     assert "No access reviews need your attention" in page
