@@ -184,6 +184,56 @@ def on_assignment_ended(sender, assignment, reason="", notify_user=None, **kwarg
     )
 
 
+@receiver(lifecycle.assignments_expired)
+def on_assignments_expired(sender, assignment_ids, reason="", **kwargs):
+    """Set-based twin of on_assignment_ended for the batches of the expiry job."""
+    rows = Assignment.objects.filter(
+        id__in=assignment_ids,
+        target__is_active=True,
+        assignment_policy__is_assignment_notification_disabled=False,
+    ).values_list("id", "target_id")
+    notify_bulk(
+        kind=NotificationKind.ACCESS_ENDED,
+        rows=[(target_id, f"{pk}", {"assignment_id": pk}) for pk, target_id in rows],
+        context={"reason": reason},
+    )
+
+
+def notify_bulk(*, kind, rows, context=None, batch_size=1000):
+    """Record many notifications at once: ``rows`` are (recipient id, key, foreign keys).
+
+    For jobs that touch thousands of objects (expiry): one INSERT per batch, conflicts on the
+    dedupe key ignored, and one sending task per hundred rows.
+    """
+    created = []
+    for start in range(0, len(rows), batch_size):
+        batch = rows[start : start + batch_size]
+        keys = [f"{kind}:{key}:{recipient_id}"[:200] for recipient_id, key, _fks in batch]
+        with transaction.atomic():
+            Notification.objects.bulk_create(
+                [
+                    Notification(
+                        kind=kind,
+                        recipient_id=recipient_id,
+                        dedupe_key=dedupe_key,
+                        context=context or {},
+                        **fks,
+                    )
+                    for (recipient_id, _key, fks), dedupe_key in zip(batch, keys, strict=True)
+                ],
+                ignore_conflicts=True,
+            )
+            ids = list(
+                Notification.objects.filter(
+                    dedupe_key__in=keys, state=Notification.State.PENDING, attempts=0
+                ).values_list("pk", flat=True)
+            )
+            for chunk in range(0, len(ids), 100):
+                enqueue_on_commit(send_notifications, [str(pk) for pk in ids[chunk : chunk + 100]])
+        created.extend(ids)
+    return created
+
+
 # --- Scheduled notices ------------------------------------------------------------------------
 
 
@@ -357,6 +407,19 @@ def notification_send(*, notification_id, now=None):
 )
 def send_notification(self, notification_id):
     return notification_send(notification_id=notification_id)
+
+
+@shared_task(acks_late=True)
+def send_notifications(notification_ids):
+    """Send a batch; one failure does not stop the others, and the reconciler retries it."""
+    failed = 0
+    for pk in notification_ids:
+        try:
+            notification_send(notification_id=pk)
+        except OSError as exc:
+            failed += 1
+            logger.warning("Notification %s not sent yet: %s", pk, exc)
+    return failed
 
 
 @shared_task(acks_late=True)

@@ -46,6 +46,7 @@ from ..signals import (
     assignment_delivery_failed,
     assignment_ended,
     assignment_extended,
+    assignments_expired,
     request_canceled,
 )
 from . import BulkResult
@@ -831,13 +832,9 @@ def _cancel_event(extension, actor, now):
 
 
 def _after_bulk_expiry(ids, canceled):
-    for assignment in Assignment.objects.filter(id__in=ids).select_related("target"):
-        assignment_ended.send(
-            sender=Assignment,
-            assignment=assignment,
-            reason="The assignment reached its end date.",
-            notify=True,
-        )
+    assignments_expired.send(
+        sender=Assignment, assignment_ids=ids, reason="The assignment reached its end date."
+    )
     for extension in canceled:
         request_canceled.send(sender=AssignmentRequest, request=extension, actor=None)
     _enqueue("revoke_grants_batch", [str(pk) for pk in ids])

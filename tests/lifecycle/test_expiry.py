@@ -14,7 +14,7 @@ from entitlements.models import (
     RequestType,
 )
 from entitlements.services.assignments import assignment_expire, assignments_expire_due
-from entitlements.signals import assignment_ended
+from entitlements.signals import assignments_expired
 from entitlements.tasks import expire_due_assignments
 from tests.factories import UserFactory
 from tests.lifecycle.assignment_helpers import (
@@ -66,19 +66,20 @@ def test_expiring_the_due_assignments_removes_the_access_once_committed(
     def receive(sender, **kwargs):
         notices.append(kwargs)
 
-    assignment_ended.connect(receive)
+    assignments_expired.connect(receive)
     try:
         with django_capture_on_commit_callbacks(execute=True):
             count = assignments_expire_due(now=START + timedelta(days=7, seconds=1))
     finally:
-        assignment_ended.disconnect(receive)
+        assignments_expired.disconnect(receive)
 
     assignment.refresh_from_db()
     assert count == 1
     assert assignment.state == AssignmentState.EXPIRED
     assert assignment.grants.get().state == GrantState.REMOVED
     assert not is_member(requester, resource)
-    assert [(n["assignment"], n["notify"]) for n in notices] == [(assignment, True)]
+    # One signal per batch, naming every assignment that ended in it.
+    assert [n["assignment_ids"] for n in notices] == [[assignment.pk]]
 
 
 def test_only_assignments_whose_end_has_come_expire(week_long):
