@@ -762,7 +762,7 @@ def _remove_assignments(assignment_ids, *, actor, now):
         )
         for (pk, state, target_id, package_id, _policy), request in zip(rows, requests, strict=True)
     ]
-    canceled = lifecycle._cancel_open_extensions(ids, actor, events, now)
+    canceled = lifecycle.extensions_cancel_for_ended(ids, actor, events, now)
     audit_bulk(events)
     transaction.on_commit(
         partial(

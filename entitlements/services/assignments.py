@@ -540,7 +540,7 @@ def assignments_expire_due(*, now=None, batch_size=1000):
                 )
                 for pk, state, target_id, package_id in rows
             ]
-            canceled = _cancel_open_extensions(ids, None, events, now)
+            canceled = extensions_cancel_for_ended(ids, None, events, now)
             audit_bulk(events)
             transaction.on_commit(partial(_after_bulk_expiry, ids, canceled))
         total += len(rows)
@@ -770,7 +770,7 @@ def _end(assignment, *, actor, channel, request_type, reason, notify, now):
             data={"notify": notify},
         )
     )
-    canceled = _cancel_open_extensions([assignment.pk], actor, events, now)
+    canceled = extensions_cancel_for_ended([assignment.pk], actor, events, now)
     audit_bulk(events)
 
     def after_commit():
@@ -785,7 +785,7 @@ def _end(assignment, *, actor, channel, request_type, reason, notify, now):
     return request
 
 
-def _cancel_open_extensions(assignment_ids, actor, events, now):
+def extensions_cancel_for_ended(assignment_ids, actor, events, now):
     """Cancel the open extension requests of assignments that just ended, closing their stages.
 
     Lock order is request before assignment (an approval locks its request, then fulfils), so

@@ -3,7 +3,6 @@
 import threading
 import time
 
-import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -149,9 +148,3 @@ def run_in_threads(*functions):
     if errors:
         raise errors[0]
     return [results.get(i) for i in range(len(functions))]
-
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    """Personas are created with a password; the production hasher takes ~0.5 s per user."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

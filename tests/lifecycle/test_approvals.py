@@ -29,11 +29,6 @@ pytestmark = pytest.mark.django_db
 APPROVE, DENY = ReviewResult.APPROVED, ReviewResult.DENIED
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def received():
     """received(signal) -> the list of keyword arguments the signal is sent with."""

@@ -7,9 +7,6 @@ from django.core.management import call_command
 
 from directory.models import User
 from entitlements.models import Assignment, Catalog
-from tests.lifecycle.assignment_helpers import (
-    fast_password_hashing,  # noqa: F401 (autouse fixture)
-)
 
 pytestmark = pytest.mark.django_db
 

@@ -28,11 +28,6 @@ from tests.lifecycle.requests_setup import give_assignment, open_policy, package
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 TARGET = "allowedTarget"
 
 

@@ -20,7 +20,6 @@ from entitlements.tasks import remove_ineligible_assignments
 from tests.factories import GroupFactory, add_member, add_subject
 from tests.lifecycle.assignment_helpers import (
     assign,
-    fast_password_hashing,  # noqa: F401 (autouse fixture)
     group_resources,
     is_member,
     package_giving,

@@ -20,7 +20,6 @@ from tests.factories import UserFactory
 from tests.lifecycle.assignment_helpers import (
     approved_request,
     assign,
-    fast_password_hashing,  # noqa: F401 (autouse fixture)
     group_resources,
     is_member,
     package_giving,

@@ -27,7 +27,6 @@ from tests.lifecycle.assignment_helpers import (
     CountingConnector,
     approved_request,
     assign,
-    fast_password_hashing,  # noqa: F401 (autouse fixture)
     fulfil,
     group_resources,
     is_member,

@@ -30,7 +30,6 @@ from tests.lifecycle.assignment_helpers import (
     CountingConnector,
     approved_request,
     assign,
-    fast_password_hashing,  # noqa: F401 (autouse fixture)
     group_resources,
     is_member,
     membership_source,

@@ -57,7 +57,6 @@ from tests.factories import (
     add_member,
 )
 from tests.lifecycle.assignment_helpers import (
-    fast_password_hashing,  # noqa: F401 (autouse fixture)
     package_giving,
 )
 

@@ -55,11 +55,6 @@ from tests.lifecycle.requests_setup import (
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def submit(actor, policy, **kw):
     kw.setdefault("target", actor)
     return request_submit(actor=actor, access_package=policy.access_package, **kw)

@@ -29,12 +29,6 @@ START = datetime(2025, 1, 1, tzinfo=UTC)
 Purpose = PolicySubjectSet.Purpose
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    # The factories set a password on every user; the default hasher makes that slow.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def reviewer(db):
     return UserFactory(email="reviewer@example.com", display_name="Rhea Reviewer")
