@@ -121,9 +121,17 @@ def _timeline(request_obj):
                 "who": stage.reviewed_by.display_name if stage.reviewed_by else "",
                 "text": stage.justification,
                 "tone": "ok" if approved else "bad",
+                # A decision and the state change it causes share a time: the cause comes first.
+                "sort_first": True,
             }
         )
-    entries.sort(key=lambda e: (e.get("sort_last", False), e["when"] or request_obj.created))
+    entries.sort(
+        key=lambda e: (
+            e.get("sort_last", False),
+            e["when"] or request_obj.created,
+            not e.get("sort_first", False),
+        )
+    )
     return entries
 
 
