@@ -24,11 +24,12 @@ from entitlements.queue import enqueue_on_commit
 
 from . import signals
 from .links import decision_url
-from .models import Notification, NotificationKind, ReviewResult
+from .models import Notification, NotificationKind, ReviewResult, StageStatus
 
 logger = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 8
+MAX_ATTEMPTS = 8  # quick retries by the task; the reconciler keeps trying after them
+GIVE_UP_AFTER = timedelta(hours=24)
 EXPIRY_NOTICE_DAYS = (14, 1)
 
 # Emails to the person who holds or asked for access; a policy can switch these off.
@@ -149,7 +150,8 @@ def on_request_expired(sender, request, **kwargs):
         request=request,
     )
     stage = request.approval_stages.order_by("-sequence").first()
-    if stage is not None:
+    # Approvers hear of it only when their stage ran out of time (not when the period did).
+    if stage is not None and stage.status == StageStatus.EXPIRED:
         notify(
             kind=NotificationKind.APPROVAL_EXPIRED,
             recipients=[a.user for a in stage.approvers.select_related("user")],
@@ -184,8 +186,8 @@ def on_assignment_ended(sender, assignment, reason="", notify_user=None, **kwarg
     )
 
 
-@receiver(lifecycle.assignments_expired)
-def on_assignments_expired(sender, assignment_ids, reason="", **kwargs):
+@receiver(lifecycle.assignments_ended)
+def on_assignments_ended(sender, assignment_ids, reason="", **kwargs):
     """Set-based twin of on_assignment_ended for the batches of the expiry job."""
     rows = Assignment.objects.filter(
         id__in=assignment_ids,
@@ -381,7 +383,9 @@ def notification_send(*, notification_id, now=None):
             # Recorded in this transaction, raised after it commits, so the retry sees it.
             failure = exc
             notification.error = str(exc)[:2000]
-            if notification.attempts >= MAX_ATTEMPTS:
+            # Give up after a day, not after a number of tries: an SMTP outage of a few
+            # minutes must not fail every email sent during it.
+            if now - notification.created >= GIVE_UP_AFTER:
                 notification.state = Notification.State.FAILED
         else:
             notification.state = Notification.State.SENT
@@ -442,11 +446,15 @@ def pending_notifications_requeue(*, older_than=timedelta(minutes=1), now=None):
     from entitlements.queue import enqueue
 
     now = now or timezone.now()
-    ids = list(
-        Notification.objects.filter(
-            state=Notification.State.PENDING, created__lte=now - older_than
-        ).values_list("pk", flat=True)[:5000]
-    )
+    rows = Notification.objects.filter(
+        state=Notification.State.PENDING, modified__lte=now - older_than
+    ).values_list("pk", "attempts", "modified")[:5000]
+    # Back off per notification: 1, 2, 4 ... minutes after its last try, at most an hour.
+    ids = [
+        pk
+        for pk, attempts, modified in rows
+        if modified <= now - min(older_than * 2 ** min(attempts, 6), timedelta(hours=1))
+    ]
     for pk in ids:
         enqueue(send_notification, str(pk))
     return len(ids)

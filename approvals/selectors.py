@@ -1,6 +1,7 @@
 """Reads shared by My Access, the email decision page, the admin and the API."""
 
 from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
 
 from entitlements.models import RequestState
 
@@ -16,12 +17,13 @@ _RELATED = (
 )
 
 
-def pending_stages_for(*, user):
+def pending_stages_for(*, user, now=None):
     """Open stages waiting for ``user``'s decision, oldest deadline first."""
     is_approver = StageApprover.objects.filter(stage=OuterRef("pk"), user=user)
     return (
         RequestApprovalStage.objects.filter(
             Exists(is_approver),
+            Q(deadline__isnull=True) | Q(deadline__gt=now or timezone.now()),
             status__in=OPEN_STAGE_STATUSES,
             request__state=RequestState.PENDING_APPROVAL,
         )

@@ -222,6 +222,11 @@ def stage_decide(*, actor, stage, decision, justification="", channel, now=None)
                 f"This request is {request.get_state_display().lower()}; "
                 "it no longer needs a decision."
             )
+        # The expiry job may not have run yet; the deadline itself is what counts.
+        if stage.deadline and stage.deadline <= now:
+            raise StateConflict(
+                f"The time to decide on this request ended at {format_when(stage.deadline)}."
+            )
         before = stage.status
         stage.status = StageStatus.COMPLETED
         stage.review_result = decision

@@ -13,11 +13,13 @@ from django.views.decorators.http import require_http_methods
 from entitlements.errors import DomainError
 from entitlements.models import Channel
 
+from .decorators import mfa_required_for_approvers
 from .links import DECISIONS, link_check
 from .models import ReviewResult
 
 
 @login_required
+@mfa_required_for_approvers
 @require_http_methods(["GET", "HEAD", "POST"])
 def email_decision(request, token):
     check = link_check(token, user=request.user)

@@ -43,11 +43,19 @@ DEBUG = _strict("bool", "DEBUG", default=True)
 # Where the local demo keeps its SQLite database and Celery message files.
 VAR_DIR = Path(_strict("str", "VAR_DIR", default=str(BASE_DIR / "var")))
 
-SECRET_KEY = _secret("SECRET_KEY", default="" if not DEBUG else "insecure-local-demo-key-change-me")
+_DEMO_SECRET_KEY = "insecure-local-demo-key-change-me"
+SECRET_KEY = _secret("SECRET_KEY", default="" if not DEBUG else _DEMO_SECRET_KEY)
 if not SECRET_KEY:
     raise ImproperlyConfigured("SECRET_KEY (or SECRET_KEY_FILE) must be set when DEBUG is false.")
 
-ALLOWED_HOSTS = _strict("list", "ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+_LOCAL_HOSTS = ["localhost", "127.0.0.1", "[::1]", "testserver"]
+ALLOWED_HOSTS = _strict("list", "ALLOWED_HOSTS", default=_LOCAL_HOSTS[:3])
+if (DEBUG or SECRET_KEY == _DEMO_SECRET_KEY) and not set(ALLOWED_HOSTS) <= set(_LOCAL_HOSTS):
+    # Debug pages and a published key are for the local demo only, never a reachable host.
+    raise ImproperlyConfigured(
+        "DEBUG=true and the demo SECRET_KEY only serve localhost: set DEBUG=false and a "
+        "SECRET_KEY (or SECRET_KEY_FILE) before adding hosts to ALLOWED_HOSTS."
+    )
 CSRF_TRUSTED_ORIGINS = _strict("list", "CSRF_TRUSTED_ORIGINS", default=[])
 SITE_URL = _strict("url", "SITE_URL", default="http://127.0.0.1:8000").geturl().rstrip("/")
 

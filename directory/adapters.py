@@ -20,7 +20,16 @@ class DirectorySocialAccountAdapter(DefaultSocialAccountAdapter):
             return
         from directory.models import User
 
+        # Only an address the identity provider vouches for links an account: some providers
+        # let people set their own email claim, which would otherwise take over an account.
+        verified = {
+            address.email.lower() for address in sociallogin.email_addresses if address.verified
+        }
+        if sociallogin.account.extra_data.get("email_verified") is True and sociallogin.user.email:
+            verified.add(sociallogin.user.email.lower())
         email = (sociallogin.user.email or "").lower()
-        user = User.objects.filter(email__iexact=email, is_active=True).first() if email else None
+        if not email or email not in verified:
+            return
+        user = User.objects.filter(email__iexact=email, is_active=True).first()
         if user is not None:
             sociallogin.connect(request, user)

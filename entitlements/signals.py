@@ -14,5 +14,5 @@ assignment_delivered = Signal()  # assignment, request
 assignment_delivery_failed = Signal()  # assignment
 assignment_extended = Signal()  # assignment, request
 assignment_ended = Signal()  # assignment, reason, notify (False for a silent admin removal)
-# Sent once per batch when many assignments reach their end date together (set-based expiry).
-assignments_expired = Signal()  # assignment_ids, reason
+# Sent once per batch when many assignments end together (the expiry job, review results).
+assignments_ended = Signal()  # assignment_ids, reason

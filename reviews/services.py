@@ -776,22 +776,20 @@ def _remove_assignments(assignment_ids, *, actor, now):
 
 
 def _enqueue_follow_up(assignment_ids, canceled_ids, reason):
-    from . import tasks
-
-    enqueue(tasks.announce_review_removals, assignment_ids, canceled_ids, reason)
+    # In this process, not through the broker: the notices become rows at once, so a broker
+    # outage loses none; only the revocation is enqueued (and the reconciler re-finds it).
+    review_removals_announce(
+        assignment_ids=assignment_ids, canceled_ids=canceled_ids, reason=reason
+    )
 
 
 def review_removals_announce(*, assignment_ids, canceled_ids=(), reason=REMOVAL_REASON):
     """After a batch of review removals commits: tell the holders (the lifecycle's
     assignment_ended signal) and hand the grants to revocation."""
-    from entitlements.signals import assignment_ended, request_canceled
+    from entitlements.signals import assignments_ended, request_canceled
     from entitlements.tasks import revoke_grants_batch
 
-    ended = Assignment.objects.filter(pk__in=assignment_ids).select_related(
-        "target", "access_package", "assignment_policy"
-    )
-    for assignment in ended:
-        assignment_ended.send(sender=Assignment, assignment=assignment, reason=reason, notify=True)
+    assignments_ended.send(sender=Assignment, assignment_ids=list(assignment_ids), reason=reason)
     for extension in AssignmentRequest.objects.filter(pk__in=canceled_ids):
         request_canceled.send(sender=AssignmentRequest, request=extension, actor=None)
     enqueue(revoke_grants_batch, [str(pk) for pk in assignment_ids])

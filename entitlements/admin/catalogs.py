@@ -33,7 +33,14 @@ class CatalogRoleAssignmentInline(ScopedInlineMixin, admin.TabularInline):
     autocomplete_fields = ["principal"]
     extra = 0
     verbose_name = _("administrator")
-    verbose_name_plural = _("administrators of this catalog")
+    verbose_name_plural = _(
+        "administrators of this catalog (roles delivered by access packages are listed under "
+        "role assignments and change only through their packages)"
+    )
+
+    def get_queryset(self, request):
+        # A delivered role is revoked by its assignment; editing it here would orphan it.
+        return super().get_queryset(request).filter(source=RoleAssignment.Source.DIRECT)
 
     def formfield_for_choice_field(self, db_field, request, **kwargs):
         if db_field.name == "role":

@@ -8,6 +8,7 @@ removal request of the assignment. Grant rows change only under their assignment
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import partial
 
 from django.db import transaction
@@ -46,7 +47,7 @@ from ..signals import (
     assignment_delivery_failed,
     assignment_ended,
     assignment_extended,
-    assignments_expired,
+    assignments_ended,
     request_canceled,
 )
 from . import BulkResult
@@ -61,6 +62,7 @@ FULFILLABLE_REQUEST_STATES = [
     RequestState.SCHEDULED,
 ]
 REVOKE_BATCH_SIZE = 500
+REMOVAL_RETRY = timedelta(minutes=30)
 _GRANT_FIELDS = ["state", "attempts", "error", "delivered_datetime", "removed_datetime", "modified"]
 
 
@@ -703,8 +705,13 @@ def assignments_reconcile(*, now=None, stuck_after=None):
             state=AssignmentState.DELIVERING, modified__lt=cutoff
         ).values_list("id", flat=True)
     )
+    # Failed removals are retried too, less often: access must not outlive its assignment.
+    retry_failed_before = now - max(stuck_after or settings.DELIVERY_STUCK_AFTER, REMOVAL_RETRY)
     revoking = list(
-        AssignmentResourceRole.objects.filter(state=GrantState.PENDING_REMOVAL, modified__lt=cutoff)
+        AssignmentResourceRole.objects.filter(
+            Q(state=GrantState.PENDING_REMOVAL, modified__lt=cutoff)
+            | Q(state=GrantState.REMOVAL_FAILED, modified__lt=retry_failed_before)
+        )
         .values_list("assignment_id", flat=True)
         .distinct()
     )
@@ -794,6 +801,7 @@ def extensions_cancel_for_ended(assignment_ids, actor, events, now):
     """
     from approvals.models import OPEN_STAGE_STATUSES, RequestApprovalStage, StageStatus
 
+    _close_undelivered_add_requests(assignment_ids, actor, events, now)
     extensions = list(
         AssignmentRequest.objects.select_for_update(skip_locked=True)
         .filter(
@@ -819,6 +827,39 @@ def extensions_cancel_for_ended(assignment_ids, actor, events, now):
     return extensions
 
 
+def _close_undelivered_add_requests(assignment_ids, actor, events, now):
+    """An assignment that ended before its delivery ran leaves its add request delivering, an
+    open state that would block every new request for the package: close it as canceled."""
+    stuck = list(
+        AssignmentRequest.objects.select_for_update(skip_locked=True)
+        .filter(
+            assignment_id__in=assignment_ids,
+            request_type__in=ADD_REQUEST_TYPES,
+            state=RequestState.DELIVERING,
+        )
+        .order_by("pk")
+    )
+    for request in stuck:
+        events.append(
+            _event(
+                "request.canceled",
+                request,
+                actor=actor,
+                before=request.state,
+                after=RequestState.CANCELED,
+                reason="The access ended before it was delivered.",
+                now=now,
+            )
+        )
+        request.state, request.status = RequestState.CANCELED, "AssignmentEnded"
+        request.completed_datetime = now
+        request.modified = now
+    if stuck:
+        AssignmentRequest.objects.bulk_update(
+            stuck, ["state", "status", "completed_datetime", "modified"]
+        )
+
+
 def _cancel_event(extension, actor, now):
     return _event(
         "request.canceled",
@@ -832,7 +873,7 @@ def _cancel_event(extension, actor, now):
 
 
 def _after_bulk_expiry(ids, canceled):
-    assignments_expired.send(
+    assignments_ended.send(
         sender=Assignment, assignment_ids=ids, reason="The assignment reached its end date."
     )
     for extension in canceled:

@@ -614,6 +614,16 @@ def request_advance(*, request, actor, channel, now):
         request.save(update_fields=["state", "status", "modified"])
         _audit_request(request, "request.schedule", actor, channel, before, now)
         return
+    if request.schedule_end is not None and request.schedule_end <= now:
+        request_deny(
+            request=request,
+            status=RequestStatus.EXPIRED,
+            reason="The requested period ended before the request was approved.",
+            actor=actor,
+            channel=channel,
+            now=now,
+        )
+        return
     request_fulfil(request=request, now=now)
 
 

@@ -9,11 +9,11 @@ from django.utils.translation import ngettext
 from django.views.decorators.http import require_http_methods, require_POST
 
 from approvals import selectors as approval_selectors
+from approvals.decorators import mfa_required_for_approvers
 from approvals.models import ReviewResult
 from approvals.services import stage_decide
 from entitlements.errors import DomainError
 from entitlements.models import Channel, RequestAnswer
-from myaccess.decorators import mfa_required_for_approvers
 from myaccess.forms import BulkDecisionForm, DecisionForm
 
 from .common import apply_domain_error, get_from, now, paginate

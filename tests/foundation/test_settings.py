@@ -42,3 +42,9 @@ def test_the_general_catalog_exists(db):
 
     general = Catalog.objects.get(display_name="General")
     assert general.catalog_type == "serviceDefault"
+
+
+def test_debug_or_the_demo_key_refuse_a_public_host():
+    result = run_check(DEBUG="true", ALLOWED_HOSTS="access.example.com")
+    assert result.returncode != 0
+    assert "ALLOWED_HOSTS" in result.stderr

@@ -358,3 +358,36 @@ def test_decide_queries_grow_by_at_most_one_per_role_and_not_with_the_data(
     stage = request.approval_stages.get()
     with django_assert_max_num_queries(one_role):
         stage_decide(actor=approver, stage=stage, decision=APPROVE, channel=Channel.PORTAL)
+
+
+def test_a_decision_after_the_deadline_is_refused_before_the_expiry_job_runs(requester, approver):
+    now = timezone.now()
+    request = submitted(requester, escalating_policy(approver), now=now)
+
+    with pytest.raises(StateConflict, match="The time to decide on this request ended"):
+        decide(approver, request, now=now + timedelta(days=14, seconds=1))
+
+    stage = request.approval_stages.get()
+    assert stage.review_result == ReviewResult.NOT_REVIEWED
+    assert not selectors.pending_stages_for(user=approver, now=now + timedelta(days=14, seconds=1))
+
+
+def test_approval_after_the_requested_period_ended_denies_instead_of_delivering(
+    requester, approver
+):
+    now = timezone.now()
+    policy = approval_policy(approvers=[approver], allow_custom_assignment_schedule=True)
+    request = submitted(
+        requester,
+        policy,
+        justification="Weekend migration",
+        schedule_start=now + timedelta(minutes=5),
+        schedule_end=now + timedelta(hours=8),
+        now=now,
+    )
+
+    decide(approver, request, now=now + timedelta(days=2))
+
+    request = refreshed(request)
+    assert (request.state, request.status) == ("denied", "Expired")
+    assert request.assignment is None

@@ -14,7 +14,7 @@ from entitlements.models import (
     RequestType,
 )
 from entitlements.services.assignments import assignment_expire, assignments_expire_due
-from entitlements.signals import assignments_expired
+from entitlements.signals import assignments_ended
 from entitlements.tasks import expire_due_assignments
 from tests.factories import UserFactory
 from tests.lifecycle.assignment_helpers import (
@@ -65,12 +65,12 @@ def test_expiring_the_due_assignments_removes_the_access_once_committed(
     def receive(sender, **kwargs):
         notices.append(kwargs)
 
-    assignments_expired.connect(receive)
+    assignments_ended.connect(receive)
     try:
         with django_capture_on_commit_callbacks(execute=True):
             count = assignments_expire_due(now=START + timedelta(days=7, seconds=1))
     finally:
-        assignments_expired.disconnect(receive)
+        assignments_ended.disconnect(receive)
 
     assignment.refresh_from_db()
     assert count == 1

@@ -30,6 +30,7 @@ from tests.lifecycle.assignment_helpers import (
     CountingConnector,
     approved_request,
     assign,
+    fulfil,
     group_resources,
     is_member,
     membership_source,
@@ -193,6 +194,22 @@ def test_removal_cancels_an_open_extension_request(requester, admin_user, commit
     extension.refresh_from_db()
     assert extension.state == RequestState.CANCELED
     assert AuditEvent.objects.filter(action="request.canceled", request=extension).exists()
+
+
+def test_removal_before_delivery_closes_the_add_request_so_the_user_can_ask_again(
+    requester, admin_user, commit
+):
+    package, policy = package_giving(*group_resources(1))
+    request = approved_request(requester, package, policy)
+    assignment = fulfil(request)  # delivery not run yet: the worker is behind
+    assert request.state == RequestState.DELIVERING
+
+    commit(assignment_remove, actor=admin_user, assignment=assignment, channel=Channel.ADMIN)
+
+    request.refresh_from_db()
+    assert (request.state, request.status) == (RequestState.CANCELED, "AssignmentEnded")
+    again = approved_request(requester, package, policy)  # the open-request slot is free
+    assert again.pk
 
 
 # --- Grants shared by two packages ----------------------------------------------------------

@@ -169,3 +169,14 @@ def test_a_decision_without_choice_shows_a_field_error(client, pending_stage, ap
     assert response.status_code == 400
     assert b"Choose Approve or Deny" in response.content
     assert_unchanged(pending_stage)
+
+
+def test_an_approver_without_two_factor_is_sent_to_set_it_up_when_required(
+    client, pending_stage, approver, settings
+):
+    settings.MFA_REQUIRED_FOR_APPROVERS = True
+    client.force_login(approver)
+    response = client.post(link(pending_stage, approver), {"decision": "approve"})
+    assert response.status_code == 302
+    assert response["Location"] == "/accounts/2fa/"
+    assert_unchanged(pending_stage)

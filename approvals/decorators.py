@@ -1,4 +1,4 @@
-"""Access rules for portal pages that are not about a single object."""
+"""Access rules shared by the approval pages of My Access and the emailed decision page."""
 
 from functools import wraps
 
