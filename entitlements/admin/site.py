@@ -3,28 +3,13 @@
 from functools import wraps
 from urllib.parse import urlencode
 
-from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import REDIRECT_FIELD_NAME
-from django.contrib.auth.forms import AuthenticationForm
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from entitlements import permissions
-
-
-class RoleAwareAuthenticationForm(AdminAuthenticationForm):
-    """The admin sign-in form, accepting catalog owners, readers and managers who are not staff."""
-
-    def confirm_login_allowed(self, user):
-        AuthenticationForm.confirm_login_allowed(self, user)
-        if not permissions.may_enter_admin(user):
-            raise ValidationError(
-                self.error_messages["invalid_login"],
-                code="invalid_login",
-                params={"username": self.username_field.verbose_name},
-            )
 
 
 def open_admin_to_role_holders(site):
@@ -33,7 +18,6 @@ def open_admin_to_role_holders(site):
     What each person then sees is decided per model by ``entitlements.permissions``.
     """
     site.has_permission = lambda request: permissions.may_enter_admin(request.user)
-    site.login_form = RoleAwareAuthenticationForm
     site.login = _through_product_sign_in(site.login)
 
 

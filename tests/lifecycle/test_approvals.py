@@ -132,12 +132,13 @@ def test_an_approved_request_starting_later_waits_scheduled(requester, approver)
 def test_it_refuses_a_second_decision_on_the_same_stage(requester, approver, settings):
     settings.TIME_ZONE = "Europe/Paris"
     colleague = UserFactory()
-    request = submitted(requester, approval_policy(approvers=[approver, colleague]))
     decided_at = datetime(2030, 1, 15, 9, 30, tzinfo=UTC)
+    with time_machine.travel(decided_at - timedelta(hours=1), tick=False):
+        request = submitted(requester, approval_policy(approvers=[approver, colleague]))
     decide(approver, request, now=decided_at)
 
     with pytest.raises(StateConflict) as error:
-        decide(colleague, request, DENY)
+        decide(colleague, request, DENY, now=decided_at + timedelta(minutes=1))
 
     assert str(error.value) == (
         "This stage was already approved by Arno Approver at 2030-01-15 10:30 CET."
