@@ -12,7 +12,7 @@ from datetime import timedelta
 from functools import partial
 
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from directory.models import ConnectedOrganization, GroupMembership, User
@@ -282,6 +282,22 @@ def assignments_revoke(*, assignment_ids, now=None, batch_size=REVOKE_BATCH_SIZE
     return outcome
 
 
+def _save_revoked(grants, now):
+    """Write the outcome of a batch with one UPDATE per outcome (a bulk_update's CASE over
+    thousands of rows is far slower): shared, removed, and failed per error."""
+    groups = defaultdict(list)
+    for grant in grants:
+        tried = not grant.shared
+        groups[(grant.state, grant.error, tried)].append(grant.pk)
+    for (state, error, tried), pks in groups.items():
+        fields = {"state": state, "error": error, "modified": now}
+        if state == GrantState.REMOVED:
+            fields["removed_datetime"] = now
+        if tried:
+            fields["attempts"] = F("attempts") + 1
+        AssignmentResourceRole.objects.filter(pk__in=pks).update(**fields)
+
+
 def _revoke_batch(ids, now, outcome):
     with transaction.atomic():
         # Assignment rows first, in id order, then the users' grant locks (sorted).
@@ -330,7 +346,7 @@ def _revoke_batch(ids, now, outcome):
                             "",
                             now,
                         )
-            AssignmentResourceRole.objects.bulk_update(grants, _GRANT_FIELDS, batch_size=1000)
+            _save_revoked(grants, now)
             for grant in grants:
                 outcome.done += grant.state == GrantState.REMOVED
                 events.append(
