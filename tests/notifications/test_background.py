@@ -133,3 +133,66 @@ def test_a_broker_outage_during_submission_loses_nothing_and_sends_nothing_twice
     assert len(delivered) == 1
     assert Notification.objects.filter(state=Notification.State.PENDING).count() == 0
     assert GroupMembership.objects.filter(group=group, user=requester).count() == 1
+
+
+@pytest.mark.celery_worker
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_in_the_middle_of_sending_loses_no_email(
+    smtp_server, approval_policy, requester, approver, second_approver
+):
+    import signal
+    import threading
+
+    first_data = threading.Event()
+    release = threading.Event()
+    handle = smtp_server.handle_DATA
+
+    async def slow_first_message(server, session, envelope):
+        if not first_data.is_set():
+            first_data.set()
+            import asyncio
+
+            # The worker is killed while it waits for this reply: the message is never
+            # accepted, as a real server would not accept it from a dead client.
+            while not release.is_set():
+                await asyncio.sleep(0.05)
+            return "421 Connection lost"
+        return await handle(server, session, envelope)
+
+    smtp_server.handle_DATA = slow_first_message
+    worker = start_celery_worker(smtp_port=smtp_server.port)
+    try:
+        request = request_submit(
+            actor=requester,
+            target=requester,
+            access_package=approval_policy.access_package,
+            justification="Quarter-end close",
+            channel=Channel.PORTAL,
+        )
+        assert first_data.wait(15), "the worker never started sending"
+        worker.proc.send_signal(signal.SIGKILL)  # no warm shutdown, no ack
+        worker.proc.wait(10)
+    finally:
+        release.set()
+        worker.close()
+    assert Notification.objects.filter(state=Notification.State.PENDING).exists()
+
+    worker = start_celery_worker(smtp_port=smtp_server.port)
+    try:
+        pending_notifications_requeue(now=timezone.now() + timedelta(minutes=10))
+        wait_until(
+            lambda: (
+                not Notification.objects.filter(
+                    request=request, state=Notification.State.PENDING
+                ).exists()
+            )
+        )
+    finally:
+        worker.close()
+    # Every approver got the email. Delivery is at least once: a message the SMTP server
+    # accepted from a worker killed before its commit is sent again (the other thread here).
+    for person in (approver, second_approver):
+        assert [m for m in smtp_server.to(person.email) if "Action required" in m["Subject"]]
+    assert set(Notification.objects.filter(request=request).values_list("state", flat=True)) == {
+        Notification.State.SENT
+    }
