@@ -108,6 +108,47 @@ def policy_applies_to(policy, user, group_ids):
     return False
 
 
+def users_in_scope(policy):
+    """The active users the policy's allowed targets include, as one queryset.
+
+    Set-based twin of ``policy_applies_to`` (which answers for one user); a policy
+    nobody may request under (direct assignment only) has no scope to leave.
+    """
+    users = User.objects.filter(is_active=True)
+    scope = policy.allowed_target_scope
+    if scope in (AllowedTargetScope.NOT_SPECIFIED, AllowedTargetScope.ALL_DIRECTORY_USERS):
+        return users
+    if scope == AllowedTargetScope.ALL_MEMBER_USERS:
+        return users.exclude(user_type=User.UserType.GUEST)
+    if scope == AllowedTargetScope.ALL_EXTERNAL_USERS:
+        return users.filter(user_type=User.UserType.GUEST)
+    if scope == AllowedTargetScope.ALL_CONFIGURED_CONNECTED_ORGANIZATION_USERS:
+        return users.filter(
+            user_type=User.UserType.GUEST,
+            connected_organization__state=ConnectedOrganization.State.CONFIGURED,
+        )
+    subjects = list(
+        PolicySubjectSet.objects.filter(
+            policy=policy, purpose=PolicySubjectSet.Purpose.ALLOWED_TARGET
+        )
+    )
+    orgs = [
+        s.connected_organization_id
+        for s in subjects
+        if s.subject_type == SubjectType.CONNECTED_ORGANIZATION_MEMBERS
+    ]
+    if scope == AllowedTargetScope.SPECIFIC_CONNECTED_ORGANIZATION_USERS:
+        return users.filter(connected_organization_id__in=orgs)
+    singles = [s.user_id for s in subjects if s.subject_type == SubjectType.SINGLE_USER]
+    groups = [s.group_id for s in subjects if s.subject_type == SubjectType.GROUP_MEMBERS]
+    in_group = GroupMembership.objects.filter(
+        user=OuterRef("pk"), group_id__in=groups, role=GroupMembership.Role.MEMBER
+    )
+    return users.filter(
+        Q(pk__in=singles) | Q(connected_organization_id__in=orgs) | Exists(in_group)
+    )
+
+
 def is_on_behalf_requestor(policy, actor, target, actor_group_ids):
     """Whether ``actor`` may request under ``policy`` on behalf of ``target``."""
     if not policy.enable_on_behalf_requestors_to_add_access:

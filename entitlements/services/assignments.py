@@ -15,8 +15,6 @@ from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
-from directory.models import ConnectedOrganization, GroupMembership, User
-
 from ..audit import audit_bulk
 from ..errors import InvalidRequest, PermissionDenied, StateConflict
 from ..models import (
@@ -26,7 +24,6 @@ from ..models import (
     OPEN_REQUEST_STATES,
     REMOVE_REQUEST_TYPES,
     UPDATE_REQUEST_TYPES,
-    AllowedTargetScope,
     Assignment,
     AssignmentPolicy,
     AssignmentRequest,
@@ -35,13 +32,12 @@ from ..models import (
     AuditEvent,
     Channel,
     GrantState,
-    PolicySubjectSet,
     RequestState,
     RequestType,
     ResourceRoleScope,
-    SubjectType,
 )
 from ..permissions import can_manage_assignments
+from ..selectors import users_in_scope
 from ..signals import (
     assignment_delivered,
     assignment_delivery_failed,
@@ -592,7 +588,7 @@ def _remove_ineligible_of(policy, now):
         assignment_policy=policy, state__in=OPEN_ASSIGNMENT_STATES
     )
     in_scope = set(
-        _users_in_scope(policy)
+        users_in_scope(policy)
         .filter(pk__in=open_assignments.values("target_id"))
         .values_list("pk", flat=True)
     )
@@ -658,47 +654,6 @@ def _mark_eligibility(policy, rows, value, now, action):
                 for pk, target_id in rows
             ]
         )
-
-
-def _users_in_scope(policy):
-    """The active users the policy's allowed targets include, as one queryset.
-
-    Set-based twin of ``selectors.policy_applies_to`` (which answers for one user); a policy
-    nobody may request under (direct assignment only) has no scope to leave.
-    """
-    users = User.objects.filter(is_active=True)
-    scope = policy.allowed_target_scope
-    if scope in (AllowedTargetScope.NOT_SPECIFIED, AllowedTargetScope.ALL_DIRECTORY_USERS):
-        return users
-    if scope == AllowedTargetScope.ALL_MEMBER_USERS:
-        return users.exclude(user_type=User.UserType.GUEST)
-    if scope == AllowedTargetScope.ALL_EXTERNAL_USERS:
-        return users.filter(user_type=User.UserType.GUEST)
-    if scope == AllowedTargetScope.ALL_CONFIGURED_CONNECTED_ORGANIZATION_USERS:
-        return users.filter(
-            user_type=User.UserType.GUEST,
-            connected_organization__state=ConnectedOrganization.State.CONFIGURED,
-        )
-    subjects = list(
-        PolicySubjectSet.objects.filter(
-            policy=policy, purpose=PolicySubjectSet.Purpose.ALLOWED_TARGET
-        )
-    )
-    orgs = [
-        s.connected_organization_id
-        for s in subjects
-        if s.subject_type == SubjectType.CONNECTED_ORGANIZATION_MEMBERS
-    ]
-    if scope == AllowedTargetScope.SPECIFIC_CONNECTED_ORGANIZATION_USERS:
-        return users.filter(connected_organization_id__in=orgs)
-    singles = [s.user_id for s in subjects if s.subject_type == SubjectType.SINGLE_USER]
-    groups = [s.group_id for s in subjects if s.subject_type == SubjectType.GROUP_MEMBERS]
-    in_group = GroupMembership.objects.filter(
-        user=OuterRef("pk"), group_id__in=groups, role=GroupMembership.Role.MEMBER
-    )
-    return users.filter(
-        Q(pk__in=singles) | Q(connected_organization_id__in=orgs) | Exists(in_group)
-    )
 
 
 # --------------------------------------------------------------------------------------
