@@ -11,7 +11,6 @@ import calendar
 import uuid
 from collections import Counter
 from datetime import date, datetime, time, timedelta
-from functools import partial
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -26,24 +25,18 @@ from entitlements import permissions
 from entitlements.audit import audit_bulk, audit_record
 from entitlements.errors import InvalidRequest, PermissionDenied, StateConflict
 from entitlements.models import (
-    HOLDING_GRANT_STATES,
     OPEN_ASSIGNMENT_STATES,
     Assignment,
     AssignmentPolicy,
-    AssignmentRequest,
-    AssignmentResourceRole,
-    AssignmentState,
     AuditEvent,
     Channel,
-    GrantState,
     PolicySubjectSet,
-    RequestState,
     RequestType,
     ReviewExpirationBehavior,
     ReviewRecurrence,
     SubjectType,
 )
-from entitlements.queue import enqueue, enqueue_on_commit
+from entitlements.queue import enqueue_on_commit
 from entitlements.services import BulkResult
 
 from . import selectors
@@ -711,88 +704,19 @@ def _remove_assignments(assignment_ids, *, actor, now):
         Assignment.objects.select_for_update(of=("self",))
         .filter(pk__in=list(assignment_ids), state__in=OPEN_ASSIGNMENT_STATES)
         .order_by("pk")
-        .values_list("pk", "state", "target_id", "access_package_id", "assignment_policy_id")
+        .values_list(*lifecycle.END_MANY_FIELDS)
     )
-    ids = [row[0] for row in rows]
-    if not ids:
-        return set()
-    request_type = RequestType.SYSTEM_REMOVE if actor is None else RequestType.ADMIN_REMOVE
-    channel = Channel.SYSTEM if actor is None else Channel.ADMIN
-    Assignment.objects.filter(pk__in=ids).update(
-        state=AssignmentState.EXPIRED, status="Removed", expired_datetime=now, modified=now
-    )
-    AssignmentResourceRole.objects.filter(
-        assignment_id__in=ids, state__in=HOLDING_GRANT_STATES
-    ).update(state=GrantState.PENDING_REMOVAL, modified=now)
-    requests = AssignmentRequest.objects.bulk_create(
-        [
-            AssignmentRequest(
-                access_package_id=package_id,
-                assignment_policy_id=policy_id,
-                requestor=actor,
-                target_id=target_id,
-                assignment_id=pk,
-                request_type=request_type,
-                state=RequestState.DELIVERING,
-                status="Delivering",
-                justification=REMOVAL_REASON,
-                created=now,
-            )
-            for pk, _state, target_id, package_id, policy_id in rows
-        ],
-        batch_size=BATCH_SIZE,
-    )
-    # One event per removal, linked to its request, keeps the audit trail of both.
-    events = [
-        AuditEvent(
-            created=now,
-            actor=actor,
-            actor_display=str(actor) if actor else "",
-            channel=channel,
-            action="assignment.remove",
-            object_type=Assignment._meta.label,
-            object_id=str(pk),
-            before=state,
-            after=AssignmentState.EXPIRED,
+    return set(
+        lifecycle.assignments_end_locked(
+            rows=rows,
             reason=REMOVAL_REASON,
-            target_id=target_id,
-            access_package_id=package_id,
-            request=request,
+            now=now,
+            actor=actor,
+            channel=Channel.SYSTEM if actor is None else Channel.ADMIN,
+            request_type=RequestType.SYSTEM_REMOVE if actor is None else RequestType.ADMIN_REMOVE,
             data={"notify": True, "review": True},
         )
-        for (pk, state, target_id, package_id, _policy), request in zip(rows, requests, strict=True)
-    ]
-    canceled = lifecycle.extensions_cancel_for_ended(ids, actor, events, now)
-    audit_bulk(events)
-    transaction.on_commit(
-        partial(
-            _enqueue_follow_up,
-            [str(pk) for pk in ids],
-            [str(r.pk) for r in canceled],
-            REMOVAL_REASON,
-        )
     )
-    return set(ids)
-
-
-def _enqueue_follow_up(assignment_ids, canceled_ids, reason):
-    # In this process, not through the broker: the notices become rows at once, so a broker
-    # outage loses none; only the revocation is enqueued (and the reconciler re-finds it).
-    review_removals_announce(
-        assignment_ids=assignment_ids, canceled_ids=canceled_ids, reason=reason
-    )
-
-
-def review_removals_announce(*, assignment_ids, canceled_ids=(), reason=REMOVAL_REASON):
-    """After a batch of review removals commits: tell the holders (the lifecycle's
-    assignment_ended signal) and hand the grants to revocation."""
-    from entitlements.signals import assignments_ended, request_canceled
-    from entitlements.tasks import revoke_grants_batch
-
-    assignments_ended.send(sender=Assignment, assignment_ids=list(assignment_ids), reason=reason)
-    for extension in AssignmentRequest.objects.filter(pk__in=canceled_ids):
-        request_canceled.send(sender=AssignmentRequest, request=extension, actor=None)
-    enqueue(revoke_grants_batch, [str(pk) for pk in assignment_ids])
 
 
 def _finish_apply(instance, now):

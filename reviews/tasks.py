@@ -1,7 +1,7 @@
 """Periodic access review work: thin tasks that call one service each; safe to run twice.
 
 Beat runs ``schedule_due_reviews``, ``send_review_reminders`` and ``complete_due_reviews``;
-the services enqueue ``apply_review_results`` and ``announce_review_removals`` on commit.
+the services enqueue ``apply_review_results`` on commit.
 """
 
 from celery import shared_task
@@ -27,10 +27,3 @@ def complete_due_reviews():
 @shared_task(acks_late=True)
 def apply_review_results(instance_id):
     return services.review_instance_apply_results(instance_id=instance_id)
-
-
-@shared_task(acks_late=True)
-def announce_review_removals(assignment_ids, canceled_ids, reason):
-    services.review_removals_announce(
-        assignment_ids=assignment_ids, canceled_ids=canceled_ids, reason=reason
-    )

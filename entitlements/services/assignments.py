@@ -528,39 +528,88 @@ def assignments_expire_due(*, now=None, batch_size=1000):
                 Assignment.objects.select_for_update(skip_locked=True)
                 .filter(state__in=OPEN_ASSIGNMENT_STATES, schedule_end__lte=now)
                 .order_by("schedule_end")
-                .values_list("id", "state", "target_id", "access_package_id")[:batch_size]
+                .values_list(*END_MANY_FIELDS)[:batch_size]
             )
             if not rows:
                 break
-            ids = [row[0] for row in rows]
-            Assignment.objects.filter(id__in=ids).update(
-                state=AssignmentState.EXPIRED, status="Expired", expired_datetime=now, modified=now
+            assignments_end_locked(
+                rows=rows, reason="The assignment reached its end date.", now=now
             )
-            AssignmentResourceRole.objects.filter(
-                assignment_id__in=ids, state__in=HOLDING_GRANT_STATES
-            ).update(state=GrantState.PENDING_REMOVAL, attempts=0, error="", modified=now)
-            events = [
-                AuditEvent(
-                    created=now,
-                    channel=Channel.SYSTEM,
-                    action="assignment.expired",
-                    object_type=Assignment._meta.label,
-                    object_id=str(pk),
-                    before=state,
-                    after=AssignmentState.EXPIRED,
-                    reason="The assignment reached its end date.",
-                    target_id=target_id,
-                    access_package_id=package_id,
-                )
-                for pk, state, target_id, package_id in rows
-            ]
-            canceled = extensions_cancel_for_ended(ids, None, events, now)
-            audit_bulk(events)
-            transaction.on_commit(partial(_after_bulk_expiry, ids, canceled))
         total += len(rows)
         if len(rows) < batch_size:
             break
     return total
+
+
+# What assignments_end_locked needs of each row, in this order.
+END_MANY_FIELDS = ("id", "state", "target_id", "access_package_id", "assignment_policy_id")
+
+
+def assignments_end_locked(
+    *, rows, reason, now, actor=None, channel=Channel.SYSTEM, request_type=None, data=None
+):
+    """End many open assignments at once, inside the caller's transaction, their rows locked.
+
+    ``rows`` are tuples of END_MANY_FIELDS. Without ``request_type`` they simply expired;
+    with one (a review's removal), each gets its removal request. Set-based: a few UPDATEs,
+    one INSERT of audit events; on commit one ``assignments_ended`` signal for the batch and
+    one revocation task. Returns the ids that ended.
+    """
+    ids = [row[0] for row in rows]
+    if not ids:
+        return ids
+    Assignment.objects.filter(id__in=ids).update(
+        state=AssignmentState.EXPIRED,
+        status="Removed" if request_type else "Expired",
+        expired_datetime=now,
+        modified=now,
+    )
+    AssignmentResourceRole.objects.filter(
+        assignment_id__in=ids, state__in=HOLDING_GRANT_STATES
+    ).update(state=GrantState.PENDING_REMOVAL, attempts=0, error="", modified=now)
+    requests = [None] * len(rows)
+    if request_type:
+        requests = AssignmentRequest.objects.bulk_create(
+            [
+                AssignmentRequest(
+                    access_package_id=package_id,
+                    assignment_policy_id=policy_id,
+                    requestor=actor,
+                    target_id=target_id,
+                    assignment_id=pk,
+                    request_type=request_type,
+                    state=RequestState.DELIVERING,
+                    status="Delivering",
+                    justification=reason,
+                    created=now,
+                )
+                for pk, _state, target_id, package_id, policy_id in rows
+            ],
+            batch_size=1000,
+        )
+    events = [
+        AuditEvent(
+            created=now,
+            actor=actor,
+            actor_display=str(actor) if actor else "",
+            channel=channel,
+            action="assignment.removed" if request_type else "assignment.expired",
+            object_type=Assignment._meta.label,
+            object_id=str(pk),
+            before=state,
+            after=AssignmentState.EXPIRED,
+            reason=reason,
+            target_id=target_id,
+            access_package_id=package_id,
+            request=request,
+            data=data or {},
+        )
+        for (pk, state, target_id, package_id, _policy), request in zip(rows, requests, strict=True)
+    ]
+    canceled = extensions_cancel_for_ended(ids, actor, events, now)
+    audit_bulk(events)
+    transaction.on_commit(partial(_after_bulk_end, ids, canceled, reason))
+    return ids
 
 
 def assignments_remove_ineligible(*, now=None):
@@ -843,10 +892,8 @@ def _cancel_event(extension, actor, now):
     )
 
 
-def _after_bulk_expiry(ids, canceled):
-    assignments_ended.send(
-        sender=Assignment, assignment_ids=ids, reason="The assignment reached its end date."
-    )
+def _after_bulk_end(ids, canceled, reason):
+    assignments_ended.send(sender=Assignment, assignment_ids=ids, reason=reason)
     for extension in canceled:
         request_canceled.send(sender=AssignmentRequest, request=extension, actor=None)
     _enqueue("revoke_grants_batch", [str(pk) for pk in ids])

@@ -98,7 +98,7 @@ def test_a_review_removal_goes_through_a_system_removal_request(review, reviewer
         )
     ) == {GrantState.REMOVED}
     assert AuditEvent.objects.filter(
-        action="assignment.remove", object_id=str(removal.assignment_id)
+        action="assignment.removed", object_id=str(removal.assignment_id)
     ).exists()
 
 

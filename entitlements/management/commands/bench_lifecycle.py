@@ -229,7 +229,7 @@ class Command(BaseCommand):
                 batch_size=2000,
             )
         after_commit = [0.0]
-        follow_up = lifecycle._after_bulk_expiry
+        follow_up = lifecycle._after_bulk_end
 
         def timed_follow_up(*args):
             # On commit: the assignment_ended receivers (notifications) and the enqueueing.
@@ -238,7 +238,7 @@ class Command(BaseCommand):
             after_commit[0] += time.perf_counter() - began
 
         started = time.perf_counter()
-        with mock.patch.object(lifecycle, "_after_bulk_expiry", timed_follow_up):
+        with mock.patch.object(lifecycle, "_after_bulk_end", timed_follow_up):
             ended = assignments_expire_due(now=now, batch_size=batch_size)
         expired_at = time.perf_counter()
         # What the worker runs for the batches expiry enqueued.
