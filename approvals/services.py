@@ -19,6 +19,7 @@ from entitlements.models import (
     StageApproverSet,
     SubjectType,
 )
+from entitlements.services import bulk_apply
 from entitlements.services.requests import (
     RequestStatus,
     format_when,
@@ -269,6 +270,22 @@ def stage_decide(*, actor, stage, decision, justification="", channel, now=None)
         else:
             request_advance(request=request, actor=actor, channel=channel, now=now)
     return stage
+
+
+def stages_decide(*, actor, stages, decision, justification="", channel, now=None):
+    """Decide many stages the same way (bulk approval); each refused one with the reason."""
+    now = now or timezone.now()
+    return bulk_apply(
+        stages,
+        lambda stage: stage_decide(
+            actor=actor,
+            stage=stage,
+            decision=decision,
+            justification=justification,
+            channel=channel,
+            now=now,
+        ),
+    )
 
 
 def _lock_request(pk, *, skip_locked=False):

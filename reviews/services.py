@@ -37,7 +37,7 @@ from entitlements.models import (
     SubjectType,
 )
 from entitlements.queue import enqueue_on_commit
-from entitlements.services import BulkResult
+from entitlements.services import BulkResult, bulk_apply
 
 from . import selectors
 from .models import (
@@ -427,22 +427,17 @@ def review_items_decide(
 ):
     """Decide many items the same way; each refused one is listed with the reason."""
     now = now or timezone.now()
-    result = BulkResult()
-    for item in items:
-        try:
-            result.done.append(
-                review_item_decide(
-                    actor=actor,
-                    item=item,
-                    decision=decision,
-                    justification=justification,
-                    now=now,
-                    channel=channel,
-                )
-            )
-        except (InvalidRequest, PermissionDenied, StateConflict) as error:
-            result.refused.append((item, error.message))
-    return result
+    return bulk_apply(
+        items,
+        lambda item: review_item_decide(
+            actor=actor,
+            item=item,
+            decision=decision,
+            justification=justification,
+            now=now,
+            channel=channel,
+        ),
+    )
 
 
 def review_accept_recommendations(

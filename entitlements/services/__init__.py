@@ -18,3 +18,17 @@ class BulkResult:
     @property
     def ok(self):
         return not self.refused
+
+
+def bulk_apply(items, action):
+    """Run ``action(item)`` for each item in turn; a refused item (any DomainError) is listed
+    with its message and the others go on. Each call keeps its own transaction."""
+    from ..errors import DomainError
+
+    result = BulkResult()
+    for item in items:
+        try:
+            result.done.append(action(item))
+        except DomainError as exc:
+            result.refused.append((item, exc.message))
+    return result

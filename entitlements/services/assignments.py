@@ -46,7 +46,7 @@ from ..signals import (
     assignments_ended,
     request_canceled,
 )
-from . import BulkResult
+from . import bulk_apply
 from .delivery import ConnectorError, connector_for, lock_grants_of
 
 logger = logging.getLogger(__name__)
@@ -472,22 +472,17 @@ def assignment_remove(*, actor, assignment, channel, reason="", notify=None, now
 
 def assignments_remove(*, actor, assignments, channel, reason="", notify=False, now=None):
     """Remove many assignments; each refused one is listed with the reason, the others end."""
-    result = BulkResult()
-    for assignment in assignments:
-        try:
-            result.done.append(
-                assignment_remove(
-                    actor=actor,
-                    assignment=assignment,
-                    channel=channel,
-                    reason=reason,
-                    notify=notify,
-                    now=now,
-                )
-            )
-        except (StateConflict, PermissionDenied, InvalidRequest) as exc:
-            result.refused.append((assignment, exc.message))
-    return result
+    return bulk_apply(
+        assignments,
+        lambda assignment: assignment_remove(
+            actor=actor,
+            assignment=assignment,
+            channel=channel,
+            reason=reason,
+            notify=notify,
+            now=now,
+        ),
+    )
 
 
 def assignment_expire(*, assignment_id, now=None):

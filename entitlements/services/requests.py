@@ -41,7 +41,7 @@ from ..selectors import (
     self_eligibility,
 )
 from ..signals import request_canceled, request_denied, request_expired, request_submitted
-from . import BulkResult
+from . import bulk_apply
 from .assignments import assignment_remove, request_fulfil
 
 
@@ -403,26 +403,21 @@ def requests_admin_add(
             "Only administrators, and owners and access package assignment managers of the "
             f"catalog {access_package.catalog.display_name}, can assign its access packages."
         )
-    result = BulkResult()
-    for target in targets:
-        try:
-            request = request_submit(
-                actor=actor,
-                target=target,
-                access_package=access_package,
-                policy=policy,
-                request_type=RequestType.ADMIN_ADD,
-                justification=justification,
-                schedule_start=schedule_start,
-                schedule_end=schedule_end,
-                channel=channel,
-                now=now,
-            )
-        except (InvalidRequest, NotEligible, StateConflict) as exc:
-            result.refused.append((target, exc.message))
-        else:
-            result.done.append(request)
-    return result
+    return bulk_apply(
+        targets,
+        lambda target: request_submit(
+            actor=actor,
+            target=target,
+            access_package=access_package,
+            policy=policy,
+            request_type=RequestType.ADMIN_ADD,
+            justification=justification,
+            schedule_start=schedule_start,
+            schedule_end=schedule_end,
+            channel=channel,
+            now=now,
+        ),
+    )
 
 
 def request_extend(*, actor, assignment, justification="", schedule_end=None, channel, now=None):

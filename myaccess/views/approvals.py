@@ -11,7 +11,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from approvals import selectors as approval_selectors
 from approvals.decorators import mfa_required_for_approvers
 from approvals.models import ReviewResult
-from approvals.services import stage_decide
+from approvals.services import stage_decide, stages_decide
 from entitlements.errors import DomainError
 from entitlements.models import Channel, RequestAnswer
 from myaccess.forms import BulkDecisionForm, DecisionForm
@@ -110,21 +110,15 @@ def approval_bulk(request):
     ids = set(form.cleaned_data["stages"])
     stages = list(_pending(request.user).filter(pk__in=ids))
     decision = form.cleaned_data["decision"]
-    done, refused = 0, []
-    for stage in stages:
-        try:
-            stage_decide(
-                actor=request.user,
-                stage=stage,
-                decision=decision,
-                justification=form.cleaned_data["justification"],
-                channel=Channel.PORTAL,
-                now=now(),
-            )
-        except DomainError as error:
-            refused.append((stage, error.message))
-        else:
-            done += 1
+    result = stages_decide(
+        actor=request.user,
+        stages=stages,
+        decision=decision,
+        justification=form.cleaned_data["justification"],
+        channel=Channel.PORTAL,
+        now=now(),
+    )
+    done, refused = len(result.done), list(result.refused)
     refused += [(None, _("no longer waiting for you"))] * (len(ids) - len(stages))
     _report(request, decision, done, refused)
     return redirect("myaccess:approvals")

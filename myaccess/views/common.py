@@ -2,7 +2,6 @@
 
 import uuid
 
-from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.utils import timezone
@@ -37,15 +36,6 @@ def apply_domain_error(form, error):
     """Show a service's refusal on the field it names, or above the form."""
     field = form.field_for_error(getattr(error, "field", None))
     form.add_error(field, error.message)
-
-
-def report_bulk(request, result, *, verb):
-    """One message per bulk action: what was done and, per refused item, why."""
-    done = len(result.done)
-    if done:
-        messages.success(request, f"{verb} {done}.")
-    for item, message in result.refused:
-        messages.error(request, f"{item}: {message}")
 
 
 def language(request):
