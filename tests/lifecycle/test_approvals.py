@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from approvals import selectors, tasks
 from approvals.models import ReviewResult, StageApprover, StageStatus
-from approvals.services import stage_decide, stages_escalate_due, stages_expire_due
+from approvals.services import stage_decide, stages_decide, stages_escalate_due, stages_expire_due
 from approvals.signals import stage_decided, stage_escalated
 from entitlements.errors import InvalidRequest, PermissionDenied, StateConflict
 from entitlements.models import ApprovalStage, AuditEvent, Channel, RequestState
@@ -392,3 +392,22 @@ def test_approval_after_the_requested_period_ended_denies_instead_of_delivering(
     request = refreshed(request)
     assert (request.state, request.status) == ("denied", "Expired")
     assert request.assignment is None
+
+
+def test_a_bulk_decision_decides_what_it_may_and_says_why_it_refused_the_rest(requester, approver):
+    colleague = UserFactory()
+    strict = approval_policy(approvers=[approver])
+    strict.approval_stages.update(is_approver_justification_required=True)
+    lenient = approval_policy(approvers=[approver])
+    refused_request = submitted(requester, strict)
+    decided_request = submitted(colleague, lenient)
+    stages = [stage_of(strict), stage_of(lenient)]
+    stages = [s.request_stages.get() for s in stages]
+
+    result = stages_decide(actor=approver, stages=stages, decision=APPROVE, channel=Channel.PORTAL)
+
+    assert [s.request_id for s in result.done] == [decided_request.pk]
+    assert [(s.request_id, m) for s, m in result.refused] == [
+        (refused_request.pk, "Give a reason for your decision.")
+    ]
+    assert refreshed(refused_request).state == RequestState.PENDING_APPROVAL
