@@ -173,9 +173,9 @@ def on_assignment_delivered(sender, assignment, request=None, **kwargs):
 
 
 @receiver(lifecycle.assignment_ended)
-def on_assignment_ended(sender, assignment, reason="", notify_user=None, **kwargs):
-    should = kwargs.get("notify", notify_user)
-    if should is False:
+def on_assignment_ended(sender, assignment, reason="", **kwargs):
+    # The signal's ``notify`` argument (False for a silent admin removal) would shadow notify().
+    if kwargs.get("notify") is False:
         return
     notify(
         kind=NotificationKind.ACCESS_ENDED,
