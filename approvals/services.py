@@ -9,7 +9,7 @@ from django.db.models import Prefetch
 from django.utils import timezone
 
 from directory.models import GroupMembership, User
-from entitlements.audit import audit_record
+from entitlements.audit import audit_for_request
 from entitlements.errors import InvalidRequest, PermissionDenied, StateConflict
 from entitlements.models import (
     ApprovalStage,
@@ -408,18 +408,15 @@ def stages_expire_due(*, now=None):
 
 
 def _audit_stage(stage, action, actor, channel, before, now, reason="", **data):
-    request = stage.request
-    audit_record(
-        action=action,
+    audit_for_request(
+        request=stage.request,
         obj=stage,
+        action=action,
         actor=actor,
         channel=channel or Channel.SYSTEM,
         before=before,
         after=stage.status,
         reason=reason,
-        target=request.target,
-        access_package=request.access_package,
-        request=request,
-        data=data or None,
+        data=data,
         now=now,
     )

@@ -39,6 +39,21 @@ def audit_record(
     )
 
 
+def audit_for_request(*, request, action, obj=None, after="", data=None, **fields):
+    """Append an audit event about ``request`` or one of its parts (an approval stage): the
+    person, package and request it concerns come from the request."""
+    return audit_record(
+        action=action,
+        obj=obj if obj is not None else request,
+        after=after,
+        target=request.target,
+        access_package=request.access_package,
+        request=request,
+        data=data or None,
+        **fields,
+    )
+
+
 def audit_bulk(events):
     """Append many prepared (unsaved) AuditEvent rows in one statement; for set-based jobs."""
     return AuditEvent.objects.bulk_create(events, batch_size=2000)

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from directory.models import User
 
-from ..audit import audit_record
+from ..audit import audit_for_request
 from ..errors import InvalidRequest, NotEligible, PermissionDenied, StateConflict
 from ..models import (
     ADD_REQUEST_TYPES,
@@ -648,17 +648,14 @@ def request_deny(
 
 
 def _audit_request(request, action, actor, channel, before, now, reason="", **data):
-    audit_record(
+    audit_for_request(
+        request=request,
         action=action,
-        obj=request,
         actor=actor,
         channel=channel,
         before=before,
         after=request.state,
         reason=reason,
-        target=request.target,
-        access_package=request.access_package,
-        request=request,
-        data=data or None,
+        data=data,
         now=now,
     )
