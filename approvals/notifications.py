@@ -82,29 +82,23 @@ def _requestor_and_target(request):
     return [request.target] + ([request.requestor] if request.requestor_id else [])
 
 
+def _notify_about_stage(kind, stage, recipients):
+    return notify(
+        kind=kind, recipients=recipients, key=f"{stage.pk}", request=stage.request, stage=stage
+    )
+
+
 # --- Receivers: lifecycle events → notifications -------------------------------------------
 
 
 @receiver(signals.stage_opened)
 def on_stage_opened(sender, stage, approvers=(), **kwargs):
-    notify(
-        kind=NotificationKind.APPROVAL_REQUIRED,
-        recipients=approvers,
-        key=f"{stage.pk}",
-        request=stage.request,
-        stage=stage,
-    )
+    _notify_about_stage(NotificationKind.APPROVAL_REQUIRED, stage, approvers)
 
 
 @receiver(signals.stage_escalated)
 def on_stage_escalated(sender, stage, approvers=(), **kwargs):
-    notify(
-        kind=NotificationKind.APPROVAL_FORWARDED,
-        recipients=approvers,
-        key=f"{stage.pk}",
-        request=stage.request,
-        stage=stage,
-    )
+    _notify_about_stage(NotificationKind.APPROVAL_FORWARDED, stage, approvers)
 
 
 @receiver(signals.stage_decided)
@@ -112,20 +106,10 @@ def on_stage_decided(sender, stage, **kwargs):
     others = [
         a.user for a in stage.approvers.select_related("user") if a.user_id != stage.reviewed_by_id
     ]
-    notify(
-        kind=NotificationKind.APPROVAL_DECIDED_BY_OTHER,
-        recipients=others,
-        key=f"{stage.pk}",
-        request=stage.request,
-        stage=stage,
-    )
+    _notify_about_stage(NotificationKind.APPROVAL_DECIDED_BY_OTHER, stage, others)
     if stage.review_result == ReviewResult.APPROVED:
-        notify(
-            kind=NotificationKind.STAGE_APPROVED,
-            recipients=_requestor_and_target(stage.request),
-            key=f"{stage.pk}",
-            request=stage.request,
-            stage=stage,
+        _notify_about_stage(
+            NotificationKind.STAGE_APPROVED, stage, _requestor_and_target(stage.request)
         )
 
 
