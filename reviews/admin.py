@@ -4,11 +4,8 @@ Rows are written only by the services; the admin shows them and calls the servic
 see a review follows the catalog of its package, as for assignments.
 """
 
-import csv
-
 from django.contrib import admin, messages
 from django.db.models import Count, Q
-from django.http import StreamingHttpResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -16,6 +13,7 @@ from django.utils.translation import gettext_lazy as _
 
 from entitlements import permissions
 from entitlements.admin.base import InputFilter, _uuid_or_none
+from entitlements.csvexport import csv_response
 from entitlements.errors import DomainError
 
 from . import selectors
@@ -93,29 +91,17 @@ def _item_rows(items):
             item.decision,
             item.justification,
             item.decided_by.email if item.decided_by else "",
-            item.decided_datetime.isoformat() if item.decided_datetime else "",
+            item.decided_datetime,
             item.recommendation,
-            item.last_sign_in.isoformat() if item.last_sign_in else "",
+            item.last_sign_in,
             item.apply_result,
-            item.applied_datetime.isoformat() if item.applied_datetime else "",
+            item.applied_datetime,
         ]
-
-
-class _Echo:
-    """A file-like object whose write returns the line, for a streamed csv.writer."""
-
-    def write(self, value):
-        return value
 
 
 def stream_items_csv(items, filename):
     """A streamed CSV of review items: one row per item, written as it is read."""
-    writer = csv.writer(_Echo())
-    response = StreamingHttpResponse(
-        (writer.writerow(row) for row in _item_rows(items)), content_type="text/csv"
-    )
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
+    return csv_response(_item_rows(items), filename)
 
 
 @admin.register(ReviewInstance)

@@ -1,16 +1,15 @@
 """The audit trail in the admin: strictly read-only, filterable, exportable as CSV."""
 
-import csv
-
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
-from django.http import HttpResponseBadRequest, StreamingHttpResponse
+from django.http import HttpResponseBadRequest
 from django.urls import path
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from entitlements.csvexport import csv_response
 from entitlements.models import AuditEvent
 
 from .base import CatalogFilter, InputFilter, PackageFilter, ReadOnlyScopedAdmin, _uuid_or_none
@@ -31,33 +30,14 @@ CSV_COLUMNS = [
 ]
 
 
-class _Echo:
-    """A file-like object whose write returns the line, so csv.writer can feed a stream."""
-
-    def write(self, value):
-        return value
-
-
-def _cell(value):
-    if value is None:
-        return ""
-    text = value.isoformat() if hasattr(value, "isoformat") else str(value)
-    # Spreadsheets run cells starting with these as formulas; a reason is free text.
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def stream_csv(queryset, filename):
-    writer = csv.writer(_Echo())
     fields = [field for field, _label in CSV_COLUMNS]
 
     def rows():
-        yield writer.writerow([str(label) for _field, label in CSV_COLUMNS])
-        for row in queryset.values_list(*fields).iterator(chunk_size=2000):
-            yield writer.writerow([_cell(value) for value in row])
+        yield [str(label) for _field, label in CSV_COLUMNS]
+        yield from queryset.values_list(*fields).iterator(chunk_size=2000)
 
-    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
+    return csv_response(rows(), filename)
 
 
 class UserFilter(InputFilter):
