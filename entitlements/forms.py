@@ -179,11 +179,17 @@ class ResourceRoleScopeFormSet(BaseInlineFormSet):
 class PolicySubjectSetFormSet(BaseInlineFormSet):
     def clean(self):
         super().clean()
+        if any(form.errors for form in self.forms):
+            return
         subjects = [form.instance for form in _live_forms(self)]
-        try:
-            validation.check_policy_subjects(self.instance, subjects)
-        except ValidationError as error:
-            raise ValidationError(_report(error)) from None
+        leftover = []
+        for check in (validation.check_policy_subjects, validation.check_policy_reviewers):
+            try:
+                check(self.instance, subjects)
+            except ValidationError as error:
+                leftover += _report(error)
+        if leftover:
+            raise ValidationError(leftover)
 
 
 class PolicyStageFormSet(BaseInlineFormSet):

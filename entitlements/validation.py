@@ -147,6 +147,37 @@ def check_policy_subjects(policy, subject_sets):
         )
 
 
+def check_policy_reviewers(policy, subject_sets):
+    """A policy with access reviews names who reviews, and who does when a manager is missing.
+
+    ``subject_sets`` are the policy's PolicySubjectSet rows as they would be (saved or not).
+    """
+    if not policy.review_is_enabled or policy.review_is_self_review:
+        return
+    reviewers = [s for s in subject_sets if s.purpose == PolicySubjectSet.Purpose.PRIMARY_REVIEWER]
+    fallbacks = [s for s in subject_sets if s.purpose == PolicySubjectSet.Purpose.FALLBACK_REVIEWER]
+    if not reviewers:
+        raise ValidationError(
+            {
+                "review_is_enabled": _(
+                    "Access reviews are on but nobody reviews: add a subject with purpose "
+                    "'Reviewer', let users review their own access, or turn reviews off."
+                )
+            }
+        )
+    relative = [s for s in reviewers if s.subject_type in RELATIVE_SUBJECT_TYPES]
+    if relative and not fallbacks:
+        raise ValidationError(
+            {
+                "review_is_enabled": _(
+                    "Access reviews: %(who)s may not exist for every user, and there is no "
+                    "fallback reviewer; add a subject with purpose 'Fallback reviewer'."
+                )
+                % {"who": ", ".join(str(s.get_subject_type_display()) for s in relative)}
+            }
+        )
+
+
 def policy_warnings(policy, *, stage_count):
     if policy.is_approval_required_for_add and stage_count == 0:
         return [
