@@ -51,7 +51,7 @@ class NotificationAdmin(admin.ModelAdmin):
     list_filter = ["state", "kind"]
     list_select_related = ["recipient"]
     search_fields = ["recipient__email", "subject"]
-    readonly_fields = [f.name for f in Notification._meta.fields]
+    readonly_fields = [f.name for f in Notification._meta.fields] + ["message_id"]
     show_full_result_count = False
     actions = ["retry"]
 

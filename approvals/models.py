@@ -1,5 +1,8 @@
 """Approval at run time: each request's stages, their resolved approvers and their decision."""
 
+from urllib.parse import urlsplit
+
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
@@ -144,12 +147,14 @@ class Notification(BaseModel):
 
     class State(models.TextChoices):
         PENDING = "pending", _("Waiting to be sent")
+        SENDING = "sending", _("Being sent")
         SENT = "sent", _("Sent")
         FAILED = "failed", _("Failed")
 
     kind = models.CharField(_("kind"), max_length=32, choices=NotificationKind)
     recipient = models.ForeignKey(User, on_delete=models.CASCADE, related_name="notifications")
-    # Makes a notification exactly-once: the same event for the same person is one row.
+    # One row per event and person; a row is sent at least once, always with the same
+    # Message-ID, so a mail system can drop the copy a crashed worker sends again.
     dedupe_key = models.CharField(_("key"), max_length=200, unique=True)
     request = models.ForeignKey(
         AssignmentRequest,
@@ -174,6 +179,9 @@ class Notification(BaseModel):
     )
     context = models.JSONField(_("details"), default=dict, blank=True)
     state = models.CharField(_("state"), max_length=16, choices=State, default=State.PENDING)
+    # While ``sending``: the worker that claimed the row owns it until then; after it, the
+    # reconciler may claim the row again (the worker died between sending and recording).
+    lease_expires = models.DateTimeField(_("claimed until"), null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
     error = models.TextField(_("last error"), blank=True)
     subject = models.CharField(_("subject"), max_length=400, blank=True)
@@ -187,7 +195,19 @@ class Notification(BaseModel):
             models.Index(
                 fields=["created"], condition=Q(state="pending"), name="notification_pending_idx"
             ),
+            # the reconciler: claims whose lease ran out
+            models.Index(
+                fields=["lease_expires"],
+                condition=Q(state="sending"),
+                name="notification_sending_lease_idx",
+            ),
         ]
 
     def __str__(self):
         return f"{self.get_kind_display()} to {self.recipient.email}"
+
+    @property
+    def message_id(self):
+        """The Message-ID of this email, the same on every attempt: ``<id@site domain>``."""
+        domain = urlsplit(settings.SITE_URL).hostname or "localhost"
+        return f"<notification.{self.pk}@{domain}>"

@@ -1,9 +1,12 @@
-"""Emails: who gets which message when something happens, and sending them exactly once.
+"""Emails: who gets which message when something happens, and sending each one.
 
 Receivers of the lifecycle signals write ``Notification`` rows (one per person and event,
 made unique by ``dedupe_key``) and enqueue their sending. The row is the truth: if the broker
-is down, the reconciler finds pending rows and enqueues them again; a row is sent once, under
-a row lock, and marked sent in the same transaction.
+is down, the reconciler finds pending rows and enqueues them again. Sending claims the row
+(``sending``, with a lease, committed), calls SMTP with no transaction open, then records the
+outcome in a short transaction. Delivery is at least once, de-duplicated by Message-ID: a
+worker that dies between sending and recording leaves a lease that runs out, and the message
+is sent again with the same Message-ID.
 """
 
 import logging
@@ -11,7 +14,7 @@ from datetime import timedelta
 
 from celery import shared_task
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives
+from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.dispatch import receiver
@@ -30,6 +33,9 @@ logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8  # quick retries by the task; the reconciler keeps trying after them
 GIVE_UP_AFTER = timedelta(hours=24)
+# A claimed notification belongs to its worker this long; the SMTP call is limited to far less.
+LEASE = timedelta(minutes=10)
+SEND_TIMEOUT_SECONDS = 60
 EXPIRY_NOTICE_DAYS = (14, 1)
 
 # Emails to the person who holds or asked for access; a policy can switch these off.
@@ -333,55 +339,103 @@ def render_notification(notification):
     return subject, text, html
 
 
-def notification_send(*, notification_id, now=None):
-    """Send one pending notification; a second call for a sent one does nothing."""
+def notification_claim(*, notification_id, now=None):
+    """Claim one notification for sending; returns the claim's lease expiry, or None.
+
+    A row can be claimed while pending, or while sending under a lease that ran out (its
+    worker died). The claim is one conditional UPDATE in its own transaction, committed before
+    anything is sent: of several workers claiming the same row, exactly one changes it. Call it
+    outside any transaction, as the tasks do, so the claim is visible to the others at once.
+    """
     now = now or timezone.now()
+    lease = now + LEASE
     with transaction.atomic():
-        notification = (
-            Notification.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(pk=notification_id, state=Notification.State.PENDING)
-            .select_related(
-                "recipient",
-                "request__access_package",
-                "request__assignment_policy",
-                "request__target",
-                "request__requestor",
-                "stage",
-                "assignment__access_package",
-                "assignment__target",
+        claimed = (
+            Notification.objects.filter(pk=notification_id)
+            .filter(
+                Q(state=Notification.State.PENDING)
+                | Q(state=Notification.State.SENDING, lease_expires__lte=now)
             )
-            .first()
+            .update(
+                state=Notification.State.SENDING,
+                lease_expires=lease,
+                attempts=F("attempts") + 1,
+                modified=now,
+            )
         )
-        if notification is None:
-            return False
+    return lease if claimed else None
+
+
+def notification_send(*, notification_id, now=None):
+    """Send one notification: claim it, send it with no transaction open, record the outcome.
+
+    Returns False when there is nothing to send (sent already, or claimed by a live worker).
+    Delivery is at least once: a worker killed after the SMTP server accepted the message but
+    before the outcome was recorded leaves its claim to run out, and the reconciler sends the
+    message again with the same Message-ID, by which the receiving systems de-duplicate it.
+    """
+    now = now or timezone.now()
+    lease = notification_claim(notification_id=notification_id, now=now)
+    if lease is None:
+        return False
+    notification = Notification.objects.select_related(
+        "recipient",
+        "request__access_package",
+        "request__assignment_policy",
+        "request__target",
+        "request__requestor",
+        "stage__reviewed_by",
+        "assignment__access_package",
+        "assignment__target",
+    ).get(pk=notification_id)
+    try:
         subject, text, html = render_notification(notification)
         message = EmailMultiAlternatives(
-            subject=subject, body=text, to=[notification.recipient.email]
+            subject=subject,
+            body=text,
+            to=[notification.recipient.email],
+            headers={"Message-ID": notification.message_id},
+            # The lease must outlive the SMTP call, so the call always has a time limit.
+            connection=get_connection(timeout=settings.EMAIL_TIMEOUT or SEND_TIMEOUT_SECONDS),
         )
         message.attach_alternative(html, "text/html")
-        failure = None
-        notification.attempts += 1
-        try:
-            message.send()
-        except Exception as exc:
-            # Recorded in this transaction, raised after it commits, so the retry sees it.
-            failure = exc
-            notification.error = str(exc)[:2000]
-            # Give up after a day, not after a number of tries: an SMTP outage of a few
-            # minutes must not fail every email sent during it.
-            if now - notification.created >= GIVE_UP_AFTER:
-                notification.state = Notification.State.FAILED
-        else:
-            notification.state = Notification.State.SENT
-            notification.subject = subject[:400]
-            notification.sent_datetime = now
-            notification.error = ""
-        notification.save(
-            update_fields=["state", "subject", "sent_datetime", "attempts", "error", "modified"]
-        )
-    if failure is not None:
-        raise failure
+        message.send()
+    except Exception as exc:
+        _record_failure(notification, lease=lease, error=exc, now=now)
+        raise
+    _record_sent(notification, subject=subject, now=now)
     return True
+
+
+def _record_sent(notification, *, subject, now):
+    with transaction.atomic():
+        # Sent is the truth even if this worker's lease ran out and another one took over.
+        Notification.objects.filter(pk=notification.pk).exclude(
+            state=Notification.State.SENT
+        ).update(
+            state=Notification.State.SENT,
+            subject=subject[:400],
+            sent_datetime=now,
+            error="",
+            lease_expires=None,
+            modified=now,
+        )
+
+
+def _record_failure(notification, *, lease, error, now):
+    # Give up after a day, not after a number of tries: an SMTP outage of a few minutes
+    # must not fail every email sent during it.
+    gave_up = now - notification.created >= GIVE_UP_AFTER
+    with transaction.atomic():
+        # Only this worker's own claim is released; a newer claim belongs to another worker.
+        Notification.objects.filter(
+            pk=notification.pk, state=Notification.State.SENDING, lease_expires=lease
+        ).update(
+            state=Notification.State.FAILED if gave_up else Notification.State.PENDING,
+            error=str(error)[:2000],
+            lease_expires=None,
+            modified=now,
+        )
 
 
 @shared_task(
@@ -426,7 +480,8 @@ def requeue_pending_notifications():
 
 
 def pending_notifications_requeue(*, older_than=timedelta(minutes=1), now=None):
-    """The reconciler's part for email: enqueue notifications still pending after a while."""
+    """The reconciler's part for email: enqueue notifications still pending after a while,
+    and those whose sending worker's lease ran out (it died before recording the outcome)."""
     from entitlements.queue import enqueue
 
     now = now or timezone.now()
@@ -439,6 +494,9 @@ def pending_notifications_requeue(*, older_than=timedelta(minutes=1), now=None):
         for pk, attempts, modified in rows
         if modified <= now - min(older_than * 2 ** min(attempts, 6), timedelta(hours=1))
     ]
+    ids += Notification.objects.filter(
+        state=Notification.State.SENDING, lease_expires__lte=now
+    ).values_list("pk", flat=True)[:5000]
     for pk in ids:
         enqueue(send_notification, str(pk))
     return len(ids)
