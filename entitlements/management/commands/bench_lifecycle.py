@@ -263,16 +263,19 @@ class Command(BaseCommand):
         packages = AccessPackage.objects.filter(catalog__in=catalogs)
         package_ids = list(packages.values_list("pk", flat=True))
         with transaction.atomic():
+            # The trail is append-only for real records; these are the benchmark's own.
+            audit = AuditEvent._meta.db_table
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"DELETE FROM {audit} WHERE access_package_id IN "
+                    f"(SELECT id FROM {AccessPackage._meta.db_table} WHERE catalog_id IN "
+                    f"(SELECT id FROM {Catalog._meta.db_table} WHERE display_name LIKE %s))",
+                    [f"{prefix}%"],
+                )
             AssignmentRequest.objects.filter(access_package__in=package_ids).delete()
             Assignment.objects.filter(access_package__in=package_ids).delete()
             packages.delete()
             catalogs.delete()
             Group.objects.filter(display_name__startswith=prefix).delete()
             User.objects.filter(email__startswith=f"{prefix}-").delete()
-            # The trail is append-only for real records; these are the benchmark's own.
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    f"DELETE FROM {AuditEvent._meta.db_table} WHERE access_package_id = ANY(%s)",
-                    [package_ids],
-                )
         self.stdout.write(f"  cleaned up {prefix} in {time.perf_counter() - started:.1f} s")
