@@ -227,7 +227,7 @@ class _Seeder:
             {"policy": policy, "purpose": purpose, "subject_type": subject_type, **subject},
         )
 
-    def text_question(self, policy, sequence, text, pattern=""):
+    def text_question(self, policy, sequence, text, pattern="", hint=""):
         return self.ensure(
             Question,
             {"policy": policy, "sequence": sequence},
@@ -236,6 +236,7 @@ class _Seeder:
                 "question_type": Question.QuestionType.TEXT_INPUT,
                 "is_single_line_question": True,
                 "regex_pattern": pattern,
+                "format_hint": hint,
             },
         )
 
@@ -631,7 +632,11 @@ def seed_organisation(*, now=None):
         days=7,
     )
     s.text_question(
-        contractor_policy, 1, "Purchase order number (e.g. PO-123456)", pattern=r"PO-\d{6}"
+        contractor_policy,
+        1,
+        "Purchase order number (e.g. PO-123456)",
+        pattern=r"PO-\d{6}",
+        hint="PO, a dash and six digits, e.g. PO-123456",
     )
 
     compliance_package = s.package(
@@ -715,7 +720,11 @@ def seed_organisation(*, now=None):
         days=3,
     )
     s.text_question(
-        production_policy, 1, "Incident or change ticket (e.g. CHG-1234)", r"[A-Z]{3}-\d{4}"
+        production_policy,
+        1,
+        "Incident or change ticket (e.g. CHG-1234)",
+        r"[A-Z]{3}-\d{4}",
+        hint="three capital letters, a dash and four digits, e.g. CHG-1234",
     )
 
     offsite_package = s.package(

@@ -124,14 +124,16 @@ class RequestForm(forms.Form):
                 )
             return forms.ChoiceField(choices=choices, widget=forms.RadioSelect, **common)
         help_text = ""
-        if question.regex_pattern:
-            help_text = _("Expected format: %(pattern)s") % {"pattern": question.regex_pattern}
+        if question.format_hint:
+            help_text = _("Expected format: %(hint)s") % {"hint": question.format_hint}
         widget = (
             forms.TextInput()
             if question.is_single_line_question
             else forms.Textarea(attrs={"rows": 4})
         )
-        return forms.CharField(max_length=4000, widget=widget, help_text=help_text, **common)
+        return forms.CharField(
+            max_length=Question.MAX_ANSWER_LENGTH, widget=widget, help_text=help_text, **common
+        )
 
     def question_fields(self):
         return [self[question_field_name(q)] for q in self.questions]

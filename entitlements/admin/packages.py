@@ -325,6 +325,7 @@ class QuestionAdmin(ScopedAdmin):
         "is_answer_editable",
         "is_single_line_question",
         "regex_pattern",
+        "format_hint",
         "is_multiple_selection_allowed",
     ]
     inlines = [QuestionChoiceInline, QuestionLocalizationInline]

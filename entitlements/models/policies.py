@@ -1,6 +1,5 @@
 """Assignment policies: who may request, approval stages, questions, expiry and reviews."""
 
-import re
 from datetime import timedelta
 
 from django.core.exceptions import ValidationError
@@ -10,6 +9,7 @@ from django.utils.translation import gettext_lazy as _
 
 from directory.models import BaseModel, ConnectedOrganization, Group, User
 
+from ..patterns import UnsafePattern, check_pattern, fullmatch
 from .catalogs import AccessPackage
 
 # --------------------------------------------------------------------------------------
@@ -435,6 +435,9 @@ class StageApproverSet(SubjectSetBase):
 class Question(BaseModel):
     """A question the requestor answers when requesting (accessPackageQuestion)."""
 
+    # Longer answers are refused: they are stored, emailed to approvers and matched.
+    MAX_ANSWER_LENGTH = 4000
+
     class QuestionType(models.TextChoices):
         TEXT_INPUT = "textInput", _("Text")
         MULTIPLE_CHOICE = "multipleChoice", _("Multiple choice")
@@ -454,7 +457,19 @@ class Question(BaseModel):
         _("pattern"),
         max_length=512,
         blank=True,
-        help_text=_("A regular expression the whole answer must match, e.g. [A-Z]{3}-\\d{4}."),
+        help_text=_(
+            "A regular expression the whole answer must match, e.g. [A-Z]{3}-\\d{4}. "
+            "Requestors never see it: describe the format in words below."
+        ),
+    )
+    format_hint = models.CharField(
+        _("expected format"),
+        max_length=256,
+        blank=True,
+        help_text=_(
+            "The format in words, shown to requestors under the question and when an answer "
+            "does not match, e.g. 'three capital letters, a dash and four digits (ABC-1234)'."
+        ),
     )
     is_multiple_selection_allowed = models.BooleanField(_("several choices allowed"), default=False)
 
@@ -466,15 +481,58 @@ class Question(BaseModel):
         return self.text
 
     def clean(self):
-        if self.regex_pattern:
-            if self.question_type != self.QuestionType.TEXT_INPUT:
-                raise ValidationError({"regex_pattern": _("Only text answers can have a pattern.")})
-            try:
-                re.compile(self.regex_pattern)
-            except re.error as exc:
-                raise ValidationError(
-                    {"regex_pattern": _("This pattern does not compile: %(err)s") % {"err": exc}}
-                ) from exc
+        if not self.regex_pattern:
+            return
+        if self.question_type != self.QuestionType.TEXT_INPUT:
+            raise ValidationError({"regex_pattern": _("Only text answers can have a pattern.")})
+        try:
+            check_pattern(self.regex_pattern)
+        except UnsafePattern as exc:
+            raise ValidationError(
+                {
+                    "regex_pattern": _(
+                        "This pattern cannot be used: %(err)s. Patterns may not use "
+                        "backreferences or lookaround, and a repeated part must not be able "
+                        "to match the same text in two ways: write (a|aa)+ as a+, (a+)+ as a+."
+                    )
+                    % {"err": exc}
+                }
+            ) from None
+        if not self.format_hint.strip():
+            raise ValidationError(
+                {
+                    "format_hint": _(
+                        "Describe the expected format in words: requestors see this, not the "
+                        "pattern."
+                    )
+                }
+            )
+
+    def answer_problem(self, value):
+        """Why ``value`` is not an acceptable text answer to this question, or None."""
+        if len(value) > self.MAX_ANSWER_LENGTH:
+            return _(
+                "The answer to “%(question)s” is longer than %(max)s characters; shorten it."
+            ) % {"question": self.text, "max": self.MAX_ANSWER_LENGTH}
+        if not self.regex_pattern:
+            return None
+        try:
+            matches = fullmatch(self.regex_pattern, value)
+        except UnsafePattern:
+            return _(
+                "The answer to “%(question)s” cannot be checked because the question's "
+                "pattern is not valid; tell the administrators of this access package."
+            ) % {"question": self.text}
+        if matches:
+            return None
+        if self.format_hint:
+            return _("The answer to “%(question)s” is not in the expected format: %(hint)s.") % {
+                "question": self.text,
+                "hint": self.format_hint.rstrip("."),
+            }
+        return _("The answer to “%(question)s” is not in the expected format.") % {
+            "question": self.text
+        }
 
     def localized_text(self, language_code):
         for loc in self.localizations.all():

@@ -5,7 +5,6 @@ Approval runs in ``approvals.services`` and fulfilment (the assignment and its d
 ``stage_open``, is imported inside the function that opens the first stage.
 """
 
-import re
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
@@ -157,10 +156,10 @@ def _clean_text(question, raw, field):
         return ""
     if question.is_single_line_question and ("\n" in value or "\r" in value):
         raise InvalidRequest(f"The answer to “{question.text}” must fit on one line.", field=field)
-    if question.regex_pattern and re.fullmatch(question.regex_pattern, value) is None:
-        raise InvalidRequest(
-            f"The answer to “{question.text}” is not in the expected format.", field=field
-        )
+    # Length capped, pattern matched in linear time (RE2): no answer can hold a worker.
+    problem = question.answer_problem(value)
+    if problem:
+        raise InvalidRequest(problem, field=field)
     return value
 
 
