@@ -22,7 +22,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone, translation
 
 from entitlements import signals as lifecycle
-from entitlements.models import OPEN_ASSIGNMENT_STATES, Assignment
+from entitlements.models import OPEN_ASSIGNMENT_STATES, ApprovalStage, Assignment
 from entitlements.queue import enqueue_on_commit
 
 from . import signals
@@ -46,6 +46,14 @@ REQUESTOR_KINDS = {
     NotificationKind.ACCESS_DELIVERED,
     NotificationKind.ACCESS_EXPIRING,
     NotificationKind.ACCESS_ENDED,
+}
+
+
+# Emails that ask an approver to decide, with the approve and deny links and the deadline.
+APPROVER_ACTION_KINDS = {
+    NotificationKind.APPROVAL_REQUIRED,
+    NotificationKind.APPROVAL_REMINDER,
+    NotificationKind.APPROVAL_FORWARDED,
 }
 
 
@@ -309,11 +317,14 @@ def _context(notification):
     }
     if request is not None:
         ctx["answers"] = list(request.answers.select_related("question"))
-    if stage is not None and notification.kind in (
-        NotificationKind.APPROVAL_REQUIRED,
-        NotificationKind.APPROVAL_REMINDER,
-        NotificationKind.APPROVAL_FORWARDED,
-    ):
+    if stage is not None and notification.kind == NotificationKind.STAGE_APPROVED:
+        count = ApprovalStage.objects.filter(policy_id=request.assignment_policy_id).count()
+        ctx["stage_count"] = max(count, stage.sequence)
+        ctx["is_last_stage"] = stage.sequence >= ctx["stage_count"]
+        ctx["next_stage"] = stage.sequence + 1
+    if stage is not None and notification.kind in APPROVER_ACTION_KINDS:
+        # Only the people asked to decide read a deadline; to the requestor it means nothing.
+        ctx["decide_by"] = stage.deadline
         ctx["approve_url"] = decision_url(
             stage=stage, approver=notification.recipient, decision="approve"
         )

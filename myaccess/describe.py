@@ -5,10 +5,12 @@ costs the same number of queries whatever its length.
 """
 
 from django.db.models import Prefetch
+from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from approvals.templatetags.sentences import one_full_stop
 from entitlements.models import (
     ApprovalStage,
     AssignmentPolicy,
@@ -64,19 +66,35 @@ def grants(package):
     ]
 
 
+def approver_name(subject):
+    """One approver set as the person requesting reads it: 'your manager', 'a member of X'.
+
+    Any one person of a set decides, so a set is named by one of its people.
+    """
+    kind = subject.subject_type
+    if kind in (SubjectType.REQUESTOR_MANAGER, SubjectType.TARGET_MANAGER):
+        return _("your second-level manager") if subject.manager_level == 2 else _("your manager")
+    if kind == SubjectType.SINGLE_USER and subject.user_id:
+        return subject.user.display_name
+    if kind == SubjectType.GROUP_MEMBERS and subject.group_id:
+        return _("a member of %(group)s") % {"group": subject.group.display_name}
+    if kind == SubjectType.CONNECTED_ORGANIZATION_MEMBERS and subject.connected_organization_id:
+        return _("a user of %(org)s") % {"org": subject.connected_organization.display_name}
+    if kind == SubjectType.INTERNAL_SPONSORS:
+        return _("an internal sponsor of your organization")
+    if kind == SubjectType.EXTERNAL_SPONSORS:
+        return _("an external sponsor of your organization")
+    if kind == SubjectType.TARGET_USER_SPONSORS:
+        return _("one of your sponsors")
+    return _("a designated approver")
+
+
 def approver_names(stage):
-    names = []
-    for approver in stage.approver_sets.all():
-        if approver.subject_type == SubjectType.REQUESTOR_MANAGER:
-            names.append(
-                _("your second-level manager") if approver.manager_level == 2 else _("your manager")
-            )
-        else:
-            names.append(str(approver))
-    return names
+    return [approver_name(approver) for approver in stage.approver_sets.all()]
 
 
-def _join(items):
+def join_or(items):
+    """'a, b or c': any one of them."""
     if len(items) <= 1:
         return "".join(items)
     return _("%(first)s or %(last)s") % {"first": ", ".join(items[:-1]), "last": items[-1]}
@@ -90,6 +108,10 @@ def _duration(delta):
     return ngettext("%(n)d hour", "%(n)d hours", hours) % {"n": hours}
 
 
+def _deciders(stage):
+    return join_or(approver_names(stage) or [_("a designated approver")])
+
+
 def approval_sentence(policy):
     """Who approves under a policy, in one sentence."""
     stages = list(policy.approval_stages.all()) if policy.is_approval_required_for_add else []
@@ -97,13 +119,13 @@ def approval_sentence(policy):
         return _("No approval needed.")
     if len(stages) == 1:
         stage = stages[0]
+        # Every name is one person ("one of your sponsors"), so "who has" fits them all.
         return _("Approved by %(who)s, who has %(days)s to decide.") % {
-            "who": _join(approver_names(stage) or [_("the designated approvers")]),
+            "who": _deciders(stage),
             "days": _duration(stage.duration_before_automatic_denial),
         }
     parts = [
-        _("stage %(n)d by %(who)s")
-        % {"n": stage.sequence, "who": _join(approver_names(stage) or [_("the approvers")])}
+        _("stage %(n)d by %(who)s") % {"n": stage.sequence, "who": _deciders(stage)}
         for stage in stages
     ]
     return _("Approval in %(n)d stages: %(stages)s.") % {
@@ -117,10 +139,34 @@ def duration_sentence(policy):
     if policy.expiration_type == ExpirationType.AFTER_DURATION and policy.expiration_duration:
         return _("Access lasts %(d)s.") % {"d": _duration(policy.expiration_duration)}
     if policy.expiration_type == ExpirationType.AFTER_DATE_TIME and policy.expiration_end_datetime:
-        return _("Access ends on %(date)s.") % {
-            "date": date_format(policy.expiration_end_datetime, "DATE_FORMAT")
-        }
+        return _("Access ends on %(date)s.") % {"date": _date(policy.expiration_end_datetime)}
     return _("Access does not expire.")
+
+
+def _date(moment):
+    return date_format(timezone.localtime(moment), "DATE_FORMAT")
+
+
+def _when(moment):
+    return date_format(timezone.localtime(moment), "DATETIME_FORMAT")
+
+
+def period_sentence(request):
+    """How long the access of a request lasts: the period asked for, else the policy's."""
+    start, end = request.schedule_start, request.schedule_end
+    if start and end:
+        text = _("You asked for access from %(start)s until %(end)s.") % {
+            "start": _when(start),
+            "end": _when(end),
+        }
+    elif end:
+        text = _("You asked for access until %(end)s.") % {"end": _when(end)}
+    elif start:
+        text = _("You asked for access from %(start)s.") % {"start": _when(start)}
+        text += " " + duration_sentence(request.assignment_policy)
+    else:
+        text = duration_sentence(request.assignment_policy)
+    return one_full_stop(text)
 
 
 def policy_sentences(policy):

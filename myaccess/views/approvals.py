@@ -1,5 +1,7 @@
 """Approvals: the stages waiting for me, one decision, many decisions, my past decisions."""
 
+import re
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Prefetch
@@ -12,11 +14,15 @@ from approvals import selectors as approval_selectors
 from approvals.decorators import mfa_required_for_approvers
 from approvals.models import ReviewResult
 from approvals.services import stage_decide, stages_decide
+from approvals.templatetags.sentences import one_full_stop
 from entitlements.errors import DomainError
 from entitlements.models import Channel, RequestAnswer
 from myaccess.forms import BulkDecisionForm, DecisionForm
 
 from .common import apply_domain_error, get_from, now, paginate
+
+# A refusal reason ends a sentence of its own; in the list of reasons it loses its full stop.
+_TRAILING_FULL_STOP = re.compile(r"(?<!\.)\.$")
 
 
 def _pending(user):
@@ -119,32 +125,63 @@ def approval_bulk(request):
         now=now(),
     )
     done, refused = len(result.done), list(result.refused)
-    refused += [(None, _("no longer waiting for you"))] * (len(ids) - len(stages))
+    refused += [(None, _("it no longer waits for your decision"))] * (len(ids) - len(stages))
     _report(request, decision, done, refused)
     return redirect("myaccess:approvals")
 
 
 def _report(request, decision, done, refused):
-    if decision == ReviewResult.APPROVED:
-        summary = ngettext("Approved %(n)d", "Approved %(n)d", done) % {"n": done}
+    """One message in words: how many were decided, and why each of the others was not."""
+    approved = decision == ReviewResult.APPROVED
+    if approved:
+        summary = ngettext("You approved %(n)d request.", "You approved %(n)d requests.", done)
     else:
-        summary = ngettext("Denied %(n)d", "Denied %(n)d", done) % {"n": done}
+        summary = ngettext("You denied %(n)d request.", "You denied %(n)d requests.", done)
+    summary %= {"n": done}
     if not refused:
-        messages.success(request, summary + ".")
+        messages.success(request, summary)
         return
     reasons = "; ".join(
-        f"{stage.request.target.display_name} – {stage.request.access_package.display_name}: "
-        f"{message}"
-        if stage
-        else message
+        _TRAILING_FULL_STOP.sub("", str(message))
+        if stage is None
+        else _("%(who)s – %(package)s: %(why)s")
+        % {
+            "who": stage.request.target.display_name,
+            "package": stage.request.access_package.display_name,
+            "why": _TRAILING_FULL_STOP.sub("", str(message)),
+        }
         for stage, message in refused
     )
-    text = ngettext(
-        "%(summary)s; %(n)d refused: %(reasons)s",
-        "%(summary)s; %(n)d refused: %(reasons)s",
-        len(refused),
-    ) % {"summary": summary, "n": len(refused), "reasons": reasons}
-    (messages.warning if done else messages.error)(request, text)
+    n = len(refused)
+    if done and approved:
+        text = ngettext(
+            "%(n)d other request could not be approved: %(reasons)s.",
+            "%(n)d other requests could not be approved: %(reasons)s.",
+            n,
+        )
+    elif done:
+        text = ngettext(
+            "%(n)d other request could not be denied: %(reasons)s.",
+            "%(n)d other requests could not be denied: %(reasons)s.",
+            n,
+        )
+    elif approved:
+        text = ngettext(
+            "The request could not be approved: %(reasons)s.",
+            "None of the %(n)d requests could be approved: %(reasons)s.",
+            n,
+        )
+    else:
+        text = ngettext(
+            "The request could not be denied: %(reasons)s.",
+            "None of the %(n)d requests could be denied: %(reasons)s.",
+            n,
+        )
+    text = one_full_stop(text % {"n": n, "reasons": reasons})
+    if done:
+        messages.warning(request, f"{summary} {text}")
+    else:
+        messages.error(request, text)
 
 
 @login_required

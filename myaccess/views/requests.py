@@ -69,6 +69,11 @@ TIMELINE_LABELS = {
 }
 
 
+# The states a person's own act leads to; the others follow from the system or an approver
+# (the stage entries say who decided), so the timeline names nobody for them.
+STATES_A_PERSON_CAUSES = {RequestState.SUBMITTED, RequestState.CANCELED, RequestState.DENIED}
+
+
 def _timeline(request_obj):
     """Events of a request in time order: state changes from the audit trail, decisions
     from the approval stages."""
@@ -92,7 +97,11 @@ def _timeline(request_obj):
             {
                 "when": event.created,
                 "label": label,
-                "who": event.actor_display.split(" <")[0] if event.actor_display else "",
+                "who": (
+                    event.actor_display.split(" <")[0]
+                    if event.actor_display and event.after in STATES_A_PERSON_CAUSES
+                    else ""
+                ),
                 "text": event.reason if event.after in ("canceled", "denied") else "",
                 "tone": tone,
             }
@@ -100,12 +109,12 @@ def _timeline(request_obj):
     for stage in request_obj.approval_stages.all():
         if stage.review_result == ReviewResult.NOT_REVIEWED:
             if stage.is_open:
-                names = [a.user.display_name for a in stage.approvers.all()]
+                names = describe.join_or([a.user.display_name for a in stage.approvers.all()])
                 entries.append(
                     {
                         "when": stage.opened_datetime or request_obj.created,
                         "label": _("Stage %(n)d waiting for %(who)s")
-                        % {"n": stage.sequence, "who": ", ".join(names) or _("the approvers")},
+                        % {"n": stage.sequence, "who": names or _("the approvers")},
                         "deadline": stage.deadline,
                         "tone": "waiting",
                         "sort_last": True,
@@ -143,7 +152,7 @@ def what_happens_next(request_obj):
             names = [a.user.display_name for a in stage.approvers.all()]
             return {
                 "stage": stage,
-                "approvers": names,
+                "approvers": describe.join_or(names),
                 "deadline": stage.deadline,
             }
         return {"text": _("Your request is waiting for approval.")}
@@ -194,7 +203,7 @@ def request_submitted(request, pk):
             "tab": "requests",
             "req": request_obj,
             "next": what_happens_next(request_obj),
-            "policy_sentences": describe.duration_sentence(request_obj.assignment_policy),
+            "period_sentence": describe.period_sentence(request_obj),
         },
     )
 

@@ -94,7 +94,7 @@ def test_a_bulk_decision_ignores_stages_not_assigned_to_me(
     )
 
     assert RequestApprovalStage.objects.get(pk=stage.pk).review_result == "NotReviewed"
-    assert "no longer waiting for you" in response.content.decode()
+    assert "it no longer waits for your decision" in response.content.decode()
 
 
 def test_a_requestor_cannot_approve_their_own_request(client, approver, approved_package):

@@ -165,7 +165,7 @@ def test_an_approver_approves_three_requests_at_once(page, approver, approved_pa
     shot(page, "11-bulk-approval")
     page.get_by_role("button", name="Approve selected").click()
 
-    page.get_by_text("Approved 3.").wait_for()
+    page.get_by_text("You approved 3 requests.").wait_for()
     assert page.get_by_text("No requests wait for your approval").is_visible()
 
 

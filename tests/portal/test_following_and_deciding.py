@@ -193,7 +193,10 @@ def test_an_approver_approves_several_requests_at_once_and_hears_about_each(
 
     results = [s.__class__.objects.get(pk=s.pk).review_result for s in stages]
     assert results == [ReviewResult.APPROVED, ReviewResult.APPROVED, ReviewResult.NOT_REVIEWED]
-    assert messages_of(response) == ["Approved 2; 1 refused: no longer waiting for you"]
+    assert messages_of(response) == [
+        "You approved 2 requests. 1 other request could not be approved: "
+        "it no longer waits for your decision."
+    ]
 
 
 def test_a_bulk_decision_without_a_selection_says_so(client, approver):
