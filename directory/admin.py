@@ -21,6 +21,7 @@ from .models import (
     Group,
     GroupMembership,
     Site,
+    SiteRoleAssignment,
     User,
 )
 
@@ -214,10 +215,21 @@ class AppRoleInline(ReadableByAdmins, admin.TabularInline):
 class ApplicationAdmin(ReadableByAdmins, admin.ModelAdmin):
     list_display = ["display_name"]
     search_fields = ["display_name", "description"]
+    fields = ["display_name", "description", "owners"]
+    autocomplete_fields = ["owners"]
     inlines = [AppRoleInline]
+
+
+class SiteRoleAssignmentInline(ReadableByAdmins, admin.TabularInline):
+    model = SiteRoleAssignment
+    fields = ["user", "role", "source"]
+    autocomplete_fields = ["user"]
+    extra = 0
+    verbose_name_plural = _("people with a role on the site (its owners may add it to catalogs)")
 
 
 @admin.register(Site)
 class SiteAdmin(ReadableByAdmins, admin.ModelAdmin):
     list_display = ["display_name", "url"]
     search_fields = ["display_name", "url"]
+    inlines = [SiteRoleAssignmentInline]

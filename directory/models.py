@@ -175,6 +175,9 @@ class Group(BaseModel):
     def __str__(self):
         return self.display_name
 
+    def is_owned_by(self, user):
+        return self.memberships.filter(user=user, role=GroupMembership.Role.OWNER).exists()
+
 
 class GroupMembership(BaseModel):
     """One user's Member or Owner role in one group, and who gave it."""
@@ -211,6 +214,13 @@ class Application(BaseModel):
 
     display_name = models.CharField(_("name"), max_length=256, unique=True)
     description = models.TextField(_("description"), blank=True)
+    owners = models.ManyToManyField(
+        User,
+        verbose_name=_("owners"),
+        blank=True,
+        related_name="owned_applications",
+        help_text=_("People responsible for the application; they may add it to their catalogs."),
+    )
 
     class Meta:
         ordering = ["display_name"]
@@ -218,6 +228,9 @@ class Application(BaseModel):
 
     def __str__(self):
         return self.display_name
+
+    def is_owned_by(self, user):
+        return self.owners.filter(pk=user.pk).exists()
 
 
 class AppRole(BaseModel):
@@ -274,6 +287,9 @@ class Site(BaseModel):
 
     def __str__(self):
         return self.display_name
+
+    def is_owned_by(self, user):
+        return self.role_assignments.filter(user=user, role=SiteRoleAssignment.Role.OWNER).exists()
 
 
 class SiteRoleAssignment(BaseModel):

@@ -172,7 +172,8 @@ class _Seeder:
         exists = Resource.objects.filter(
             catalog=catalog, origin_system=origin_system, origin_id=resource_origin_id(probe)
         ).exists()
-        resource = resource_add(catalog=catalog, origin_system=origin_system, **kwargs)
+        # The seed runs as the system (actor None), which may add any directory object.
+        resource = resource_add(actor=None, catalog=catalog, origin_system=origin_system, **kwargs)
         if not exists:
             self.result.created["resources"] += 1
         return resource

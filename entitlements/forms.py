@@ -11,7 +11,8 @@ from django.forms.models import BaseInlineFormSet
 from django.utils.translation import gettext_lazy as _
 
 from . import permissions, validation
-from .configuration import resource_origin_id
+from .configuration import ORIGIN_FIELDS, resource_add_check, resource_origin_id
+from .errors import DomainError
 from .models import AdminRole, ApprovalStage, OriginSystem, Resource, RoleAssignment
 
 
@@ -81,12 +82,7 @@ class ResourceAddForm(forms.ModelForm):
     """Adding a group, application, site or admin roles to a catalog."""
 
     user = None
-    ORIGIN_FIELDS = {
-        OriginSystem.GROUP: "group",
-        OriginSystem.APPLICATION: "application",
-        OriginSystem.SITE: "site",
-        OriginSystem.DIRECTORY_ROLE: "role_catalog",
-    }
+    ORIGIN_FIELDS = ORIGIN_FIELDS
 
     class Meta:
         model = Resource
@@ -121,18 +117,20 @@ class ResourceAddForm(forms.ModelForm):
                     _("Leave this empty: the resource is a %(kind)s.")
                     % {"kind": OriginSystem(origin).label.lower()},
                 )
-        if origin == OriginSystem.DIRECTORY_ROLE:
-            if not permissions.can_offer_admin_roles(self.user, cleaned.get("role_catalog")):
-                self.add_error(
-                    "role_catalog",
-                    _(
-                        "Choose a catalog you own; only a superuser can offer the "
-                        "product-wide catalog creator role."
-                    ),
-                )
-        elif not cleaned.get(wanted):
+        if origin != OriginSystem.DIRECTORY_ROLE and not cleaned.get(wanted):
             self.add_error(wanted, _("Choose the %(field)s to add.") % {"field": wanted})
         if self.errors or not cleaned.get("catalog"):
+            return cleaned
+        try:
+            # The service checks the same when it adds; asked here, the refusal is a field error.
+            resource_add_check(
+                actor=self.user,
+                catalog=cleaned["catalog"],
+                origin_system=origin,
+                **{field: cleaned.get(field) for field in self.ORIGIN_FIELDS.values()},
+            )
+        except DomainError as error:
+            self.add_error(error.field if error.field in self.fields else None, error.message)
             return cleaned
         candidate = Resource(
             catalog=cleaned["catalog"],

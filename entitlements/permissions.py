@@ -156,13 +156,6 @@ def can_manage_assignments(user, catalog):
     return _holds(user, catalog, ROLES_FOR[ASSIGNMENTS, "change"])
 
 
-def can_offer_admin_roles(user, role_catalog):
-    """May the user put a catalog's admin roles (None: catalog creator) into a catalog?"""
-    if role_catalog is None:
-        return is_superuser(user)
-    return can_change_catalog(user, role_catalog)
-
-
 # --------------------------------------------------------------------------------------
 # Any object of the configuration model
 # --------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from entitlements.models import (
     AccessPackage,
     AdminRole,
     Catalog,
+    Channel,
     Resource,
     ResourceRole,
     RoleAssignment,
@@ -162,6 +163,8 @@ class ResourceAdmin(ScopedAdmin):
             return
         # Adding goes through the configuration service so the resource's roles exist at once.
         resource = resource_add(
+            actor=request.user,
+            channel=Channel.ADMIN,
             catalog=obj.catalog,
             origin_system=obj.origin_system,
             group=obj.group,

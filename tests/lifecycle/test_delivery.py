@@ -349,6 +349,7 @@ def test_an_application_without_roles_is_delivered_as_default_access(requester):
 
     catalog = CatalogFactory()
     resource = resource_add(
+        actor=None,
         catalog=catalog,
         origin_system=OriginSystem.APPLICATION,
         application=Application.objects.create(display_name="Wiki"),
@@ -369,7 +370,9 @@ def test_a_site_role_is_delivered_as_a_site_role_assignment(requester):
     from entitlements.configuration import resource_add
 
     site = Site.objects.create(display_name="Intranet", url="https://intranet.example.com")
-    resource = resource_add(catalog=CatalogFactory(), origin_system=OriginSystem.SITE, site=site)
+    resource = resource_add(
+        actor=None, catalog=CatalogFactory(), origin_system=OriginSystem.SITE, site=site
+    )
 
     BuiltinConnector().grant(resource.roles.get(origin_id="Visitor"), requester)
 
@@ -382,6 +385,7 @@ def test_a_directory_role_really_makes_the_user_an_administrator_of_the_catalog(
 
     administered = CatalogFactory()
     resource = resource_add(
+        actor=None,
         catalog=CatalogFactory(),
         origin_system=OriginSystem.DIRECTORY_ROLE,
         role_catalog=administered,

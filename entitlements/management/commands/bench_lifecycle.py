@@ -129,7 +129,9 @@ class Command(BaseCommand):
 
     def _package(self, prefix, catalog, name):
         group = Group.objects.create(display_name=f"{prefix} {name}")
-        resource = resource_add(catalog=catalog, origin_system=OriginSystem.GROUP, group=group)
+        resource = resource_add(
+            actor=None, catalog=catalog, origin_system=OriginSystem.GROUP, group=group
+        )
         package = AccessPackage.objects.create(catalog=catalog, display_name=f"{prefix} {name}")
         ResourceRoleScope.objects.create(
             access_package=package, role=resource.roles.get(origin_id="Member")
