@@ -1,6 +1,7 @@
 """The outbox claims a notification before sending it: a worker that dies after the SMTP
 server took the message, before recording it, causes one re-send with the same Message-ID."""
 
+import html
 import threading
 from datetime import timedelta
 
@@ -179,3 +180,16 @@ def test_of_ten_workers_reclaiming_an_expired_lease_exactly_one_wins(pending_sta
     assert len([lease for lease in leases if lease is not None]) == 1
     notification.refresh_from_db()
     assert notification.attempts == 2
+
+
+@pytest.mark.django_db
+def test_the_admin_shows_a_notifications_message_id_for_tracing_duplicates(
+    client, admin_user, pending_stage, approver
+):
+    notification = an_approval_email(pending_stage, approver)
+    client.force_login(admin_user)
+
+    page = client.get(f"/admin/approvals/notification/{notification.pk}/change/")
+
+    assert page.status_code == 200
+    assert html.escape(notification.message_id) in page.content.decode()
