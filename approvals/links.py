@@ -16,6 +16,7 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
 from .models import ReviewResult, StageApprover, StageStatus
+from .templatetags.sentences import one_full_stop
 
 SALT = "approvals.decision-link.v1"
 DECISIONS = {"approve": ReviewResult.APPROVED, "deny": ReviewResult.DENIED}
@@ -81,11 +82,14 @@ def link_check(token, *, user, now=None):
         )
     elif stage.status == StageStatus.COMPLETED:
         verb = _("approved") if stage.review_result == ReviewResult.APPROVED else _("denied")
-        check.problem = _("This request was already %(verb)s by %(name)s at %(time)s.") % {
-            "verb": verb,
-            "name": stage.reviewed_by.display_name if stage.reviewed_by else _("someone"),
-            "time": date_format(timezone.localtime(stage.reviewed_datetime), "DATETIME_FORMAT"),
-        }
+        check.problem = one_full_stop(
+            _("This request was already %(verb)s by %(name)s at %(time)s.")
+            % {
+                "verb": verb,
+                "name": stage.reviewed_by.display_name if stage.reviewed_by else _("someone"),
+                "time": date_format(timezone.localtime(stage.reviewed_datetime), "DATETIME_FORMAT"),
+            }
+        )
     elif stage.status == StageStatus.EXPIRED or (stage.deadline and stage.deadline <= now):
         check.problem = _("The time to decide on this request has passed.")
     elif stage.status == StageStatus.CANCELED:

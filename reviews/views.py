@@ -167,10 +167,18 @@ def accept_recommendations(request, pk):
 
 def _summary(decision, n):
     if decision == Decision.APPROVE:
-        return ngettext("Approved %(n)d", "Approved %(n)d", n) % {"n": n}
+        return ngettext(
+            "You approved the access of %(n)d person", "You approved the access of %(n)d people", n
+        ) % {"n": n}
     if decision == Decision.DENY:
-        return ngettext("Denied %(n)d", "Denied %(n)d", n) % {"n": n}
-    return ngettext("Marked %(n)d as don't know", "Marked %(n)d as don't know", n) % {"n": n}
+        return ngettext(
+            "You denied the access of %(n)d person", "You denied the access of %(n)d people", n
+        ) % {"n": n}
+    return ngettext(
+        "You marked the access of %(n)d person as don't know",
+        "You marked the access of %(n)d people as don't know",
+        n,
+    ) % {"n": n}
 
 
 def _label(item):

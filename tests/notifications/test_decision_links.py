@@ -1,6 +1,6 @@
 """The Approve and Deny links in approvers' emails: each refusal changes nothing."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core import signing
@@ -180,3 +180,23 @@ def test_an_approver_without_two_factor_is_sent_to_set_it_up_when_required(
     assert response.status_code == 302
     assert response["Location"] == "/accounts/2fa/"
     assert_unchanged(pending_stage)
+
+
+def test_a_link_to_a_stage_decided_in_the_morning_says_when_with_one_full_stop(
+    client, pending_stage, approver, settings
+):
+    settings.TIME_ZONE = "UTC"
+    settings.LANGUAGE_CODE = "en"
+    morning = datetime(2025, 3, 10, 7, 47, tzinfo=UTC)
+    RequestApprovalStage.objects.filter(pk=pending_stage.pk).update(
+        status=StageStatus.COMPLETED,
+        review_result=ReviewResult.APPROVED,
+        reviewed_by=approver,
+        reviewed_datetime=morning,
+    )
+    client.force_login(approver)
+
+    page = client.get(link(pending_stage, approver)).content.decode()
+
+    assert "already approved by Arno Approver at March 10, 2025, 7:47 a.m." in page
+    assert "a.m.." not in page

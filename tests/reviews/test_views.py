@@ -104,7 +104,7 @@ def test_a_reviewer_decides_several_items_at_once(client, reviewer, instance):
     )
 
     assert messages_of(response) == [
-        "Denied 2: Ann Active – Finance reports; Ben Bygone – Finance reports."
+        "You denied the access of 2 people: Ann Active – Finance reports; Ben Bygone – Finance reports."
     ]
     assert set(ReviewItem.objects.values_list("decision", "justification")) == {
         (Decision.DENY, "Project over")
@@ -210,7 +210,7 @@ def test_a_self_review_asks_whether_i_still_need_the_access(client, policy):
     )
 
     assert "Do you still need access to Finance reports?" in page
-    assert messages_of(response) == ["Denied 1: Rita – Finance reports."]
+    assert messages_of(response) == ["You denied the access of 1 person: Rita – Finance reports."]
     assert instance.items.get().decision == Decision.DENY
 
 
