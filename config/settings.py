@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "approvals",
     "reviews",
     "myaccess",
+    "demo",
 ]
 
 MIDDLEWARE = [

@@ -18,7 +18,7 @@ import time
 import pytest
 from django.conf import settings
 
-from entitlements.demo import DEMO_PASSWORD, SIGN_INS
+from demo.organisation import DEMO_PASSWORD, SIGN_INS
 
 pytestmark = pytest.mark.slow
 

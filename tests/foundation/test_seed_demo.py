@@ -9,9 +9,9 @@ from django.core.management import CommandError, call_command
 from django.test import TestCase
 from django.utils import timezone
 
+from demo.generator import Generator, default_sizes
+from demo.organisation import DEMO_PASSWORD, SIGN_INS
 from directory.models import GrantSource, GroupMembership, User
-from entitlements.demo import DEMO_PASSWORD, SIGN_INS
-from entitlements.demo_generator import Generator, default_sizes
 from entitlements.models import (
     AccessPackage,
     AdminRole,

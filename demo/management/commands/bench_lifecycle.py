@@ -27,6 +27,9 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
 from django.utils import timezone
 
+from approvals.models import ReviewResult
+from approvals.services import stage_decide
+from config.celery import app
 from directory.models import GrantSource, Group, GroupMembership, User
 from entitlements.configuration import resource_add
 from entitlements.models import (
@@ -52,6 +55,7 @@ from entitlements.services.assignments import (
     assignments_expire_due,
     assignments_revoke,
 )
+from entitlements.services.requests import request_submit
 
 
 class Command(BaseCommand):
@@ -66,7 +70,6 @@ class Command(BaseCommand):
     def handle(self, *args, requests, expire, batch_size, keep, **options):
         if requests < 0 or expire < 0:
             raise CommandError("--requests and --expire cannot be negative.")
-        from config.celery import app
 
         prefix = f"bench-{secrets.token_hex(3)}"
         saved = (app.conf.task_always_eager, app.conf.broker_url, settings.EMAIL_BACKEND)
@@ -150,9 +153,6 @@ class Command(BaseCommand):
     # --- Measurements -------------------------------------------------------------------------
 
     def _bench_requests(self, world):
-        from approvals.models import ReviewResult
-        from approvals.services import stage_decide
-        from entitlements.services.requests import request_submit
 
         package, approver = world["requested"], world["approver"]
         count = len(world["requesters"])

@@ -14,10 +14,19 @@ from django.urls import reverse
 from django.utils import timezone
 
 from approvals import selectors as approval_selectors
-from approvals.models import OPEN_STAGE_STATUSES
+from approvals.models import OPEN_STAGE_STATUSES, RequestApprovalStage, StageApprover, StageStatus
 from directory.models import User
 from entitlements import selectors
-from entitlements.models import OPEN_ASSIGNMENT_STATES
+from entitlements.models import (
+    OPEN_ASSIGNMENT_STATES,
+    AccessPackage,
+    ApprovalStage,
+    AssignmentPolicy,
+    AssignmentRequest,
+    Catalog,
+    RequestState,
+    RequestType,
+)
 
 
 def _busiest(queryset, field):
@@ -126,16 +135,6 @@ def _ensure_bench_requests(requester, approver, count):
     seed_demo generates assignments only; these rows stand for the requests and approvals a
     busy person accumulates. They are written in bulk (no emails, no deliveries).
     """
-    from approvals.models import RequestApprovalStage, StageApprover, StageStatus
-    from entitlements.models import (
-        AccessPackage,
-        ApprovalStage,
-        AssignmentPolicy,
-        AssignmentRequest,
-        Catalog,
-        RequestState,
-        RequestType,
-    )
 
     if approver.pk == requester.pk:
         approver = User.objects.filter(is_active=True).exclude(pk=requester.pk).first()

@@ -4,8 +4,8 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from entitlements.demo import DEMO_PASSWORD, SIGN_INS, seed_organisation
-from entitlements.demo_generator import Generator, default_sizes
+from demo.generator import Generator, default_sizes
+from demo.organisation import DEMO_PASSWORD, SIGN_INS, seed_organisation
 
 
 def sign_in_lines():

@@ -25,9 +25,8 @@ from directory.models import (
     SiteRoleAssignment,
     User,
 )
-
-from .configuration import resource_add, resource_origin_id
-from .models import (
+from entitlements.configuration import resource_add, resource_origin_id
+from entitlements.models import (
     OPEN_ASSIGNMENT_STATES,
     AccessPackage,
     AdminRole,

@@ -16,11 +16,10 @@ from django.db import transaction
 from django.utils import timezone
 from tqdm import tqdm
 
+from demo.organisation import COMPANY, DEMO_DOMAIN, DEMO_PASSWORD
 from directory.models import GrantSource, Group, GroupMembership, User
-
-from .configuration import resource_origin_id, resource_roles_for
-from .demo import COMPANY, DEMO_DOMAIN, DEMO_PASSWORD
-from .models import (
+from entitlements.configuration import resource_origin_id, resource_roles_for
+from entitlements.models import (
     OPEN_ASSIGNMENT_STATES,
     AccessPackage,
     AllowedTargetScope,

@@ -16,7 +16,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.migrations.executor import MigrationExecutor
 
-from entitlements.demo import seed_organisation
+from demo.organisation import seed_organisation
 
 from .seed_demo import sign_in_lines
 
