@@ -7,17 +7,24 @@ escalating and expiring all follow it, so they wait for each other instead of de
 from django.db import transaction
 from django.db.models import Prefetch
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from directory.models import GroupMembership, User
 from entitlements.audit import audit_for_request
-from entitlements.errors import InvalidRequest, PermissionDenied, StateConflict
+from entitlements.errors import InvalidRequest, NotEligible, PermissionDenied, StateConflict
 from entitlements.models import (
+    ADD_REQUEST_TYPES,
     ApprovalStage,
     AssignmentRequest,
     Channel,
     RequestState,
     StageApproverSet,
     SubjectType,
+)
+from entitlements.selectors import (
+    APPROVED_REQUEST_STATES,
+    Gate,
+    separation_of_duties_conflicts,
 )
 from entitlements.services import bulk_apply
 from entitlements.services.requests import (
@@ -121,7 +128,8 @@ def stage_open(*, request, sequence, now):
         request_deny(
             request=request,
             status=RequestStatus.NO_APPROVERS,
-            reason=f"The policy requires approval but has no approval stage {sequence}.",
+            reason=_("The policy requires approval but has no approval stage %(n)s.")
+            % {"n": sequence},
             now=now,
         )
         return None
@@ -146,7 +154,9 @@ def stage_open(*, request, sequence, now):
     if not approvers:
         stage.status = StageStatus.CANCELED
         stage.save(update_fields=["status", "modified"])
-        reason = f"Nobody could be found to approve stage {sequence} of this request."
+        reason = _("Nobody could be found to approve stage %(n)s of this request.") % {
+            "n": sequence
+        }
         _audit_stage(stage, "stage.cancel", None, None, StageStatus.NOT_STARTED, now, reason)
         request_deny(
             request=request,
@@ -179,37 +189,67 @@ def stage_open(*, request, sequence, now):
 
 def _closed_stage_message(stage):
     if stage.status == StageStatus.COMPLETED and stage.reviewed_by_id:
-        verb = "approved" if stage.review_result == ReviewResult.APPROVED else "denied"
-        return (
-            f"This stage was already {verb} by {stage.reviewed_by.display_name} "
-            f"at {format_when(stage.reviewed_datetime)}."
-        )
+        details = {
+            "name": stage.reviewed_by.display_name,
+            "when": format_when(stage.reviewed_datetime),
+        }
+        if stage.review_result == ReviewResult.APPROVED:
+            return _("This stage was already approved by %(name)s at %(when)s.") % details
+        return _("This stage was already denied by %(name)s at %(when)s.") % details
     if stage.status == StageStatus.EXPIRED:
-        return (
-            "Nobody decided this stage in time: the request expired "
-            f"at {format_when(stage.deadline)}."
-        )
+        return _("Nobody decided this stage in time: the request expired at %(when)s.") % {
+            "when": format_when(stage.deadline)
+        }
     if stage.status == StageStatus.CANCELED:
-        return "This request was closed before anyone decided it."
-    return "This stage is not open for decisions."
+        return _("This request was closed before anyone decided it.")
+    return _("This stage is not open for decisions.")
+
+
+def _separation_of_duties_reason(request):
+    """Why approving ``request`` would break separation of duties, or "".
+
+    Takes the person's row lock (as submission does), so that two incompatible requests
+    approved at the same moment are checked one after the other: the second sees what the
+    first was given. Requests still waiting for approval do not count here, or neither of
+    two pending incompatible requests could ever be approved.
+    """
+    if request.request_type not in ADD_REQUEST_TYPES:
+        return ""
+    User.objects.select_for_update().filter(pk=request.target_id).values_list("pk").first()
+    conflicts = separation_of_duties_conflicts(
+        user=request.target,
+        access_package=request.access_package,
+        request_states=APPROVED_REQUEST_STATES,
+        exclude_request=request,
+    )
+    return Gate(
+        name=request.target.display_name,
+        conflicts=conflicts.held,
+        requested_conflicts=conflicts.requested,
+    ).conflict_message
 
 
 def stage_decide(*, actor, stage, decision, justification="", channel, now=None):
     """Record the one decision of an open stage. A denial ends the request; an approval opens
-    the next stage, or after the last one schedules or fulfils the request."""
+    the next stage, or after the last one schedules or fulfils the request.
+
+    An approval that would give someone two incompatible packages denies the request instead
+    (committed, with the reason) and raises NotEligible to tell the approver why.
+    """
     now = now or timezone.now()
     justification = (justification or "").strip()
     if decision not in (ReviewResult.APPROVED, ReviewResult.DENIED):
-        raise InvalidRequest("Choose approve or deny.", field="decision")
+        raise InvalidRequest(_("Choose approve or deny."), field="decision")
     request = stage.request
     if actor is None or actor.pk in (request.target_id, request.requestor_id):
-        raise PermissionDenied("You cannot decide your own request.")
+        raise PermissionDenied(_("You cannot decide your own request."))
     if not StageApprover.objects.filter(stage=stage, user=actor).exists():
-        raise PermissionDenied("You are not an approver of this request.")
+        raise PermissionDenied(_("You are not an approver of this request."))
     if not stage.is_open:
         raise StateConflict(_closed_stage_message(stage))
     if stage.policy_stage.is_approver_justification_required and not justification:
-        raise InvalidRequest("Give a reason for your decision.", field="justification")
+        raise InvalidRequest(_("Give a reason for your decision."), field="justification")
+    conflict = ""
 
     with transaction.atomic():
         request = _lock_request(request.pk)
@@ -220,56 +260,87 @@ def stage_decide(*, actor, stage, decision, justification="", channel, now=None)
             raise StateConflict(_closed_stage_message(stage))
         if request.state != RequestState.PENDING_APPROVAL:
             raise StateConflict(
-                f"This request is {request.get_state_display().lower()}; "
-                "it no longer needs a decision."
+                _("This request is %(state)s; it no longer needs a decision.")
+                % {"state": request.get_state_display().lower()}
             )
         # The expiry job may not have run yet; the deadline itself is what counts.
         if stage.deadline and stage.deadline <= now:
             raise StateConflict(
-                f"The time to decide on this request ended at {format_when(stage.deadline)}."
+                _("The time to decide on this request ended at %(when)s.")
+                % {"when": format_when(stage.deadline)}
             )
-        before = stage.status
-        stage.status = StageStatus.COMPLETED
-        stage.review_result = decision
-        stage.reviewed_by = actor
-        stage.reviewed_datetime = now
-        stage.justification = justification
-        stage.channel = channel
-        stage.save(
-            update_fields=[
-                "status",
-                "review_result",
-                "reviewed_by",
-                "reviewed_datetime",
-                "justification",
-                "channel",
-                "modified",
-            ]
-        )
-        action = "stage.approve" if decision == ReviewResult.APPROVED else "stage.deny"
-        _audit_stage(stage, action, actor, channel, before, now, justification)
-        transaction.on_commit(lambda: stage_decided.send(sender=RequestApprovalStage, stage=stage))
-
-        if decision == ReviewResult.DENIED:
-            request_deny(
-                request=request,
-                status=RequestStatus.DENIED,
-                reason=justification,
-                actor=actor,
-                channel=channel,
-                stage=stage,
-                now=now,
-            )
-        elif ApprovalStage.objects.filter(
-            policy_id=request.assignment_policy_id, sequence=stage.sequence + 1
-        ).exists():
-            if request.status != RequestStatus.PENDING_APPROVAL:
-                request.status = RequestStatus.PENDING_APPROVAL
-                request.save(update_fields=["status", "modified"])
-            stage_open(request=request, sequence=stage.sequence + 1, now=now)
+        if decision == ReviewResult.APPROVED:
+            conflict = _separation_of_duties_reason(request)
+        if conflict:
+            _deny_for_conflict(request, stage, conflict, actor, channel, now)
         else:
-            request_advance(request=request, actor=actor, channel=channel, now=now)
+            _record_decision(actor, request, stage, decision, justification, channel, now)
+    if conflict:
+        raise NotEligible(
+            _("This request cannot be approved, so it was denied: %(reason)s")
+            % {"reason": conflict}
+        )
     return stage
+
+
+def _deny_for_conflict(request, stage, reason, actor, channel, now):
+    """Close the stage undecided and deny the request for separation of duties."""
+    before = stage.status
+    stage.status = StageStatus.CANCELED
+    stage.save(update_fields=["status", "modified"])
+    _audit_stage(stage, "stage.cancel", actor, channel, before, now, reason)
+    request_deny(
+        request=request,
+        status=RequestStatus.DENIED,
+        reason=reason,
+        channel=Channel.SYSTEM,
+        now=now,
+    )
+
+
+def _record_decision(actor, request, stage, decision, justification, channel, now):
+    """Record the decision on the locked open stage and move the request on."""
+    before = stage.status
+    stage.status = StageStatus.COMPLETED
+    stage.review_result = decision
+    stage.reviewed_by = actor
+    stage.reviewed_datetime = now
+    stage.justification = justification
+    stage.channel = channel
+    stage.save(
+        update_fields=[
+            "status",
+            "review_result",
+            "reviewed_by",
+            "reviewed_datetime",
+            "justification",
+            "channel",
+            "modified",
+        ]
+    )
+    action = "stage.approve" if decision == ReviewResult.APPROVED else "stage.deny"
+    _audit_stage(stage, action, actor, channel, before, now, justification)
+    transaction.on_commit(lambda: stage_decided.send(sender=RequestApprovalStage, stage=stage))
+
+    if decision == ReviewResult.DENIED:
+        request_deny(
+            request=request,
+            status=RequestStatus.DENIED,
+            reason=justification,
+            actor=actor,
+            channel=channel,
+            stage=stage,
+            now=now,
+        )
+    elif ApprovalStage.objects.filter(
+        policy_id=request.assignment_policy_id, sequence=stage.sequence + 1
+    ).exists():
+        if request.status != RequestStatus.PENDING_APPROVAL:
+            request.status = RequestStatus.PENDING_APPROVAL
+            request.save(update_fields=["status", "modified"])
+        stage_open(request=request, sequence=stage.sequence + 1, now=now)
+    else:
+        request_advance(request=request, actor=actor, channel=channel, now=now)
 
 
 def stages_decide(*, actor, stages, decision, justification="", channel, now=None):
@@ -356,7 +427,7 @@ def stages_escalate_due(*, now=None):
             reason = (
                 ""
                 if approvers
-                else "No escalation approver could be found; the approvers can still decide."
+                else _("No escalation approver could be found; the approvers can still decide.")
             )
             _audit_stage(
                 stage,
@@ -399,7 +470,8 @@ def stages_expire_due(*, now=None):
             request_deny(
                 request=request,
                 status=RequestStatus.EXPIRED,
-                reason=f"Nobody decided stage {stage.sequence} by {format_when(stage.deadline)}.",
+                reason=_("Nobody decided stage %(n)s by %(when)s.")
+                % {"n": stage.sequence, "when": format_when(stage.deadline)},
                 stage=stage,
                 now=now,
             )

@@ -1,4 +1,8 @@
-"""Domain errors: raised by services with a message a person can read as it is."""
+"""Domain errors: raised by services with a message a person can read as it is.
+
+Messages are written with ``gettext`` (``_("... %(name)s ...") % {...}``) so that they reach
+the person in their language; a lazy message is rendered when the error is raised.
+"""
 
 
 class DomainError(Exception):
@@ -7,6 +11,7 @@ class DomainError(Exception):
     code = "not_allowed"
 
     def __init__(self, message, *, code=None, field=None):
+        message = str(message)
         super().__init__(message)
         self.message = message
         if code:

@@ -11,8 +11,9 @@ a user, only those of the most specific kind are offered (Entra's priority):
 
 from dataclasses import dataclass, field
 
-from django.db.models import Exists, OuterRef, Prefetch, Q
+from django.db.models import CharField, Exists, F, OuterRef, Prefetch, Q, Value
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from directory.models import ConnectedOrganization, GroupMembership, User
 
@@ -30,6 +31,7 @@ from .models import (
     GrantState,
     OriginSystem,
     PolicySubjectSet,
+    RequestState,
     ResourceRoleScope,
     SubjectType,
 )
@@ -246,69 +248,204 @@ class Gate:
 
     open_assignment: Assignment | None = None
     open_request: AssignmentRequest | None = None
-    conflicts: list = field(default_factory=list)  # human descriptions of what conflicts
+    conflicts: list = field(default_factory=list)  # what the user holds that conflicts
+    requested_conflicts: list = field(default_factory=list)  # what they asked for that does
+    has_roles: bool = True
     name: str = ""  # the person, in messages about someone else; empty for "you"
 
     @property
     def duplicate_message(self):
         if self.open_assignment is not None:
             if self.name:
-                return f"{self.name} already has this access package."
-            return "You already have this access package."
+                return _("%(name)s already has this access package.") % {"name": self.name}
+            return _("You already have this access package.")
         if self.open_request is not None:
-            whose = f"{self.name}'s" if self.name else "yours"
+            details = {
+                "name": self.name,
+                "state": self.open_request.get_state_display().lower(),
+                "date": f"{timezone.localtime(self.open_request.created):%Y-%m-%d}",
+            }
+            if self.name:
+                return (
+                    _(
+                        "There is already an open request for this access package "
+                        "(%(name)s's, %(state)s, submitted %(date)s)."
+                    )
+                    % details
+                )
             return (
-                f"There is already an open request for this access package ({whose}, "
-                f"{self.open_request.get_state_display().lower()}, submitted "
-                f"{timezone.localtime(self.open_request.created):%Y-%m-%d})."
+                _(
+                    "There is already an open request for this access package "
+                    "(yours, %(state)s, submitted %(date)s)."
+                )
+                % details
             )
         return ""
 
     @property
-    def conflict_message(self):
-        if not self.conflicts:
+    def empty_message(self):
+        if self.has_roles:
             return ""
-        holder = f"{self.name} already has" if self.name else "you already have"
-        return (
-            f"This access package is incompatible with {_join(self.conflicts)}, which "
-            f"{holder} (separation of duties)."
+        return _(
+            "This access package does not grant any resource roles yet, so there is nothing "
+            "to request; the catalog's owners can add them."
         )
 
+    @property
+    def conflict_message(self):
+        sentences = []
+        if self.conflicts:
+            things = {"things": join_names(self.conflicts), "name": self.name}
+            if self.name:
+                message = _(
+                    "This access package is incompatible with %(things)s, which %(name)s "
+                    "already has (separation of duties)."
+                )
+            else:
+                message = _(
+                    "This access package is incompatible with %(things)s, which you already "
+                    "have (separation of duties)."
+                )
+            sentences.append(message % things)
+        if self.requested_conflicts:
+            things = {"things": join_names(self.requested_conflicts), "name": self.name}
+            if self.name:
+                message = _(
+                    "This access package is incompatible with %(things)s, which has already "
+                    "been requested for %(name)s (separation of duties)."
+                )
+            else:
+                message = _(
+                    "This access package is incompatible with %(things)s, which you have "
+                    "already requested (separation of duties)."
+                )
+            sentences.append(message % things)
+        return " ".join(sentences)
 
-def _join(names):
-    names = list(names)
+
+def join_names(names):
+    """``a``, ``a and b``, ``a, b and c``, in the current language."""
+    names = [str(name) for name in names]
     if len(names) == 1:
         return names[0]
-    return ", ".join(names[:-1]) + " and " + names[-1]
+    return _("%(names)s and %(last)s") % {"names": ", ".join(names[:-1]), "last": names[-1]}
 
 
-def separation_of_duties_conflicts(*, user, access_package):
-    """What ``user`` effectively holds that the package is incompatible with (names)."""
-    conflicts = []
-    incompatible_packages = Assignment.objects.filter(
-        target=user,
-        state__in=OPEN_ASSIGNMENT_STATES,
-        access_package__in=access_package.incompatible_access_packages.all(),
-    ).values_list("access_package__display_name", flat=True)
-    conflicts += [f"the access package {name}" for name in sorted(set(incompatible_packages))]
+# Requests that are past approval but may not have an assignment yet: what an approval or a
+# delivery must not run into.
+APPROVED_REQUEST_STATES = [RequestState.SCHEDULED, RequestState.DELIVERING]
 
-    incompatible = access_package.incompatible_groups.all()
-    direct = GroupMembership.objects.filter(user=user, group__in=incompatible).values_list(
-        "group__display_name", flat=True
+
+def incompatible_packages(access_package):
+    """The packages incompatible with ``access_package`` in either direction, as a queryset.
+
+    Entra enforces a package's list only when that package is requested; here a pair is
+    incompatible whichever of the two lists the other.
+    """
+    through = AccessPackage.incompatible_access_packages.through
+    listed = through.objects.filter(from_accesspackage=access_package).values("to_accesspackage")
+    listing = through.objects.filter(to_accesspackage=access_package).values("from_accesspackage")
+    return AccessPackage.objects.filter(Q(pk__in=listed) | Q(pk__in=listing))
+
+
+@dataclass
+class Conflicts:
+    """What a user holds, and has asked for, that a package is incompatible with (names)."""
+
+    held: list = field(default_factory=list)
+    requested: list = field(default_factory=list)
+
+    def __bool__(self):
+        return bool(self.held or self.requested)
+
+
+def _named(queryset, kind, name_path):
+    """``queryset`` as (kind, name) rows, ready for a UNION."""
+    return (
+        queryset.annotate(
+            sod_kind=Value(kind, output_field=CharField()),
+            sod_name=F(name_path),
+        )
+        .values_list("sod_kind", "sod_name")
+        .order_by()
     )
-    delivered = AssignmentResourceRole.objects.filter(
-        target=user,
-        state=GrantState.DELIVERED,
-        resource_role__resource__origin_system=OriginSystem.GROUP,
-        resource_role__resource__group__in=incompatible,
-    ).values_list("resource_role__resource__group__display_name", flat=True)
-    groups = set(direct) | set(delivered)
-    conflicts += [f"the group {name}" for name in sorted(groups)]
-    return conflicts
+
+
+def separation_of_duties_conflicts(
+    *,
+    user,
+    access_package,
+    request_states=OPEN_REQUEST_STATES,
+    exclude_request=None,
+    delivered_only=False,
+):
+    """What ``user`` holds or has open requests for that ``access_package`` conflicts with.
+
+    Packages count in both directions, held (an open assignment; with ``delivered_only``, one
+    that delivered something) or asked for (an add request in one of ``request_states``,
+    other than ``exclude_request``); groups count when the user is a member or a delivered
+    grant made them one. One query.
+    """
+    incompatible = incompatible_packages(access_package).values("pk")
+    assignments = Assignment.objects.filter(
+        target=user, state__in=OPEN_ASSIGNMENT_STATES, access_package__in=incompatible
+    )
+    if delivered_only:
+        delivered_grant = AssignmentResourceRole.objects.filter(
+            assignment=OuterRef("pk"), state=GrantState.DELIVERED
+        )
+        assignments = assignments.filter(Exists(delivered_grant))
+    groups = access_package.incompatible_groups.values("pk")
+    parts = [
+        _named(assignments, "package", "access_package__display_name"),
+        _named(
+            GroupMembership.objects.filter(user=user, group__in=groups),
+            "group",
+            "group__display_name",
+        ),
+        _named(
+            AssignmentResourceRole.objects.filter(
+                target=user,
+                state=GrantState.DELIVERED,
+                resource_role__resource__origin_system=OriginSystem.GROUP,
+                resource_role__resource__group__in=groups,
+            ),
+            "group",
+            "resource_role__resource__group__display_name",
+        ),
+    ]
+    if request_states:
+        requests = AssignmentRequest.objects.filter(
+            target=user,
+            state__in=request_states,
+            request_type__in=ADD_REQUEST_TYPES,
+            access_package__in=incompatible,
+        )
+        if exclude_request is not None:
+            requests = requests.exclude(pk=exclude_request.pk)
+        parts.append(_named(requests, "requested", "access_package__display_name"))
+    rows = set(parts[0].union(*parts[1:]))
+    packages = sorted(name for kind, name in rows if kind == "package")
+    in_groups = sorted(name for kind, name in rows if kind == "group")
+    requested = sorted(name for kind, name in rows if kind == "requested" and name not in packages)
+    return Conflicts(
+        held=[_("the access package %(name)s") % {"name": n} for n in packages]
+        + [_("the group %(name)s") % {"name": n} for n in in_groups],
+        requested=[_("the access package %(name)s") % {"name": n} for n in requested],
+    )
+
+
+def package_has_roles(access_package):
+    """Whether the package grants at least one resource role (uses a prefetch when there)."""
+    prefetched = getattr(access_package, "_prefetched_objects_cache", {})
+    if "resource_role_scopes" in prefetched:
+        return bool(prefetched["resource_role_scopes"])
+    return access_package.resource_role_scopes.exists()
 
 
 def package_gate(*, user, access_package, you=True):
-    """Duplicates and separation of duties for ``user`` and ``access_package``."""
+    """Duplicates, an empty package and separation of duties for ``user`` and the package."""
+    conflicts = separation_of_duties_conflicts(user=user, access_package=access_package)
     return Gate(
         name="" if you else user.display_name,
         open_assignment=Assignment.objects.filter(
@@ -320,7 +457,9 @@ def package_gate(*, user, access_package, you=True):
             state__in=OPEN_REQUEST_STATES,
             request_type__in=ADD_REQUEST_TYPES,
         ).first(),
-        conflicts=separation_of_duties_conflicts(user=user, access_package=access_package),
+        conflicts=conflicts.held,
+        requested_conflicts=conflicts.requested,
+        has_roles=package_has_roles(access_package),
     )
 
 
@@ -329,18 +468,19 @@ def catalog_reasons(*, user, access_package, you=True):
     catalog = access_package.catalog
     reasons = []
     if not user.is_active:
-        reasons.append(
-            "Your account is disabled." if you else f"{user.display_name}'s account is disabled."
-        )
+        if you:
+            reasons.append(_("Your account is disabled."))
+        else:
+            reasons.append(_("%(name)s's account is disabled.") % {"name": user.display_name})
     if not catalog.is_enabled:
         reasons.append(
-            f"The catalog {catalog.display_name} is disabled, so its access packages "
-            "cannot be requested."
+            _("The catalog %(catalog)s is disabled, so its access packages cannot be requested.")
+            % {"catalog": catalog.display_name}
         )
     elif user.is_guest and not catalog.is_externally_visible:
         reasons.append(
-            f"The catalog {catalog.display_name} is not enabled for users from outside "
-            "the organization."
+            _("The catalog %(catalog)s is not enabled for users from outside the organization.")
+            % {"catalog": catalog.display_name}
         )
     return reasons
 
@@ -348,12 +488,12 @@ def catalog_reasons(*, user, access_package, you=True):
 def scope_reason(policies, *, you=True):
     """Why none of ``policies`` (all of which do not apply) lets the user request."""
     if not any(p.is_request_allowed for p in policies):
-        return (
+        return _(
             "Requests are turned off for this access package; an administrator assigns it directly."
         )
     if you:
-        return "You are not in the scope of any policy of this access package."
-    return "This user is not in the scope of any policy of this access package."
+        return _("You are not in the scope of any policy of this access package.")
+    return _("This user is not in the scope of any policy of this access package.")
 
 
 def eligibility(*, user, access_package, now=None):
@@ -368,10 +508,9 @@ def self_eligibility(*, user, access_package):
     """eligibility() and the Gate it was computed from (submission tells duplicates apart)."""
     reasons = catalog_reasons(user=user, access_package=access_package)
     gate = package_gate(user=user, access_package=access_package)
-    if gate.duplicate_message:
-        reasons.append(gate.duplicate_message)
-    if gate.conflict_message:
-        reasons.append(gate.conflict_message)
+    for message in (gate.duplicate_message, gate.empty_message, gate.conflict_message):
+        if message:
+            reasons.append(message)
 
     policies = policies_with_subjects(access_package)
     group_ids = member_group_ids(user)
@@ -484,3 +623,78 @@ def direct_reports_for_on_behalf(*, user, access_package):
         )
     ]
     return User.objects.filter(pk__in=allowed).order_by("display_name")
+
+
+# --------------------------------------------------------------------------------------
+# The package's admin page
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class PackageConflict:
+    """A person who holds the package and something it is incompatible with."""
+
+    user_id: object
+    name: str
+    email: str
+    things: list = field(default_factory=list)  # "the access package X", "the group Y"
+
+
+def package_conflicts(*, access_package, limit=100):
+    """The people who hold ``access_package`` and also an incompatible package (either
+    direction) or group, by name; at most ``limit`` of them, and how many there are. One query.
+    """
+    holders = Assignment.objects.filter(
+        access_package=access_package, state__in=OPEN_ASSIGNMENT_STATES
+    ).values("target_id")
+    packages = (
+        Assignment.objects.filter(
+            target_id__in=holders,
+            state__in=OPEN_ASSIGNMENT_STATES,
+            access_package__in=incompatible_packages(access_package).values("pk"),
+        )
+        .annotate(
+            sod_kind=Value("package", output_field=CharField()),
+            sod_name=F("access_package__display_name"),
+        )
+        .values_list("target_id", "target__display_name", "target__email", "sod_kind", "sod_name")
+        .order_by()
+    )
+    groups = (
+        GroupMembership.objects.filter(
+            user_id__in=holders, group__in=access_package.incompatible_groups.values("pk")
+        )
+        .annotate(
+            sod_kind=Value("group", output_field=CharField()),
+            sod_name=F("group__display_name"),
+        )
+        .values_list("user_id", "user__display_name", "user__email", "sod_kind", "sod_name")
+        .order_by()
+    )
+    people = {}
+    for user_id, name, email, kind, thing in packages.union(groups):
+        person = people.setdefault(user_id, PackageConflict(user_id, name, email))
+        if kind == "package":
+            label = _("the access package %(name)s") % {"name": thing}
+        else:
+            label = _("the group %(name)s") % {"name": thing}
+        if label not in person.things:
+            person.things.append(label)
+    ordered = sorted(people.values(), key=lambda p: (p.name.lower(), p.email))
+    for person in ordered:
+        person.things.sort()
+    return ordered[:limit], len(ordered)
+
+
+def package_warnings(access_package):
+    """What keeps the package from working as configured, for its admin page."""
+    warnings = []
+    if not package_has_roles(access_package):
+        warnings.append(
+            _(
+                "%(package)s grants no resource roles yet: nobody can request it until you "
+                "add at least one."
+            )
+            % {"package": access_package.display_name}
+        )
+    return warnings

@@ -29,6 +29,13 @@ def deliver_assignment(assignment_id):
 
 
 @shared_task(**RETRYING)
+def deliver_assignments(assignment_ids):
+    outcome = services.assignments_deliver(assignment_ids=assignment_ids)
+    if not outcome.ok:
+        raise ConnectorError("; ".join(outcome.failed[:20]))
+
+
+@shared_task(**RETRYING)
 def revoke_assignment_grants(assignment_id):
     outcome = services.assignment_revoke(assignment_id=assignment_id)
     if not outcome.ok:

@@ -2,14 +2,17 @@
 
 from django.contrib import admin, messages
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
-from entitlements import forms, permissions, validation
+from entitlements import forms, permissions, selectors, validation
+from entitlements.errors import DomainError
 from entitlements.models import (
     AccessPackage,
     ApprovalStage,
     AssignmentPolicy,
+    Channel,
     PolicySubjectSet,
     Question,
     QuestionChoice,
@@ -17,6 +20,7 @@ from entitlements.models import (
     ResourceRoleScope,
     StageApproverSet,
 )
+from entitlements.services.packages import package_role_add, package_role_remove
 
 from .base import CatalogFilter, ReadOnlyInlineMixin, ScopedAdmin, ScopedInlineMixin
 
@@ -79,14 +83,20 @@ class AccessPackageAdmin(ScopedAdmin):
     search_fields = ["display_name", "description"]
     autocomplete_fields = ["catalog", "incompatible_access_packages", "incompatible_groups"]
     fieldsets = [
-        (None, {"fields": ["catalog", "display_name", "description", "is_hidden"]}),
+        (None, {"fields": ["catalog", "display_name", "description", "is_hidden", "warnings"]}),
         (
             _("Separation of duties"),
-            {"fields": ["incompatible_access_packages", "incompatible_groups"]},
+            {
+                "fields": [
+                    "incompatible_access_packages",
+                    "incompatible_groups",
+                    "existing_conflicts",
+                ]
+            },
         ),
         (_("Assignment policies"), {"fields": ["add_policy_link"]}),
     ]
-    readonly_fields = ["add_policy_link"]
+    readonly_fields = ["add_policy_link", "warnings", "existing_conflicts"]
     inlines = [ResourceRoleScopeInline, PackagePolicyInline]
 
     @admin.display(description=_("new policy"))
@@ -94,6 +104,70 @@ class AccessPackageAdmin(ScopedAdmin):
         if obj is None or obj._state.adding:
             return _("Save the package first, then add its policies.")
         return _add_link(AssignmentPolicy, _("Add an assignment policy"), access_package=obj.pk)
+
+    @admin.display(description=_("warnings"))
+    def warnings(self, obj):
+        if obj is None or obj._state.adding:
+            return "-"
+        found = selectors.package_warnings(obj)
+        if not found:
+            return _("None.")
+        return format_html_join("", '<p class="package-warning">{}</p>', ((w,) for w in found))
+
+    @admin.display(description=_("people already in conflict"))
+    def existing_conflicts(self, obj):
+        if obj is None or obj._state.adding:
+            return "-"
+        people, total = selectors.package_conflicts(access_package=obj)
+        if not people:
+            return _("Nobody who has this package also has an incompatible package or group.")
+        rows = format_html_join(
+            "",
+            "<li>{} &lt;{}&gt;: {}</li>",
+            ((p.name, p.email, selectors.join_names(p.things)) for p in people),
+        )
+        heading = ngettext(
+            "%(n)d person has this package and something incompatible with it:",
+            "%(n)d people have this package and something incompatible with it:",
+            total,
+        ) % {"n": total}
+        more = ""
+        if total > len(people):
+            more = _("… and %(n)d more.") % {"n": total - len(people)}
+        return format_html(
+            '<p>{}</p><ul class="sod-conflicts">{}</ul><p>{}</p>', heading, rows, more
+        )
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not ResourceRoleScope:
+            return super().save_formset(request, form, formset, change)
+        # The roles a package grants change through the services, so that the change
+        # reaches everyone who already has the package.
+        package = form.instance
+        formset.save(commit=False)
+        changed = {scope.pk: scope.role for scope, _fields in formset.changed_objects}
+        before = ResourceRoleScope.objects.filter(pk__in=list(changed)).select_related(
+            "role__resource"
+        )
+        removed = [scope.role for scope in formset.deleted_objects]
+        removed += [scope.role for scope in before]
+        added = [scope.role for scope in formset.new_objects] + list(changed.values())
+        try:
+            for role in removed:
+                package_role_remove(
+                    actor=request.user, access_package=package, role=role, channel=Channel.ADMIN
+                )
+            for role in added:
+                package_role_add(
+                    actor=request.user, access_package=package, role=role, channel=Channel.ADMIN
+                )
+        except DomainError as error:
+            self.message_user(request, error.message, level=messages.ERROR)
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        for warning in selectors.package_warnings(form.instance):
+            self.message_user(request, warning, level=messages.WARNING)
 
 
 # --------------------------------------------------------------------------------------

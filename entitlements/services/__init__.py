@@ -2,7 +2,8 @@
 
 ``requests`` holds submission, cancellation and the start of scheduled requests;
 ``assignments`` holds delivery hand-off, removal, extension, expiry and loss of eligibility;
-``delivery`` holds the connectors that grant and revoke resource roles.
+``delivery`` holds the connectors that grant and revoke resource roles;
+``packages`` holds the changes to what a package grants, which reach its holders.
 """
 
 from dataclasses import dataclass, field

@@ -14,6 +14,7 @@ from functools import partial
 from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from ..audit import audit_bulk
 from ..errors import InvalidRequest, PermissionDenied, StateConflict
@@ -37,7 +38,7 @@ from ..models import (
     ResourceRoleScope,
 )
 from ..permissions import can_manage_assignments
-from ..selectors import users_in_scope
+from ..selectors import Gate, separation_of_duties_conflicts, users_in_scope
 from ..signals import (
     assignment_delivered,
     assignment_delivery_failed,
@@ -45,6 +46,7 @@ from ..signals import (
     assignment_extended,
     assignments_ended,
     request_canceled,
+    request_denied,
 )
 from . import bulk_apply
 from .delivery import ConnectorError, connector_for, lock_grants_of
@@ -90,14 +92,18 @@ def request_fulfil(*, request, now):
     """
     if request.state not in FULFILLABLE_REQUEST_STATES:
         raise StateConflict(
-            f"This request is {request.get_state_display().lower()}; it cannot be fulfilled now."
+            _("This request is %(state)s; it cannot be fulfilled now.")
+            % {"state": request.get_state_display().lower()}
         )
     with transaction.atomic(savepoint=False):
         if request.request_type in ADD_REQUEST_TYPES:
             return _fulfil_add(request, now)
         if request.request_type in UPDATE_REQUEST_TYPES:
             return _fulfil_extension(request, now)
-    raise InvalidRequest(f"A {request.get_request_type_display()} request is not fulfilled here.")
+    raise InvalidRequest(
+        _("A %(kind)s request is not fulfilled here.")
+        % {"kind": request.get_request_type_display()}
+    )
 
 
 def _fulfil_add(request, now):
@@ -108,7 +114,9 @@ def _fulfil_add(request, now):
         state__in=OPEN_ASSIGNMENT_STATES,
     ).exists()
     if already:
-        raise StateConflict(f"{request.target.display_name} already has this access package.")
+        raise StateConflict(
+            _("%(name)s already has this access package.") % {"name": request.target.display_name}
+        )
     start = request.schedule_start or now
     assignment = Assignment.objects.create(
         access_package_id=request.access_package_id,
@@ -120,6 +128,8 @@ def _fulfil_add(request, now):
         schedule_end=request.schedule_end or policy.assignment_end(start),
         created=now,
     )
+    # Read after the assignment exists: a role being added to the package meanwhile locks the
+    # package row, which this INSERT's foreign key waits for (package_role_add).
     role_ids = ResourceRoleScope.objects.filter(
         access_package_id=request.access_package_id
     ).values_list("role_id", flat=True)
@@ -202,6 +212,9 @@ def assignment_deliver(*, assignment_id, now=None):
 
     The assignment row stays locked while the connectors run: a second run waits and then
     finds nothing left to grant, and a removal waits until it can revoke what was granted.
+    Before anything is granted, separation of duties is checked once more (under the user's
+    grant lock, so of two incompatible assignments only the first delivered goes through);
+    a conflict ends the assignment undelivered and denies its request with the reason.
     """
     now = now or timezone.now()
     with transaction.atomic():
@@ -209,7 +222,16 @@ def assignment_deliver(*, assignment_id, now=None):
         if assignment is None or not assignment.is_open:
             return DeliveryOutcome(assignment_id, state=getattr(assignment, "state", ""))
         lock_grants_of(assignment.target_id)
-        grants = list(assignment.grants.select_related("resource_role__resource"))
+        grants = list(
+            assignment.grants.filter(state__in=HOLDING_GRANT_STATES).select_related(
+                "resource_role__resource"
+            )
+        )
+        if not any(g.state == GrantState.DELIVERED for g in grants):
+            conflict = _delivery_conflict(assignment)
+            if conflict:
+                _refuse_delivery(assignment, grants, conflict, now)
+                return DeliveryOutcome(assignment.pk, state=assignment.state)
         outcome = DeliveryOutcome(assignment.pk)
         events = []
         waiting = [g for g in grants if g.state in (GrantState.PENDING, GrantState.DELIVERY_FAILED)]
@@ -255,6 +277,83 @@ def assignment_deliver(*, assignment_id, now=None):
                 partial(assignment_delivery_failed.send, sender=Assignment, assignment=assignment)
             )
     return outcome
+
+
+def assignments_deliver(*, assignment_ids, now=None):
+    """Deliver many assignments, each in its own transaction (a role added to a package)."""
+    outcome = DeliveryOutcome(None)
+    for assignment_id in assignment_ids:
+        one = assignment_deliver(assignment_id=assignment_id, now=now)
+        outcome.done += one.done
+        outcome.failed += one.failed
+    return outcome
+
+
+def _delivery_conflict(assignment):
+    """Why delivering ``assignment`` would break separation of duties, or ""."""
+    conflicts = separation_of_duties_conflicts(
+        user=assignment.target,
+        access_package=assignment.access_package,
+        request_states=[],
+        delivered_only=True,
+    )
+    return Gate(name=assignment.target.display_name, conflicts=conflicts.held).conflict_message
+
+
+def _refuse_delivery(assignment, grants, reason, now):
+    """End a locked assignment that delivered nothing, and deny its add request.
+
+    The request is locked with SKIP LOCKED (the lock order is request before assignment): one
+    being canceled right now is left to the cancellation.
+    """
+    events = []
+    request = (
+        AssignmentRequest.objects.select_for_update(skip_locked=True)
+        .filter(
+            assignment=assignment,
+            request_type__in=ADD_REQUEST_TYPES,
+            state__in=OPEN_REQUEST_STATES,
+        )
+        .first()
+    )
+    if request is not None:
+        before = request.state
+        request.state, request.status = RequestState.DENIED, "Denied"
+        request.completed_datetime = now
+        request.save(update_fields=["state", "status", "completed_datetime", "modified"])
+        events.append(
+            _event(
+                "request.deny",
+                request,
+                before=before,
+                after=request.state,
+                reason=reason,
+                now=now,
+            )
+        )
+        transaction.on_commit(
+            partial(
+                request_denied.send,
+                sender=AssignmentRequest,
+                request=request,
+                stage=None,
+                reason=reason,
+            )
+        )
+    # Nothing was granted, so nothing needs revoking.
+    AssignmentResourceRole.objects.filter(pk__in=[g.pk for g in grants]).update(
+        state=GrantState.REMOVED, error="", removed_datetime=now, modified=now
+    )
+    audit_bulk(events)
+    _end(
+        assignment,
+        actor=None,
+        channel=Channel.SYSTEM,
+        request_type=None,
+        reason=reason,
+        notify=False,
+        now=now,
+    )
 
 
 def assignment_revoke(*, assignment_id, now=None):
@@ -403,17 +502,20 @@ def _settle_removal_requests(assignments, events, now):
 def assignment_reprocess(*, actor, assignment, channel, now=None):
     """Deliver again the grants that failed (the admin's "Reprocess")."""
     now = now or timezone.now()
-    _require_admin(actor, assignment.access_package, "reprocess this assignment")
+    _require_admin(actor, assignment.access_package, _("reprocess this assignment"))
     retryable = [AssignmentState.DELIVERY_FAILED, AssignmentState.PARTIALLY_DELIVERED]
     if assignment.state not in retryable:
         raise StateConflict(
-            "Only an assignment whose delivery failed, fully or partly, can be reprocessed; "
-            f"this one is {assignment.get_state_display().lower()}."
+            _(
+                "Only an assignment whose delivery failed, fully or partly, can be "
+                "reprocessed; this one is %(state)s."
+            )
+            % {"state": assignment.get_state_display().lower()}
         )
     with transaction.atomic():
         locked = _lock_assignment(assignment.pk)
         if locked.state not in retryable:
-            raise StateConflict("This assignment changed meanwhile; reload the page.")
+            raise StateConflict(_("This assignment changed meanwhile; reload the page."))
         before = locked.state
         locked.state, locked.status = AssignmentState.DELIVERING, "Delivering"
         locked.save(update_fields=["state", "status", "modified"])
@@ -450,13 +552,13 @@ def assignment_remove(*, actor, assignment, channel, reason="", notify=None, now
     now = now or timezone.now()
     request_type = _removal_type(actor, assignment)
     if not assignment.is_open:
-        raise StateConflict("This access has already ended.")
+        raise StateConflict(_("This access has already ended."))
     if notify is None:
         notify = request_type != RequestType.ADMIN_REMOVE
     with transaction.atomic():
         locked = _lock_assignment(assignment.pk)
         if not locked.is_open:
-            raise StateConflict("This access has already ended.")
+            raise StateConflict(_("This access has already ended."))
         request = _end(
             locked,
             actor=actor,
@@ -502,7 +604,7 @@ def assignment_expire(*, assignment_id, now=None):
             actor=None,
             channel=Channel.SYSTEM,
             request_type=None,
-            reason="The assignment reached its end date.",
+            reason=_("The assignment reached its end date."),
             notify=True,
             now=now,
         )
@@ -528,7 +630,7 @@ def assignments_expire_due(*, now=None, batch_size=1000):
             if not rows:
                 break
             assignments_end_locked(
-                rows=rows, reason="The assignment reached its end date.", now=now
+                rows=rows, reason=_("The assignment reached its end date."), now=now
             )
         total += len(rows)
         if len(rows) < batch_size:
@@ -668,7 +770,7 @@ def _remove_ineligible_of(policy, now):
                 actor=None,
                 channel=Channel.SYSTEM,
                 request_type=RequestType.SYSTEM_REMOVE,
-                reason="The user is no longer eligible for this access package.",
+                reason=_("The user is no longer eligible for this access package."),
                 notify=True,
                 now=now,
             )
@@ -727,6 +829,17 @@ def assignments_reconcile(*, now=None, stuck_after=None):
             Q(state=GrantState.PENDING_REMOVAL, modified__lt=cutoff)
             | Q(state=GrantState.REMOVAL_FAILED, modified__lt=retry_failed_before)
         )
+        .values_list("assignment_id", flat=True)
+        .distinct()
+    )
+    # Grants waiting on an assignment already delivered: a role added to its package.
+    delivering += list(
+        AssignmentResourceRole.objects.filter(
+            state=GrantState.PENDING,
+            modified__lt=cutoff,
+            assignment__state__in=OPEN_ASSIGNMENT_STATES,
+        )
+        .exclude(assignment_id__in=delivering)
         .values_list("assignment_id", flat=True)
         .distinct()
     )
@@ -862,7 +975,7 @@ def _close_undelivered_add_requests(assignment_ids, actor, events, now):
                 actor=actor,
                 before=request.state,
                 after=RequestState.CANCELED,
-                reason="The access ended before it was delivered.",
+                reason=_("The access ended before it was delivered."),
                 now=now,
             )
         )
@@ -882,7 +995,7 @@ def _cancel_event(extension, actor, now):
         actor=actor,
         before=extension.state,
         after=RequestState.CANCELED,
-        reason="The access it would extend has ended.",
+        reason=_("The access it would extend has ended."),
         now=now,
     )
 
@@ -967,7 +1080,8 @@ def may_administer_assignments(user, access_package):
 def _require_admin(actor, access_package, what):
     if actor is not None and not may_administer_assignments(actor, access_package):
         raise PermissionDenied(
-            f"Only the catalog's owners and assignment managers may {what}.", code="forbidden"
+            _("Only the catalog's owners and assignment managers may %(what)s.") % {"what": what},
+            code="forbidden",
         )
 
 
@@ -982,11 +1096,13 @@ def _removal_type(actor, assignment):
         return RequestType.ADMIN_REMOVE
     if actor.pk == assignment.target_id:
         raise PermissionDenied(
-            "This access package's policy does not let you remove your own access; "
-            "ask the catalog's owner."
+            _(
+                "This access package's policy does not let you remove your own access; ask "
+                "the catalog's owner."
+            )
         )
     raise PermissionDenied(
-        "Only the catalog's owners and assignment managers may remove someone else's access."
+        _("Only the catalog's owners and assignment managers may remove someone else's access.")
     )
 
 

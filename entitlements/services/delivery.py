@@ -26,6 +26,7 @@ connector must not open its own database transaction on another connection for t
 
 from django.core.exceptions import ValidationError
 from django.db import connection
+from django.utils.translation import gettext as _
 
 from directory.models import (
     AppRole,
@@ -121,7 +122,7 @@ class BuiltinConnector(Connector):
                 ignore_conflicts=True,
             )
         else:
-            raise ConnectorError(f"The built-in connector cannot deliver {origin} resources.")
+            raise ConnectorError(_cannot_deliver(origin))
 
     def revoke(self, role, user):
         self._held_by_entitlement(role).filter(**{self._user_field(role): user.pk}).delete()
@@ -148,7 +149,7 @@ class BuiltinConnector(Connector):
             return RoleAssignment.objects.filter(
                 role=role.origin_id, catalog_id=resource.role_catalog_id
             )
-        raise ConnectorError(f"The built-in connector cannot deliver {origin} resources.")
+        raise ConnectorError(_cannot_deliver(origin))
 
     def _held_by_entitlement(self, role):
         return self._held(role).filter(source=GrantSource.ENTITLEMENT)
@@ -163,20 +164,26 @@ class BuiltinConnector(Connector):
     def _check_choice(role, choices):
         if role.origin_id not in choices.values:
             raise ConnectorError(
-                f"{role.resource.display_name} has no role {role.origin_id!r}; "
-                f"expected one of {', '.join(choices.values)}."
+                _("%(resource)s has no role “%(role)s”; expected one of %(roles)s.")
+                % {
+                    "resource": role.resource.display_name,
+                    "role": role.origin_id,
+                    "roles": ", ".join(choices.values),
+                }
             )
 
     @staticmethod
     def _check_admin_role(role):
         if role.origin_id not in AdminRole.values:
-            raise ConnectorError(f"{role.origin_id!r} is not an admin role of this product.")
+            raise ConnectorError(
+                _("“%(role)s” is not an admin role of this product.") % {"role": role.origin_id}
+            )
         scoped = role.origin_id in CATALOG_SCOPED_ROLES
         if scoped != (role.resource.role_catalog_id is not None):
-            raise ConnectorError(
-                f"{role.display_name} of {role.resource.display_name} needs "
-                + ("a catalog." if scoped else "no catalog.")
-            )
+            names = {"role": role.display_name, "resource": role.resource.display_name}
+            if scoped:
+                raise ConnectorError(_("%(role)s of %(resource)s needs a catalog.") % names)
+            raise ConnectorError(_("%(role)s of %(resource)s needs no catalog.") % names)
 
     @staticmethod
     def _app_role(role):
@@ -191,9 +198,17 @@ class BuiltinConnector(Connector):
             return AppRole.objects.get(application_id=application_id, pk=role.origin_id)
         except (AppRole.DoesNotExist, ValidationError, ValueError) as exc:
             raise ConnectorError(
-                f"The application of {role.resource.display_name} has no app role "
-                f"{role.display_name} ({role.origin_id})."
+                _("The application of %(resource)s has no app role %(role)s (%(id)s).")
+                % {
+                    "resource": role.resource.display_name,
+                    "role": role.display_name,
+                    "id": role.origin_id,
+                }
             ) from exc
+
+
+def _cannot_deliver(origin):
+    return _("The built-in connector cannot deliver %(origin)s resources.") % {"origin": origin}
 
 
 _builtin = BuiltinConnector()
@@ -218,8 +233,8 @@ def connector_for(resource):
         return CONNECTORS[resource.origin_system]
     except KeyError:
         raise ConnectorError(
-            f"No connector delivers {resource.origin_system} resources "
-            f"such as {resource.display_name}."
+            _("No connector delivers %(origin)s resources such as %(resource)s.")
+            % {"origin": resource.origin_system, "resource": resource.display_name}
         ) from None
 
 

@@ -9,6 +9,8 @@ from datetime import timedelta
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 
 from directory.models import User
 
@@ -72,9 +74,15 @@ ADMIN_CANCELABLE_STATES = [
     RequestState.DELIVERY_FAILED,
 ]
 DUPLICATE_CONSTRAINTS = {
-    "one_open_request_per_target_package": "There is already an open request for this package.",
-    "one_open_assignment_per_target_package": "This user already has this access package.",
-    "one_open_update_request_per_assignment": "This access already has an open extension request.",
+    "one_open_request_per_target_package": gettext_lazy(
+        "There is already an open request for this package."
+    ),
+    "one_open_assignment_per_target_package": gettext_lazy(
+        "This user already has this access package."
+    ),
+    "one_open_update_request_per_assignment": gettext_lazy(
+        "This access already has an open extension request."
+    ),
 }
 
 
@@ -86,9 +94,10 @@ def format_when(moment):
 
 def _describe_duration(duration):
     if duration.days and not duration.seconds:
-        return f"{duration.days} day{'s' if duration.days != 1 else ''}"
+        days = duration.days
+        return ngettext("%(n)d day", "%(n)d days", days) % {"n": days}
     hours = round(duration.total_seconds() / 3600)
-    return f"{hours} hour{'s' if hours != 1 else ''}"
+    return ngettext("%(n)d hour", "%(n)d hours", hours) % {"n": hours}
 
 
 # --------------------------------------------------------------------------------------
@@ -100,25 +109,30 @@ def _choose_policy(candidates, policy, access_package):
     if policy is not None:
         if policy.access_package_id != access_package.pk:
             raise InvalidRequest(
-                f"The policy {policy.display_name} belongs to another access package.",
+                _("The policy %(policy)s belongs to another access package.")
+                % {"policy": policy.display_name},
                 field="policy",
             )
         for candidate in candidates:
             if candidate.pk == policy.pk:
                 return candidate
         raise InvalidRequest(
-            f"The policy {policy.display_name} does not apply to this request; "
-            f"choose {_one_of(candidates)}.",
+            _("The policy %(policy)s does not apply to this request; choose %(choices)s.")
+            % {"policy": policy.display_name, "choices": _one_of(candidates)},
             field="policy",
         )
     if len(candidates) == 1:
         return candidates[0]
-    raise InvalidRequest(f"Choose a policy: {_one_of(candidates)}.", field="policy")
+    raise InvalidRequest(
+        _("Choose a policy: %(choices)s.") % {"choices": _one_of(candidates)}, field="policy"
+    )
 
 
 def _one_of(policies):
     names = [p.display_name for p in policies]
-    return " or ".join(names) if len(names) <= 2 else ", ".join(names[:-1]) + " or " + names[-1]
+    if len(names) == 1:
+        return names[0]
+    return _("%(names)s or %(last)s") % {"names": ", ".join(names[:-1]), "last": names[-1]}
 
 
 def _clean_answers(policy, answers):
@@ -129,7 +143,7 @@ def _clean_answers(policy, answers):
     )
     if set(answers) - {str(q.pk) for q in questions}:
         raise InvalidRequest(
-            "An answer was given to a question this policy does not ask.", field="answers"
+            _("An answer was given to a question this policy does not ask."), field="answers"
         )
     rows = []
     for question in questions:
@@ -142,7 +156,10 @@ def _clean_answers(policy, answers):
         if value:
             rows.append(RequestAnswer(question=question, value=value, display_value=display))
         elif question.is_required:
-            raise InvalidRequest(f"Answer the question “{question.text}”.", field=field)
+            raise InvalidRequest(
+                _("Answer the question “%(question)s”.") % {"question": question.text},
+                field=field,
+            )
     return rows
 
 
@@ -150,12 +167,17 @@ def _clean_text(question, raw, field):
     if raw is None:
         return ""
     if not isinstance(raw, str):
-        raise InvalidRequest(f"Answer “{question.text}” with text.", field=field)
+        raise InvalidRequest(
+            _("Answer “%(question)s” with text.") % {"question": question.text}, field=field
+        )
     value = raw.strip()
     if not value:
         return ""
     if question.is_single_line_question and ("\n" in value or "\r" in value):
-        raise InvalidRequest(f"The answer to “{question.text}” must fit on one line.", field=field)
+        raise InvalidRequest(
+            _("The answer to “%(question)s” must fit on one line.") % {"question": question.text},
+            field=field,
+        )
     # Length capped, pattern matched in linear time (RE2): no answer can hold a worker.
     problem = question.answer_problem(value)
     if problem:
@@ -168,15 +190,22 @@ def _clean_choices(question, raw, field):
         return "", ""
     picked = [raw] if isinstance(raw, str) else raw
     if not isinstance(picked, list | tuple) or not all(isinstance(v, str) for v in picked):
-        raise InvalidRequest(f"Choose an answer to “{question.text}”.", field=field)
+        raise InvalidRequest(
+            _("Choose an answer to “%(question)s”.") % {"question": question.text}, field=field
+        )
     picked = list(dict.fromkeys(v for v in picked if v))
     if len(picked) > 1 and not question.is_multiple_selection_allowed:
-        raise InvalidRequest(f"Choose only one answer to “{question.text}”.", field=field)
+        raise InvalidRequest(
+            _("Choose only one answer to “%(question)s”.") % {"question": question.text},
+            field=field,
+        )
     choices = {c.actual_value: c for c in question.choices.all()}
     for value in picked:
         if value not in choices:
             raise InvalidRequest(
-                f"“{value}” is not one of the answers to “{question.text}”.", field=field
+                _("“%(value)s” is not one of the answers to “%(question)s”.")
+                % {"value": value, "question": question.text},
+                field=field,
             )
     return "\n".join(picked), ", ".join(choices[v].text for v in picked)
 
@@ -184,11 +213,11 @@ def _clean_choices(question, raw, field):
 def _clean_schedule(policy, start, end, now, *, custom_allowed):
     if (start or end) and not custom_allowed:
         raise InvalidRequest(
-            "This policy does not let you choose when the access starts or ends.",
+            _("This policy does not let you choose when the access starts or ends."),
             field="schedule_start" if start else "schedule_end",
         )
     if start is not None and start < now - CLOCK_SKEW:
-        raise InvalidRequest("The start cannot be in the past.", field="schedule_start")
+        raise InvalidRequest(_("The start cannot be in the past."), field="schedule_start")
     policy_end = (
         policy.expiration_end_datetime
         if policy.expiration_type == ExpirationType.AFTER_DATE_TIME
@@ -196,27 +225,30 @@ def _clean_schedule(policy, start, end, now, *, custom_allowed):
     )
     if start is not None and policy_end is not None and start >= policy_end:
         raise InvalidRequest(
-            f"Access under this policy ends on {format_when(policy_end)}; "
-            "choose a start before then.",
+            _("Access under this policy ends on %(end)s; choose a start before then.")
+            % {"end": format_when(policy_end)},
             field="schedule_start",
         )
     if end is None:
         return
     begin = start or now
     if end <= begin:
-        raise InvalidRequest("The end must be after the start.", field="schedule_end")
+        raise InvalidRequest(_("The end must be after the start."), field="schedule_end")
     duration = policy.expiration_duration
     is_by_duration = policy.expiration_type == ExpirationType.AFTER_DURATION and duration
     if is_by_duration and end - begin > duration:
         raise InvalidRequest(
-            f"Access under this policy lasts at most {_describe_duration(duration)}; "
-            f"choose an end no later than {format_when(begin + duration)}.",
+            _(
+                "Access under this policy lasts at most %(duration)s; choose an end no later "
+                "than %(latest)s."
+            )
+            % {"duration": _describe_duration(duration), "latest": format_when(begin + duration)},
             field="schedule_end",
         )
     if policy_end is not None and end > policy_end:
         raise InvalidRequest(
-            f"Access under this policy ends on {format_when(policy_end)}; "
-            "choose an end no later than that.",
+            _("Access under this policy ends on %(end)s; choose an end no later than that.")
+            % {"end": format_when(policy_end)},
             field="schedule_end",
         )
 
@@ -224,6 +256,8 @@ def _clean_schedule(policy, start, end, now, *, custom_allowed):
 def _raise_for_gate(gate):
     if gate.duplicate_message:
         raise StateConflict(gate.duplicate_message)
+    if gate.empty_message:
+        raise NotEligible(gate.empty_message)
     if gate.conflict_message:
         raise NotEligible(gate.conflict_message)
 
@@ -240,8 +274,10 @@ def _policies_for(*, actor, target, access_package, request_type):
     if request_type == RequestType.USER_ADD:
         if actor is None or actor.pk != target.pk:
             raise PermissionDenied(
-                "You can request access only for yourself; "
-                "to request for a direct report, request on their behalf."
+                _(
+                    "You can request access only for yourself; to request for a direct "
+                    "report, request on their behalf."
+                )
             )
         gate, result = self_eligibility(user=target, access_package=access_package)
         if gate.duplicate_message:
@@ -253,7 +289,7 @@ def _policies_for(*, actor, target, access_package, request_type):
     if request_type == RequestType.ON_BEHALF_ADD:
         if actor is None or actor.pk == target.pk:
             raise InvalidRequest(
-                "To request access for yourself, make a normal request.", field="target"
+                _("To request access for yourself, make a normal request."), field="target"
             )
         reasons = catalog_reasons(user=target, access_package=access_package, you=False)
         if reasons:
@@ -267,8 +303,8 @@ def _policies_for(*, actor, target, access_package, request_type):
         ]
         if not allowed:
             raise PermissionDenied(
-                f"You may not request {access_package.display_name} "
-                f"on behalf of {target.display_name}."
+                _("You may not request %(package)s on behalf of %(name)s.")
+                % {"package": access_package.display_name, "name": target.display_name}
             )
         target_groups = member_group_ids(target)
         in_scope = highest_priority(
@@ -281,25 +317,30 @@ def _policies_for(*, actor, target, access_package, request_type):
         )
         if not in_scope:
             raise NotEligible(
-                f"{target.display_name} is not in the scope of any policy that lets you "
-                "request this access package for them."
+                _(
+                    "%(name)s is not in the scope of any policy that lets you request this "
+                    "access package for them."
+                )
+                % {"name": target.display_name}
             )
         return in_scope
 
     if request_type == RequestType.ADMIN_ADD:
         if not can_manage_assignments(actor, access_package.catalog):
             raise PermissionDenied(
-                "Only administrators, and owners and access package assignment managers of "
-                f"the catalog {access_package.catalog.display_name}, can assign its access "
-                "packages directly."
+                _(
+                    "Only administrators, and owners and access package assignment managers "
+                    "of the catalog %(catalog)s, can assign its access packages directly."
+                )
+                % {"catalog": access_package.catalog.display_name}
             )
         if not target.is_active:
-            raise NotEligible(f"{target.display_name}'s account is disabled.")
+            raise NotEligible(_("%(name)s's account is disabled.") % {"name": target.display_name})
         _raise_for_gate(package_gate(user=target, access_package=access_package, you=False))
         # Direct assignment may use any of the package's policies, whoever they let request.
         return list(AssignmentPolicy.objects.filter(access_package=access_package))
 
-    raise InvalidRequest("This kind of request cannot be submitted here.", field="request_type")
+    raise InvalidRequest(_("This kind of request cannot be submitted here."), field="request_type")
 
 
 # --------------------------------------------------------------------------------------
@@ -336,7 +377,7 @@ def request_submit(
     )
     policy = _choose_policy(candidates, policy, access_package)
     if not is_admin and policy.is_requestor_justification_required and not justification:
-        raise InvalidRequest("Give a business justification.", field="justification")
+        raise InvalidRequest(_("Give a business justification."), field="justification")
     answer_rows = [] if is_admin else _clean_answers(policy, answers)
     _clean_schedule(
         policy,
@@ -399,8 +440,11 @@ def requests_admin_add(
     now = now or timezone.now()
     if not can_manage_assignments(actor, access_package.catalog):
         raise PermissionDenied(
-            "Only administrators, and owners and access package assignment managers of the "
-            f"catalog {access_package.catalog.display_name}, can assign its access packages."
+            _(
+                "Only administrators, and owners and access package assignment managers of "
+                "the catalog %(catalog)s, can assign its access packages."
+            )
+            % {"catalog": access_package.catalog.display_name}
         )
     return bulk_apply(
         targets,
@@ -425,31 +469,37 @@ def request_extend(*, actor, assignment, justification="", schedule_end=None, ch
     now = now or timezone.now()
     justification = (justification or "").strip()
     if actor is None or actor.pk != assignment.target_id:
-        raise PermissionDenied("Only the person who has this access can ask to extend it.")
+        raise PermissionDenied(_("Only the person who has this access can ask to extend it."))
     if not assignment.is_open:
-        raise StateConflict("This access has ended; request the access package again.")
+        raise StateConflict(_("This access has ended; request the access package again."))
     policy = AssignmentPolicy.objects.prefetch_related("subject_sets").get(
         pk=assignment.assignment_policy_id
     )
     target = assignment.target
     if not target.is_active:
-        raise NotEligible("Your account is disabled.")
+        raise NotEligible(_("Your account is disabled."))
     if not policy.enable_targets_to_self_update_access:
-        raise NotEligible(f"The policy {policy.display_name} does not let users extend access.")
+        raise NotEligible(
+            _("The policy %(policy)s does not let users extend access.")
+            % {"policy": policy.display_name}
+        )
     if not policy_applies_to(policy, target, member_group_ids(target)):
         raise NotEligible(
-            f"You are no longer in the scope of the policy {policy.display_name}, "
-            "so this access cannot be extended."
+            _(
+                "You are no longer in the scope of the policy %(policy)s, so this access "
+                "cannot be extended."
+            )
+            % {"policy": policy.display_name}
         )
     if policy.is_requestor_justification_required and not justification:
-        raise InvalidRequest("Give a business justification.", field="justification")
+        raise InvalidRequest(_("Give a business justification."), field="justification")
     new_end = _extension_end(policy, assignment, schedule_end, now)
 
     try:
         with transaction.atomic():
             assignment = Assignment.objects.select_for_update().get(pk=assignment.pk)
             if not assignment.is_open:
-                raise StateConflict("This access has ended; request the access package again.")
+                raise StateConflict(_("This access has ended; request the access package again."))
             request = AssignmentRequest.objects.create(
                 created=now,
                 access_package=assignment.access_package,
@@ -482,23 +532,25 @@ def _extension_end(policy, assignment, schedule_end, now):
     latest = policy.assignment_end(now)
     if latest is not None and latest <= now:
         raise NotEligible(
-            f"Access under the policy {policy.display_name} ended on {format_when(latest)}; "
-            "it cannot be extended."
+            _("Access under the policy %(policy)s ended on %(end)s; it cannot be extended.")
+            % {"policy": policy.display_name, "end": format_when(latest)}
         )
     if assignment.schedule_end is None:
-        raise StateConflict("This access does not end, so there is nothing to extend.")
+        raise StateConflict(_("This access does not end, so there is nothing to extend."))
     if schedule_end is None:
         if latest is not None and latest <= assignment.schedule_end:
-            raise NotEligible("This access already lasts as long as its policy allows.")
+            raise NotEligible(_("This access already lasts as long as its policy allows."))
         return latest
     if schedule_end <= assignment.schedule_end:
         raise InvalidRequest(
-            f"Choose an end after the current one, {format_when(assignment.schedule_end)}.",
+            _("Choose an end after the current one, %(end)s.")
+            % {"end": format_when(assignment.schedule_end)},
             field="schedule_end",
         )
     if latest is not None and schedule_end > latest:
         raise InvalidRequest(
-            f"Access under this policy can be extended to {format_when(latest)} at most.",
+            _("Access under this policy can be extended to %(end)s at most.")
+            % {"end": format_when(latest)},
             field="schedule_end",
         )
     return schedule_end
@@ -513,7 +565,10 @@ def request_cancel(*, actor, request, channel, now=None):
     is_admin = can_manage_assignments(actor, request.access_package.catalog)
     if not is_party and not is_admin:
         raise PermissionDenied(
-            "Only the requestor, the person it is for or an administrator can cancel this request."
+            _(
+                "Only the requestor, the person it is for or an administrator can cancel "
+                "this request."
+            )
         )
     allowed = ADMIN_CANCELABLE_STATES if is_admin else CANCELABLE_STATES
     with transaction.atomic():
@@ -524,8 +579,8 @@ def request_cancel(*, actor, request, channel, now=None):
         )
         if request.state not in allowed:
             raise StateConflict(
-                f"This request is {request.get_state_display().lower()} and can no longer "
-                "be canceled."
+                _("This request is %(state)s and can no longer be canceled.")
+                % {"state": request.get_state_display().lower()}
             )
         before = request.state
         request.state = RequestState.CANCELED
@@ -541,7 +596,7 @@ def request_cancel(*, actor, request, channel, now=None):
                     actor=actor,
                     assignment=assignment,
                     channel=channel,
-                    reason="The request that gave this access was canceled.",
+                    reason=_("The request that gave this access was canceled."),
                     now=now,
                 )
         transaction.on_commit(
@@ -612,7 +667,7 @@ def request_advance(*, request, actor, channel, now):
         request_deny(
             request=request,
             status=RequestStatus.EXPIRED,
-            reason="The requested period ended before the request was approved.",
+            reason=_("The requested period ended before the request was approved."),
             actor=actor,
             channel=channel,
             now=now,
@@ -626,7 +681,9 @@ def request_deny(
 ):
     """End an open request as denied; ``status`` says why (Denied, Expired, NoApprovers)."""
     if request.state not in OPEN_REQUEST_STATES:
-        raise StateConflict(f"This request is already {request.get_state_display().lower()}.")
+        raise StateConflict(
+            _("This request is already %(state)s.") % {"state": request.get_state_display().lower()}
+        )
     before = request.state
     request.state = RequestState.DENIED
     request.status = status

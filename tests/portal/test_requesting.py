@@ -6,7 +6,14 @@ import pytest
 from django.urls import reverse
 
 from entitlements.models import AssignmentRequest, RequestState, RequestType
-from tests.factories import AccessPackageFactory, PolicyFactory, UserFactory, add_subject
+from tests.factories import (
+    AccessPackageFactory,
+    GroupResourceFactory,
+    PolicyFactory,
+    UserFactory,
+    add_subject,
+    grant_role,
+)
 
 from .conftest import in_days, local_input, make_package, submit
 
@@ -221,6 +228,7 @@ def test_a_manager_requests_for_a_direct_report(client, manager, requester, cata
 
 def test_when_several_policies_apply_the_requestor_chooses_one(client, requester, catalog):
     package = AccessPackageFactory(catalog=catalog, display_name="Travel tool")
+    grant_role(package, GroupResourceFactory(catalog=catalog).roles.get(origin_id="Member"))
     fast = PolicyFactory(access_package=package, display_name="Short trips")
     PolicyFactory(
         access_package=package, display_name="Long trips", expiration_duration=timedelta(days=90)
