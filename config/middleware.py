@@ -1,0 +1,93 @@
+"""Requests the product cannot read are answered with a 400 page before any view runs."""
+
+import logging
+
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.core.exceptions import BadRequest, SuspiciousOperation, ValidationError
+from django.http import HttpResponseBadRequest
+from django.http.multipartparser import MultiPartParserError
+from django.template import loader
+
+logger = logging.getLogger("django.security.MalformedRequest")
+
+FORM_CONTENT_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
+NUL = "\x00"
+
+
+def bad_request_response():
+    """The 400 page. It reads neither the body, the session nor the user: any of them may be
+    what could not be read."""
+    return HttpResponseBadRequest(loader.render_to_string("400.html"))
+
+
+def _has_nul(data):
+    return any(NUL in key or any(NUL in value for value in data.getlist(key)) for key in data)
+
+
+def why_unreadable(request):
+    """What makes ``request`` unreadable, or ``None``.
+
+    PostgreSQL refuses NUL bytes in text, so one in the path, the query, a cookie or a form
+    field would reach the database as an error; a form body that is not UTF-8, or one beyond
+    Django's size and field limits, cannot be decoded.
+    """
+    if NUL in request.path_info:
+        return "a NUL byte in the path"
+    if any(NUL in name or NUL in value for name, value in request.COOKIES.items()):
+        return "a NUL byte in a cookie"
+    try:
+        if _has_nul(request.GET):
+            return "a NUL byte in the query string"
+        if (
+            request.method == "POST"
+            and request.content_type in FORM_CONTENT_TYPES
+            and _has_nul(request.POST)
+        ):
+            return "a NUL byte in a form field"
+    except (BadRequest, SuspiciousOperation, MultiPartParserError) as exc:
+        # Django does not remember a failed parse for every kind of failure: mark it, so
+        # nothing later (logging, error pages) tries to read the body again.
+        request._mark_post_parse_error()
+        return str(exc)
+    return None
+
+
+def why_not_ids(request, model_admin):
+    """What makes the rows an admin action was posted for not ids of its model, or ``None``.
+
+    Django's admin filters by ``_selected_action`` as posted, so a value that is not an id
+    of the model (not a UUID, not a number) raised in the database layer: a server error.
+    """
+    if request.method != "POST" or request.content_type not in FORM_CONTENT_TYPES:
+        return None
+    to_python = model_admin.model._meta.pk.to_python
+    for value in request.POST.getlist(ACTION_CHECKBOX_NAME):
+        try:
+            to_python(value)
+        except ValidationError:
+            return f"{value[:40]!r} is not an id of {model_admin.model._meta.label}"
+    return None
+
+
+class RejectUnreadableRequestsMiddleware:
+    """Answers 400 to a request whose path, query, cookies or form body cannot be read safely,
+    or whose admin action names rows by something other than their ids."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self._refuse(request, why_unreadable(request)) or self.get_response(request)
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        model_admin = getattr(view_func, "model_admin", None)
+        if model_admin is not None:
+            return self._refuse(request, why_not_ids(request, model_admin))
+        return None
+
+    @staticmethod
+    def _refuse(request, reason):
+        if reason is None:
+            return None
+        logger.warning("Bad request %s %r: %s", request.method, request.path, reason)
+        return bad_request_response()
