@@ -218,9 +218,8 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # --- Cache and Celery --------------------------------------------------------------------------
 REDIS_URL = _strict("str", "REDIS_URL", default="")
 if REDIS_URL:
-    CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
-    }
+    # Falls back to this process's memory while Redis is unreachable (see config/cache.py).
+    CACHES = {"default": {"BACKEND": "config.cache.ResilientRedisCache", "LOCATION": REDIS_URL}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
