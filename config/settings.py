@@ -14,18 +14,46 @@ from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
+_unset = environ.Env()
+_unset.ENVIRON = {}  # sees no variable: every read gives its default, parsed like a value
+_BOOLEANS = {*environ.Env.BOOLEAN_TRUE_STRINGS, "false", "off", "n", "no", "0"}
 if env.str("ENV_FILE", default=""):
     environ.Env.read_env(env.str("ENV_FILE"), overwrite=False)
 
 
 def _strict(kind, name, **kwargs):
-    """Read one variable with django-environ, turning a parse error into one clear line."""
+    """Read one variable with django-environ, turning a parse error into one clear line.
+
+    An empty value (``NAME=``, as Compose passes an unset ``${NAME}``) counts as unset.
+    """
+    raw = env.str(name, default="").strip()
+    if kind == "bool" and raw and raw.lower() not in _BOOLEANS:
+        raise ImproperlyConfigured(
+            f"Environment variable {name} is not a valid bool: {raw!r} (use true or false)"
+        )
+    source = env if raw or "default" not in kwargs else _unset
     try:
-        return getattr(env, kind)(name, **kwargs)
-    except (ValueError, TypeError) as exc:
+        return getattr(source, kind)(name, **kwargs)
+    except (ValueError, TypeError, ImproperlyConfigured) as exc:
         raise ImproperlyConfigured(
             f"Environment variable {name} is not a valid {kind}: {exc}"
         ) from exc
+
+
+def _database(url):
+    """``DATABASES["default"]`` for ``url``; the message names the scheme, never the URL, which
+    may hold a password."""
+    scheme = url.partition("://")[0] if "://" in url else ""
+    if scheme not in environ.Env.DB_SCHEMES:
+        what = f"unknown scheme {scheme!r}" if scheme else "no scheme"
+        raise ImproperlyConfigured(
+            f"DATABASE_URL is not a database URL ({what}): use "
+            "postgres://user:password@host:5432/name, or sqlite:////absolute/path.sqlite3."
+        )
+    try:
+        return environ.Env.db_url_config(url)
+    except (ValueError, TypeError) as exc:
+        raise ImproperlyConfigured(f"DATABASE_URL cannot be parsed: {exc}") from None
 
 
 def _secret(name, default=None):
@@ -123,9 +151,12 @@ TEMPLATES = [
 
 # --- Database -------------------------------------------------------------------------
 # PostgreSQL in production and in the test suite; SQLite only for the local demo.
-DATABASES = {
-    "default": _strict("db_url", "DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'demo.sqlite3'}")
-}
+_DATABASE_URL = _strict("str", "DATABASE_URL", default="")
+if not _DATABASE_URL:
+    # The demo's database; a fresh clone has no var/ yet, and SQLite does not create it.
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    _DATABASE_URL = f"sqlite:///{VAR_DIR / 'demo.sqlite3'}"
+DATABASES = {"default": _database(_DATABASE_URL)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The demo runs web, worker and beat on one file: wait for locks instead of failing.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
