@@ -49,6 +49,16 @@ def outsider(db):
     return UserFactory(email="outsider@example.com", display_name="Otto Outsider")
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """A test that starts a Celery worker needs PostgreSQL: the worker process reads the test
+    database, which SQLite keeps in this process's memory. Marking it here means the SQLite
+    run (``scripts/test --sqlite``, ``-m "not postgres_only"``) leaves it out by itself."""
+    for item in items:
+        if "celery_worker" in item.fixturenames or item.get_closest_marker("celery_worker"):
+            item.add_marker(pytest.mark.postgres_only)
+
+
 # --- Real services ------------------------------------------------------------------------
 
 

@@ -36,7 +36,7 @@ from tests.lifecycle.assignment_helpers import (
 )
 from tests.services import require_postgres
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres_only]
 NOW = timezone.now().replace(microsecond=0)
 
 

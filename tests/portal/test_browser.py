@@ -13,7 +13,11 @@ from tests.services import require_postgres
 
 from .conftest import local_input, make_package, submit
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.postgres_only,
+    pytest.mark.django_db(transaction=True),
+]
 
 
 @pytest.fixture(scope="module")

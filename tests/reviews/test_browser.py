@@ -13,7 +13,11 @@ from tests.services import require_postgres
 
 from .conftest import has_open_assignment, is_member
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.postgres_only,
+    pytest.mark.django_db(transaction=True),
+]
 
 
 @pytest.fixture
