@@ -546,7 +546,8 @@ def on_behalf_policies(*, actor, target, access_package, policies=None):
 
 def requestable_packages(*, user, search=""):
     """Packages listed for ``user`` in My Access: not hidden, catalog enabled (and enabled for
-    external users when the user is a guest) and a policy that lets the user request."""
+    external users when the user is a guest), granting at least one resource role, and a
+    policy that lets the user request."""
     if not user.is_active:
         return AccessPackage.objects.none()
     policies = AssignmentPolicy.objects.filter(
@@ -555,7 +556,10 @@ def requestable_packages(*, user, search=""):
         enable_targets_to_self_add_access=True,
     ).exclude(allowed_target_scope=Scope.NOT_SPECIFIED)
     packages = AccessPackage.objects.filter(
-        Exists(policies), is_hidden=False, catalog__state=Catalog.State.PUBLISHED
+        Exists(policies),
+        Exists(ResourceRoleScope.objects.filter(access_package=OuterRef("pk"))),
+        is_hidden=False,
+        catalog__state=Catalog.State.PUBLISHED,
     )
     if user.is_guest:
         packages = packages.filter(catalog__is_externally_visible=True)

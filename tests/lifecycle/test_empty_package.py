@@ -79,3 +79,9 @@ def test_the_admin_package_page_warns_that_the_package_grants_nothing(
     warning = "Nothing yet grants no resource roles yet: nobody can request it until you add"
     assert warning in page.content.decode()
     assert any(warning in str(m) for m in saved.context["messages"])
+
+
+def test_my_access_does_not_list_a_package_without_resource_roles(requester, empty_policy):
+    listed = selectors.requestable_packages(user=requester)
+
+    assert empty_policy.access_package not in listed
