@@ -7,4 +7,6 @@ class ApprovalsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from . import notifications  # noqa: F401  (connects the email receivers)
+        from . import emails  # models are loaded now: connects the email receivers
+
+        emails.register_kinds()

@@ -106,6 +106,7 @@ INSTALLED_APPS = [
     "allauth.mfa",
     "directory",
     "entitlements",
+    "notifications",
     "approvals",
     "reviews",
     "myaccess",
@@ -302,11 +303,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": _EVERY_MINUTE,
     },
     "remind approvers": {
-        "task": "approvals.notifications.send_approval_reminders",
+        "task": "approvals.emails.send_approval_reminders",
         "schedule": 15 * _EVERY_MINUTE,
     },
     "notify access ending soon": {
-        "task": "approvals.notifications.notify_expiring_assignments",
+        "task": "notifications.tasks.notify_expiring_assignments",
         "schedule": 15 * _EVERY_MINUTE,
     },
     "remove access of users no longer eligible": {
@@ -330,7 +331,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 5 * _EVERY_MINUTE,
     },
     "send notifications left pending": {
-        "task": "approvals.notifications.requeue_pending_notifications",
+        "task": "notifications.tasks.requeue_pending_notifications",
         "schedule": _EVERY_MINUTE,
     },
 }

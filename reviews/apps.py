@@ -5,3 +5,8 @@ class ReviewsConfig(AppConfig):
     name = "reviews"
     verbose_name = "Access reviews"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from . import emails  # models are loaded now
+
+        emails.register_kinds()

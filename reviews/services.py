@@ -12,14 +12,10 @@ import uuid
 from collections import Counter
 from datetime import UTC, date, datetime, time, timedelta
 
-from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count
-from django.urls import reverse
 from django.utils import timezone
 
-from approvals.models import NotificationKind
-from approvals.notifications import notify
 from directory.models import GroupMembership, User
 from entitlements import permissions
 from entitlements.audit import audit_bulk, audit_record
@@ -38,6 +34,8 @@ from entitlements.models import (
 )
 from entitlements.queue import enqueue_on_commit
 from entitlements.services import BulkResult, bulk_apply
+from notifications.models import NotificationKind
+from notifications.services import notify
 
 from . import selectors
 from .models import (
@@ -353,7 +351,6 @@ def _send_notice(instance, notice, now, send=True):
             instance=instance, undecided_only=notice != "started"
         )
         people = User.objects.filter(pk__in=[pk for pk, n in counts.items() if n], is_active=True)
-        url = settings.SITE_URL + reverse("reviews:list")
         for person in people:
             notify(
                 kind=kind,
@@ -365,7 +362,6 @@ def _send_notice(instance, notice, now, send=True):
                     "policy_name": instance.policy.display_name,
                     "end": instance.end.isoformat(),
                     "self_review": instance.policy.review_is_self_review,
-                    "review_url": url,
                 },
             )
     return 1

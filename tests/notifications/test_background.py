@@ -7,8 +7,7 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from approvals.models import Notification, ReviewResult
-from approvals.notifications import pending_notifications_requeue
+from approvals.models import ReviewResult
 from approvals.services import stage_decide
 from config.celery import app
 from directory.models import GroupMembership
@@ -16,6 +15,8 @@ from entitlements.models import Assignment, AssignmentState, Channel, RequestSta
 from entitlements.services.assignments import assignments_reconcile
 from entitlements.services.requests import request_submit
 from entitlements.tasks import expire_due_assignments
+from notifications.models import Notification
+from notifications.services import pending_notifications_requeue
 from tests.conftest import start_celery_worker, use_broker
 from tests.factories import AccessPackageFactory, GroupResourceFactory, PolicyFactory, grant_role
 

@@ -14,16 +14,14 @@ import pytest
 import time_machine
 from django.utils.html import strip_tags
 
-from approvals.models import Notification, NotificationKind, ReviewResult
-from approvals.notifications import (
-    assignments_notify_expiring,
-    render_notification,
-    stages_send_reminders,
-)
+from approvals.emails import stages_send_reminders
+from approvals.models import ReviewResult
 from approvals.services import stage_decide, stages_escalate_due, stages_expire_due
 from entitlements.models import Channel, PolicySubjectSet, StageApproverSet, SubjectType
 from entitlements.services.assignments import assignments_expire_due
 from entitlements.services.requests import request_submit
+from notifications.models import Notification, NotificationKind
+from notifications.services import assignments_notify_expiring, render_notification
 from reviews.services import reviews_schedule_due, reviews_send_reminders
 from tests.factories import (
     AccessPackageFactory,

@@ -4,11 +4,12 @@ import re
 
 import pytest
 
-from approvals.models import Notification, NotificationKind, ReviewResult
-from approvals.notifications import notification_send, notify
+from approvals.models import ReviewResult
 from approvals.services import stage_decide
 from entitlements.models import Channel
 from entitlements.services.requests import request_submit
+from notifications.models import Notification, NotificationKind
+from notifications.services import notification_send, notify
 
 pytestmark = pytest.mark.django_db
 
@@ -93,7 +94,7 @@ def test_the_same_event_notified_twice_sends_one_email(
             recipients=[approver],
             key=f"{stage.pk}",
             request=submitted,
-            stage=stage,
+            about=stage,
         )
     assert again == []
     assert len(smtp_server.to(approver.email)) == 1
@@ -119,7 +120,7 @@ def test_an_smtp_failure_keeps_the_notification_pending_for_a_retry(
             recipients=[approver],
             key=f"{pending_stage.pk}",
             request=pending_stage.request,
-            stage=pending_stage,
+            about=pending_stage,
         )
     assert len(callbacks) == 1  # sending is enqueued after commit, never inside the request
     with pytest.raises(OSError):

@@ -11,9 +11,9 @@ from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 from django.db import connection
 from django.utils import timezone
 
-from approvals import notifications as outbox
-from approvals.models import Notification, NotificationKind
-from approvals.notifications import notification_send, pending_notifications_requeue
+from notifications import services as outbox
+from notifications.models import Notification, NotificationKind
+from notifications.services import notification_send, pending_notifications_requeue
 from tests.services import require_postgres
 
 SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
@@ -37,7 +37,7 @@ def an_approval_email(stage, approver):
         recipient=approver,
         dedupe_key=f"{NotificationKind.APPROVAL_REQUIRED}:{stage.pk}:{approver.pk}",
         request=stage.request,
-        stage=stage,
+        about_id=stage.pk,
     )
 
 
@@ -189,7 +189,7 @@ def test_the_admin_shows_a_notifications_message_id_for_tracing_duplicates(
     notification = an_approval_email(pending_stage, approver)
     client.force_login(admin_user)
 
-    page = client.get(f"/admin/approvals/notification/{notification.pk}/change/")
+    page = client.get(f"/admin/notifications/notification/{notification.pk}/change/")
 
     assert page.status_code == 200
     assert html.escape(notification.message_id) in page.content.decode()

@@ -4,8 +4,8 @@ from datetime import timedelta
 
 import pytest
 
-from approvals.models import Notification, NotificationKind
 from entitlements.models import PolicySubjectSet, SubjectType
+from notifications.models import Notification, NotificationKind
 from reviews.models import Decision, ReviewInstance
 from reviews.services import review_item_decide, reviews_schedule_due, reviews_send_reminders
 from tests.factories import UserFactory, add_subject

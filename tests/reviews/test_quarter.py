@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 
-from approvals.models import NotificationKind
+from notifications.models import NotificationKind
 from reviews.models import ApplyResult, Decision, ReviewInstance, ReviewStatus
 from reviews.services import (
     review_item_decide,
