@@ -7,6 +7,10 @@ class ApprovalsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
+        from entitlements.approval import register_approval_steps
+
         from . import emails  # models are loaded now: connects the email receivers
+        from .services import ApprovalSteps
 
         emails.register_kinds()
+        register_approval_steps(ApprovalSteps())

@@ -110,6 +110,19 @@ KIND_BY_PURPOSE = {
 }
 
 
+class ApprovalSteps:
+    """What entitlements asks of approvals inside a request's transaction
+    (``entitlements.approval``); registered in ``ApprovalsConfig.ready``."""
+
+    def open_first_stage(self, *, request, now):
+        stage_open(request=request, sequence=1, now=now)
+
+    def close_open_stages(self, *, requests, now):
+        RequestApprovalStage.objects.filter(
+            request__in=requests, status__in=OPEN_STAGE_STATUSES
+        ).update(status=StageStatus.CANCELED, modified=now)
+
+
 def stage_open(*, request, sequence, now):
     """Open stage ``sequence`` of a pendingApproval request and resolve its approvers.
 

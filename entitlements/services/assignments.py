@@ -16,6 +16,7 @@ from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from ..approval import approval_steps
 from ..audit import audit_bulk
 from ..errors import InvalidRequest, PermissionDenied, StateConflict
 from ..models import (
@@ -927,8 +928,6 @@ def extensions_cancel_for_ended(assignment_ids, actor, events, now):
     here, holding the assignment, a request being decided right now is skipped: its fulfilment
     will find the assignment ended and cancel it then.
     """
-    from approvals.models import OPEN_STAGE_STATUSES, RequestApprovalStage, StageStatus
-
     _close_undelivered_add_requests(assignment_ids, actor, events, now)
     extensions = list(
         AssignmentRequest.objects.select_for_update(skip_locked=True)
@@ -949,9 +948,7 @@ def extensions_cancel_for_ended(assignment_ids, actor, events, now):
     AssignmentRequest.objects.bulk_update(
         extensions, ["state", "status", "completed_datetime", "modified"]
     )
-    RequestApprovalStage.objects.filter(
-        request__in=extensions, status__in=OPEN_STAGE_STATUSES
-    ).update(status=StageStatus.CANCELED, modified=now)
+    approval_steps().close_open_stages(requests=extensions, now=now)
     return extensions
 
 

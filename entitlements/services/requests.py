@@ -14,6 +14,7 @@ from django.utils.translation import gettext_lazy, ngettext
 
 from directory.models import User
 
+from ..approval import approval_steps
 from ..audit import audit_for_request
 from ..errors import InvalidRequest, NotEligible, PermissionDenied, StateConflict
 from ..models import (
@@ -606,11 +607,7 @@ def request_cancel(*, actor, request, channel, now=None):
 
 
 def _close_open_stages(request, now):
-    from approvals.models import OPEN_STAGE_STATUSES, RequestApprovalStage, StageStatus
-
-    RequestApprovalStage.objects.filter(request=request, status__in=OPEN_STAGE_STATUSES).update(
-        status=StageStatus.CANCELED, modified=now
-    )
+    approval_steps().close_open_stages(requests=[request], now=now)
 
 
 def requests_start_due(*, now=None):
@@ -644,14 +641,12 @@ def requests_start_due(*, now=None):
 
 def request_await_approval(*, request, actor, channel, now):
     """Move a submitted request to pendingApproval and open its first stage."""
-    from approvals.services import stage_open
-
     before = request.state
     request.state = RequestState.PENDING_APPROVAL
     request.status = RequestStatus.PENDING_APPROVAL
     request.save(update_fields=["state", "status", "modified"])
     _audit_request(request, "request.await_approval", actor, channel, before, now)
-    stage_open(request=request, sequence=1, now=now)
+    approval_steps().open_first_stage(request=request, now=now)
 
 
 def request_advance(*, request, actor, channel, now):
