@@ -392,7 +392,9 @@ def test_no_page_answers_a_server_error_to_a_parameter_that_is_not_an_id(world, 
             for bad in BAD_PARAMETERS:
                 url = route.url({**good, name: bad})
                 person.send("GET", url, f"{name}={bad[:20]!r}")
-                person.send("POST", url, f"{name}={bad[:20]!r}", body=form().encode())
+                # A form takes the same lookup: one id that is not one, one that is missing.
+                if bad in BAD_PARAMETERS[:2]:
+                    person.send("POST", url, f"{name}={bad[:20]!r}", body=form().encode())
     assert not person.failures, "\n".join(person.failures)
 
 
