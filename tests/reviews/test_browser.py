@@ -54,14 +54,20 @@ def test_a_reviewer_denies_one_person_and_approves_another_in_the_browser(
     page.get_by_label("Reason").fill("Has not signed in for months")
     page.get_by_role("button", name="Submit decisions").click()
     page.wait_for_selector(".messages .success")
-    assert "You denied the access of 1 person: Dora Denied – Finance reports." in page.locator(".messages").inner_text()
+    assert (
+        "You denied the access of 1 person: Dora Denied – Finance reports."
+        in page.locator(".messages").inner_text()
+    )
 
     page.get_by_label("Alan Approved").check()
     page.get_by_label("Approve", exact=True).check()
     page.get_by_label("Reason").fill("Still on the project")
     page.get_by_role("button", name="Submit decisions").click()
     page.wait_for_selector(".messages .success")
-    assert "You approved the access of 1 person: Alan Approved – Finance reports." in page.locator(".messages").inner_text()
+    assert (
+        "You approved the access of 1 person: Alan Approved – Finance reports."
+        in page.locator(".messages").inner_text()
+    )
 
     assert dict(ReviewItem.objects.values_list("target__display_name", "decision")) == {
         "Dora Denied": Decision.DENY,

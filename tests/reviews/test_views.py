@@ -104,7 +104,8 @@ def test_a_reviewer_decides_several_items_at_once(client, reviewer, instance):
     )
 
     assert messages_of(response) == [
-        "You denied the access of 2 people: Ann Active – Finance reports; Ben Bygone – Finance reports."
+        "You denied the access of 2 people: "
+        "Ann Active – Finance reports; Ben Bygone – Finance reports."
     ]
     assert set(ReviewItem.objects.values_list("decision", "justification")) == {
         (Decision.DENY, "Project over")
