@@ -1,11 +1,19 @@
-"""Writing the audit trail: every service function records its transition here."""
+"""Writing the audit trail: every service function records its transition here.
+
+``audit_record`` appends one event; ``audit_event`` prepares one (unsaved) for
+``audit_bulk``, which appends many in one statement. Nothing else builds AuditEvent rows.
+"""
 
 from django.utils import timezone
 
 from .models import AuditEvent, Channel
 
 
-def audit_record(
+def _pk(value):
+    return getattr(value, "pk", value)
+
+
+def audit_event(
     *,
     action,
     obj,
@@ -20,23 +28,33 @@ def audit_record(
     data=None,
     now=None,
 ):
-    """Append one audit event for ``obj`` (any model instance) and return it."""
-    return AuditEvent.objects.create(
+    """An unsaved audit event about ``obj``: a model instance, or a (model, pk) pair when a
+    set-based job has only the id. ``target``, ``access_package`` and ``request`` may be rows
+    or their primary keys."""
+    model, pk = obj if isinstance(obj, tuple) else (type(obj), obj.pk)
+    return AuditEvent(
         created=now or timezone.now(),
         actor=actor,
         actor_display=str(actor) if actor else "",
         channel=channel,
         action=action,
-        object_type=obj._meta.label,
-        object_id=str(obj.pk),
+        object_type=model._meta.label,
+        object_id=str(pk),
         before=before or "",
         after=after or "",
         reason=reason or "",
-        target=target,
-        access_package=access_package,
-        request=request,
+        target_id=_pk(target),
+        access_package_id=_pk(access_package),
+        request_id=_pk(request),
         data=data or {},
     )
+
+
+def audit_record(**fields):
+    """Append one audit event (the arguments of ``audit_event``) and return it."""
+    event = audit_event(**fields)
+    event.save(force_insert=True)
+    return event
 
 
 def audit_for_request(*, request, action, obj=None, after="", data=None, **fields):
@@ -46,8 +64,8 @@ def audit_for_request(*, request, action, obj=None, after="", data=None, **field
         action=action,
         obj=obj if obj is not None else request,
         after=after,
-        target=request.target,
-        access_package=request.access_package,
+        target=request.target_id,
+        access_package=request.access_package_id,
         request=request,
         data=data or None,
         **fields,
@@ -55,5 +73,5 @@ def audit_for_request(*, request, action, obj=None, after="", data=None, **field
 
 
 def audit_bulk(events):
-    """Append many prepared (unsaved) AuditEvent rows in one statement; for set-based jobs."""
+    """Append many events prepared with ``audit_event`` in one statement; for set-based jobs."""
     return AuditEvent.objects.bulk_create(events, batch_size=2000)

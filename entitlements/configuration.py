@@ -1,5 +1,10 @@
 """Configuration-time operations shared by the admin, seed_demo and the API.
 
+Every change to the configuration (catalogs and their admin roles, resources, packages,
+policies, their stages, approvers, subjects and questions) is saved or deleted by
+``config_save`` / ``config_delete``, which audit it with the values of the fields it changed
+before and after, as JSON in the event's ``data``.
+
 Adding a resource to a catalog also creates the roles a package can grant from it:
 a group's Member and Owner, an application's app roles (or "Default Access"), a site's
 Visitor, Member and Owner, and for a directory role the product's catalog roles.
@@ -10,6 +15,9 @@ Otherwise a catalog owner could hand out membership of any group (an approvers' 
 through a package of their own.
 """
 
+import json
+
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -17,15 +25,17 @@ from django.utils.translation import gettext as _
 from directory.models import AppRole, SiteRoleAssignment
 
 from . import permissions
-from .audit import audit_record
+from .audit import audit_bulk, audit_event, audit_record
 from .errors import InvalidRequest, PermissionDenied
 from .models import (
     CATALOG_SCOPED_ROLES,
+    AccessPackage,
     AdminRole,
     Channel,
     OriginSystem,
     Resource,
     ResourceRole,
+    RoleAssignment,
 )
 
 # The field naming the object each origin system adds (as on the admin's add form).
@@ -89,6 +99,29 @@ def resource_sync_roles(resource):
         ]
     )
     return list(resource.roles.all())
+
+
+def resources_sync_roles(*, actor, resources, channel=Channel.SYSTEM, now=None):
+    """Give each resource the roles it gained since it was added (an application's new app
+    role, say), auditing the resources that gained some."""
+    now = now or timezone.now()
+    events = []
+    with transaction.atomic():
+        for resource in resources:
+            before = sorted(resource.roles.values_list("display_name", flat=True))
+            after = sorted(role.display_name for role in resource_sync_roles(resource))
+            if after != before:
+                change = _change(
+                    obj=resource,
+                    verb="rolesAdded",
+                    before={"roles": before},
+                    after={"roles": after},
+                    actor=actor,
+                    channel=channel,
+                    now=now,
+                )
+                events.append(audit_event(**change))
+        audit_bulk(events)
 
 
 def resource_add_check(
@@ -188,3 +221,139 @@ def resource_add(
         now=now or timezone.now(),
     )
     return resource
+
+
+# --------------------------------------------------------------------------------------
+# Saving and deleting configuration, audited
+# --------------------------------------------------------------------------------------
+
+# Kept out of the before/after values: they change on every save and say nothing.
+UNAUDITED_FIELDS = {"id", "created", "modified"}
+
+
+def config_values(obj, names=None):
+    """{field: value} of ``obj``'s own fields (foreign keys as ids), as JSON would hold them."""
+    values = {
+        field.attname: field.value_from_object(obj)
+        for field in obj._meta.concrete_fields
+        if field.name not in UNAUDITED_FIELDS and (names is None or field.name in names)
+    }
+    return json.loads(json.dumps(values, cls=DjangoJSONEncoder))
+
+
+def _ids(rows):
+    return sorted(str(getattr(row, "pk", row)) for row in rows)
+
+
+def _action(obj, verb):
+    name = type(obj).__name__
+    return f"{name[:1].lower()}{name[1:]}.{verb}"
+
+
+def _package_of(obj):
+    """The access package a configuration row belongs to, if any, for filtering the trail."""
+    if isinstance(obj, AccessPackage):
+        return obj.pk
+    if hasattr(obj, "access_package_id"):
+        return obj.access_package_id
+    for parent in ("policy", "stage", "question"):
+        if getattr(obj, f"{parent}_id", None) is not None:
+            return _package_of(getattr(obj, parent))
+    return None
+
+
+def _change(*, obj, verb, before, after, actor, channel, now):
+    """The audit event's fields for one configuration change."""
+    return {
+        "action": _action(obj, verb),
+        "obj": obj,
+        "actor": actor,
+        "channel": channel,
+        "access_package": _package_of(obj),
+        "data": {"before": before, "after": after},
+        "now": now,
+    }
+
+
+def _roles_changed(obj, actor):
+    # The actor's roles are cached for the request; a role they just gave or took counts now.
+    if isinstance(obj, RoleAssignment) and actor is not None:
+        permissions.forget_roles(actor)
+
+
+def config_save(*, actor, obj, m2m=None, channel=Channel.SYSTEM, now=None):
+    """Create or change a configuration row (and set the many-to-many ``m2m`` values, a
+    {field name: rows} mapping), auditing the fields that changed. Saving an unchanged row
+    writes no event."""
+    now = now or timezone.now()
+    m2m = m2m or {}
+    adding = obj._state.adding
+    # No savepoint: a failure rolls back the caller's whole change, as the admin's does.
+    with transaction.atomic(savepoint=False):
+        before = {}
+        if not adding:
+            current = type(obj)._base_manager.select_for_update().get(pk=obj.pk)
+            before = config_values(current)
+            for name in m2m:
+                before[name] = _ids(getattr(current, name).values_list("pk", flat=True))
+        obj.save()
+        for name, rows in m2m.items():
+            getattr(obj, name).set(rows)
+        after = {**config_values(obj), **{name: _ids(rows) for name, rows in m2m.items()}}
+        changed = [name for name in after if before.get(name) != after[name]]
+        if not adding and not changed:
+            return obj
+        audit_record(
+            **_change(
+                obj=obj,
+                verb="created" if adding else "changed",
+                before={name: before[name] for name in changed if name in before},
+                after={name: after[name] for name in changed},
+                actor=actor,
+                channel=channel,
+                now=now,
+            )
+        )
+    _roles_changed(obj, actor)
+    return obj
+
+
+def config_delete(*, actor, objs, channel=Channel.SYSTEM, now=None):
+    """Delete configuration rows of one model (one, or a changelist's selection), auditing
+    each with the values it had. Rows that depend on them go with them, as the model says."""
+    now = now or timezone.now()
+    objs = list(objs)
+    if not objs:
+        return
+    model = type(objs[0])
+    with transaction.atomic(savepoint=False):
+        audit_bulk(
+            [
+                audit_event(
+                    **_change(
+                        obj=obj,
+                        verb="deleted",
+                        before=config_values(obj),
+                        after={},
+                        actor=actor,
+                        channel=channel,
+                        now=now,
+                    )
+                )
+                for obj in objs
+            ]
+        )
+        model._base_manager.filter(pk__in=[obj.pk for obj in objs]).delete()
+    _roles_changed(objs[0], actor)
+
+
+def catalog_save(*, actor, catalog, channel=Channel.SYSTEM, now=None):
+    """Create or change a catalog; whoever creates one owns it, as in Entra."""
+    now = now or timezone.now()
+    with transaction.atomic(savepoint=False):
+        adding = catalog._state.adding
+        config_save(actor=actor, obj=catalog, channel=channel, now=now)
+        if adding and actor is not None:
+            owner = RoleAssignment(role=AdminRole.CATALOG_OWNER, principal=actor, catalog=catalog)
+            config_save(actor=actor, obj=owner, channel=channel, now=now)
+    return catalog

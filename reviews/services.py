@@ -18,13 +18,12 @@ from django.utils import timezone
 
 from directory.models import GroupMembership, User
 from entitlements import permissions
-from entitlements.audit import audit_bulk, audit_record
+from entitlements.audit import audit_bulk, audit_event, audit_record
 from entitlements.errors import InvalidRequest, PermissionDenied, StateConflict
 from entitlements.models import (
     OPEN_ASSIGNMENT_STATES,
     Assignment,
     AssignmentPolicy,
-    AuditEvent,
     Channel,
     PolicySubjectSet,
     RequestType,
@@ -477,20 +476,18 @@ def review_accept_recommendations(
             )
         audit_bulk(
             [
-                AuditEvent(
-                    created=now,
-                    actor=actor,
-                    actor_display=str(actor),
-                    channel=channel,
+                audit_event(
                     action=f"reviewItem.{item.recommendation.lower()}",
-                    object_type=ReviewItem._meta.label,
-                    object_id=str(item.pk),
+                    obj=item,
+                    actor=actor,
+                    channel=channel,
                     before=item.decision,
                     after=item.recommendation,
                     reason=justification,
-                    target_id=item.target_id,
-                    access_package_id=instance.access_package_id,
+                    target=item.target_id,
+                    access_package=instance.access_package_id,
                     data={"instance": str(instance.pk), "recommendation": True},
+                    now=now,
                 )
                 for item in items
             ]

@@ -10,7 +10,8 @@ from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
 from entitlements import permissions
-from entitlements.models import AccessPackage
+from entitlements.configuration import config_delete, config_save
+from entitlements.models import AccessPackage, Channel
 
 
 def _autocomplete_source(request):
@@ -72,6 +73,37 @@ class ScopedAdmin(ChoicesRestrictedMixin, admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return permissions.can(request.user, "delete", obj, model=self.model)
+
+
+class ConfigurationAdmin(ScopedAdmin):
+    """Configuration rows: saving and deleting them, and the rows of their inlines, goes
+    through the audited configuration services."""
+
+    def save_model(self, request, obj, form, change):
+        m2m = {
+            field.name: form.cleaned_data[field.name]
+            for field in obj._meta.many_to_many
+            if field.name in form.cleaned_data
+        }
+        config_save(actor=request.user, obj=obj, m2m=m2m, channel=Channel.ADMIN)
+
+    def delete_model(self, request, obj):
+        config_delete(actor=request.user, objs=[obj], channel=Channel.ADMIN)
+
+    def delete_queryset(self, request, queryset):
+        config_delete(actor=request.user, objs=queryset, channel=Channel.ADMIN)
+
+    def save_related(self, request, form, formsets, change):
+        # The form's many-to-many values were saved by config_save with the row itself.
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
+
+    def save_formset(self, request, form, formset, change):
+        formset.save(commit=False)
+        config_delete(actor=request.user, objs=formset.deleted_objects, channel=Channel.ADMIN)
+        changed = [obj for obj, _fields in formset.changed_objects]
+        for obj in [*changed, *formset.new_objects]:
+            config_save(actor=request.user, obj=obj, channel=Channel.ADMIN)
 
 
 class ReadOnlyScopedAdmin(ScopedAdmin):

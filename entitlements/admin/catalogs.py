@@ -1,11 +1,10 @@
 """Admin pages for catalogs, the admin roles held in them, and their resources."""
 
 from django.contrib import admin, messages
-from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 
 from entitlements import permissions
-from entitlements.configuration import resource_add, resource_sync_roles
+from entitlements.configuration import catalog_save, resource_add, resources_sync_roles
 from entitlements.forms import ResourceAddForm, RoleAssignmentForm
 from entitlements.models import (
     CATALOG_SCOPED_ROLES,
@@ -20,6 +19,7 @@ from entitlements.models import (
 
 from .base import (
     CatalogFilter,
+    ConfigurationAdmin,
     ReadOnlyInlineMixin,
     ScopedAdmin,
     ScopedInlineMixin,
@@ -72,7 +72,7 @@ class CatalogPackageInline(ReadOnlyInlineMixin, admin.TabularInline):
 
 
 @admin.register(Catalog)
-class CatalogAdmin(ScopedAdmin):
+class CatalogAdmin(ConfigurationAdmin):
     list_display = ["display_name", "state", "is_externally_visible", "catalog_type"]
     list_filter = ["state", "is_externally_visible", "catalog_type"]
     search_fields = ["display_name", "description"]
@@ -80,19 +80,12 @@ class CatalogAdmin(ScopedAdmin):
     readonly_fields = ["catalog_type"]
     inlines = [CatalogRoleAssignmentInline, CatalogResourceInline, CatalogPackageInline]
 
-    @transaction.atomic
     def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        if not change:
-            # Whoever creates a catalog owns it, as in Entra.
-            RoleAssignment.objects.get_or_create(
-                role=AdminRole.CATALOG_OWNER, principal=request.user, catalog=obj
-            )
-            permissions.forget_roles(request.user)
+        catalog_save(actor=request.user, catalog=obj, channel=Channel.ADMIN)
 
 
 @admin.register(RoleAssignment)
-class RoleAssignmentAdmin(ScopedAdmin):
+class RoleAssignmentAdmin(ConfigurationAdmin):
     """Every admin role, including the product-wide catalog creator role."""
 
     form = RoleAssignmentForm
@@ -107,10 +100,6 @@ class RoleAssignmentAdmin(ScopedAdmin):
         form.user = request.user
         return form
 
-    def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        permissions.forget_roles(request.user)
-
 
 class ResourceRoleInline(ReadOnlyInlineMixin, admin.TabularInline):
     model = ResourceRole
@@ -123,7 +112,7 @@ class ResourceRoleInline(ReadOnlyInlineMixin, admin.TabularInline):
 
 
 @admin.register(Resource)
-class ResourceAdmin(ScopedAdmin):
+class ResourceAdmin(ConfigurationAdmin):
     list_display = ["display_name", "origin_system", "catalog"]
     list_filter = ["origin_system", CatalogFilter.on("catalog")]
     list_select_related = ["catalog"]
@@ -189,8 +178,7 @@ class ResourceAdmin(ScopedAdmin):
     )
     def sync_roles(self, request, queryset):
         resources = [r for r in queryset if permissions.can(request.user, "change", r)]
-        for resource in resources:
-            resource_sync_roles(resource)
+        resources_sync_roles(actor=request.user, resources=resources, channel=Channel.ADMIN)
         self.message_user(
             request, _("Roles brought up to date for %(n)s resources.") % {"n": len(resources)}
         )

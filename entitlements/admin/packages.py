@@ -22,7 +22,12 @@ from entitlements.models import (
 )
 from entitlements.services.packages import package_role_add, package_role_remove
 
-from .base import CatalogFilter, ReadOnlyInlineMixin, ScopedAdmin, ScopedInlineMixin
+from .base import (
+    CatalogFilter,
+    ConfigurationAdmin,
+    ReadOnlyInlineMixin,
+    ScopedInlineMixin,
+)
 
 
 def _add_link(model, label, **initial):
@@ -76,7 +81,7 @@ class PackagePolicyInline(ReadOnlyInlineMixin, admin.TabularInline):
 
 
 @admin.register(AccessPackage)
-class AccessPackageAdmin(ScopedAdmin):
+class AccessPackageAdmin(ConfigurationAdmin):
     list_display = ["display_name", "catalog", "is_hidden", "modified"]
     list_filter = [CatalogFilter.on("catalog"), "is_hidden"]
     list_select_related = ["catalog"]
@@ -214,7 +219,7 @@ class PolicyQuestionInline(ScopedInlineMixin, admin.TabularInline):
 
 
 @admin.register(AssignmentPolicy)
-class AssignmentPolicyAdmin(ScopedAdmin):
+class AssignmentPolicyAdmin(ConfigurationAdmin):
     list_display = [
         "display_name",
         "access_package",
@@ -341,7 +346,7 @@ class StageApproverSetInline(ScopedInlineMixin, admin.TabularInline):
 
 
 @admin.register(ApprovalStage)
-class ApprovalStageAdmin(ScopedAdmin):
+class ApprovalStageAdmin(ConfigurationAdmin):
     form = forms.ApprovalStageForm
     list_display = ["__str__", "policy", "sequence", "duration_before_automatic_denial"]
     list_filter = [CatalogFilter.on("policy__access_package__catalog"), "is_escalation_enabled"]
@@ -384,7 +389,7 @@ class QuestionLocalizationInline(ScopedInlineMixin, admin.TabularInline):
 
 
 @admin.register(Question)
-class QuestionAdmin(ScopedAdmin):
+class QuestionAdmin(ConfigurationAdmin):
     list_display = ["text", "policy", "question_type", "is_required", "sequence"]
     list_filter = [CatalogFilter.on("policy__access_package__catalog"), "question_type"]
     list_select_related = ["policy__access_package"]

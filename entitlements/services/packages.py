@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from .. import validation
-from ..audit import audit_bulk
+from ..audit import audit_bulk, audit_event
 from ..errors import InvalidRequest, PermissionDenied, StateConflict
 from ..models import (
     HOLDING_GRANT_STATES,
@@ -28,7 +28,6 @@ from ..models import (
     Assignment,
     AssignmentResourceRole,
     AssignmentState,
-    AuditEvent,
     Channel,
     GrantState,
     ResourceRoleScope,
@@ -153,30 +152,16 @@ def _lock_open_assignments(package):
 def _events(action, package, role, holders, actor, channel, now):
     """One event for the package and one per assignment the change reaches."""
     common = {
-        "created": now,
-        "actor": actor,
-        "actor_display": str(actor) if actor else "",
-        "channel": channel,
         "action": action,
-        "access_package_id": package.pk,
+        "actor": actor,
+        "channel": channel,
+        "access_package": package,
+        "now": now,
     }
     data = {"role": str(role), "role_id": str(role.pk)}
-    events = [
-        AuditEvent(
-            object_type=AccessPackage._meta.label,
-            object_id=str(package.pk),
-            data={**data, "assignments": len(holders)},
-            **common,
-        )
-    ]
+    events = [audit_event(obj=package, data={**data, "assignments": len(holders)}, **common)]
     events += [
-        AuditEvent(
-            object_type=Assignment._meta.label,
-            object_id=str(pk),
-            target_id=target_id,
-            data=data,
-            **common,
-        )
+        audit_event(obj=(Assignment, pk), target=target_id, data=data, **common)
         for pk, (target_id, _state) in holders.items()
     ]
     return events
