@@ -264,9 +264,19 @@ def _raise_for_gate(gate):
 
 
 def _raise_for_duplicate(exc):
-    for name, message in DUPLICATE_CONSTRAINTS.items():
-        if name in str(exc):
-            raise StateConflict(message) from exc
+    """Turn a unique-constraint violation into the conflict it means. PostgreSQL names the
+    constraint; SQLite names the constrained columns instead."""
+    text = str(exc)
+    for model in (AssignmentRequest, Assignment):
+        table = model._meta.db_table
+        for constraint in model._meta.constraints:
+            message = DUPLICATE_CONSTRAINTS.get(constraint.name)
+            columns = ", ".join(
+                f"{table}.{model._meta.get_field(field).column}"
+                for field in getattr(constraint, "fields", ())
+            )
+            if message and (constraint.name in text or (columns and text.endswith(columns))):
+                raise StateConflict(message) from exc
     raise exc
 
 
