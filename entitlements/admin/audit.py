@@ -1,5 +1,7 @@
 """The audit trail in the admin: strictly read-only, filterable, exportable as CSV."""
 
+import json
+
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied
@@ -27,6 +29,7 @@ CSV_COLUMNS = [
     ("target__email", _("user")),
     ("access_package__display_name", _("access package")),
     ("request_id", _("request")),
+    ("data", _("details")),
 ]
 
 
@@ -35,7 +38,9 @@ def stream_csv(queryset, filename):
 
     def rows():
         yield [str(label) for _field, label in CSV_COLUMNS]
-        yield from queryset.values_list(*fields).iterator(chunk_size=2000)
+        # Details (a configuration change's values before and after) as JSON, not a repr.
+        for *row, data in queryset.values_list(*fields).iterator(chunk_size=2000):
+            yield [*row, json.dumps(data, sort_keys=True) if data else ""]
 
     return csv_response(rows(), filename)
 

@@ -1,7 +1,12 @@
 """Configuration changed in the admin is in the audit trail: who, when, and each changed
 field's value before and after; a save the admin refuses leaves no trace."""
 
+import csv
+import io
+import json
+
 import pytest
+from django.urls import reverse
 
 from directory.models import Application, AppRole
 from entitlements.configuration import config_delete, resource_add
@@ -317,3 +322,17 @@ def test_a_change_page_and_its_save_run_a_bounded_number_of_queries(
         data = page_data(signed_in.get(url))
     with django_assert_max_num_queries(saving):
         assert signed_in.post(url, data).status_code == 302
+
+
+def test_the_audit_export_shows_a_changes_values_before_and_after(signed_in):
+    catalog = CatalogFactory(display_name="Old name")
+    _saved(signed_in, Catalog, catalog, display_name="New name")
+
+    response = signed_in.get(reverse("admin:entitlements_auditevent_export"))
+
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert rows[0][-1] == "details"
+    assert json.loads(rows[1][-1]) == {
+        "before": {"display_name": "Old name"},
+        "after": {"display_name": "New name"},
+    }
