@@ -15,8 +15,9 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
+from notifications.templatetags.sentences import one_full_stop
+
 from .models import ReviewResult, StageApprover, StageStatus
-from .templatetags.sentences import one_full_stop
 
 SALT = "approvals.decision-link.v1"
 DECISIONS = {"approve": ReviewResult.APPROVED, "deny": ReviewResult.DENIED}

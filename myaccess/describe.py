@@ -10,7 +10,6 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from approvals.templatetags.sentences import one_full_stop
 from entitlements.models import (
     ApprovalStage,
     AssignmentPolicy,
@@ -20,6 +19,7 @@ from entitlements.models import (
     StageApproverSet,
     SubjectType,
 )
+from notifications.templatetags.sentences import one_full_stop
 
 PRIMARY_APPROVER_PURPOSES = (
     StageApproverSet.Purpose.PRIMARY,

@@ -14,10 +14,10 @@ from approvals import selectors as approval_selectors
 from approvals.decorators import mfa_required_for_approvers
 from approvals.models import ReviewResult
 from approvals.services import stage_decide, stages_decide
-from approvals.templatetags.sentences import one_full_stop
 from entitlements.errors import DomainError
 from entitlements.models import Channel, RequestAnswer
 from myaccess.forms import BulkDecisionForm, DecisionForm
+from notifications.templatetags.sentences import one_full_stop
 
 from .common import apply_domain_error, get_from, now, paginate
 

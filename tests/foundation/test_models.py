@@ -4,7 +4,7 @@ import pytest
 from django.apps import apps
 from django.db import models
 
-PRODUCT_APPS = ("directory", "entitlements", "approvals", "reviews")
+PRODUCT_APPS = ("directory", "entitlements", "notifications", "approvals", "reviews")
 MODELS = [m for m in apps.get_models() if m._meta.app_label in PRODUCT_APPS]
 
 
