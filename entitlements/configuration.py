@@ -206,19 +206,17 @@ def resource_add(
     resource.full_clean()
     resource.save()
     roles = resource_sync_roles(resource)
+    values = {**config_values(resource), "roles": [role.display_name for role in roles]}
     audit_record(
-        action="resource.added",
-        obj=resource,
-        actor=actor,
-        channel=channel,
-        after=resource.display_name,
-        data={
-            "catalog": str(catalog.pk),
-            "origin_system": origin_system,
-            "origin_id": resource.origin_id,
-            "roles": [role.display_name for role in roles],
-        },
-        now=now or timezone.now(),
+        **_change(
+            obj=resource,
+            verb="added",
+            before={},
+            after=values,
+            actor=actor,
+            channel=channel,
+            now=now or timezone.now(),
+        )
     )
     return resource
 

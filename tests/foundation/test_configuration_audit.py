@@ -57,11 +57,11 @@ def _events(action):
     return list(AuditEvent.objects.filter(action=action))
 
 
-def _only_event(action, actor):
+def _only_event(action, actor, channel=Channel.ADMIN):
     events = _events(action)
     assert len(events) == 1, [e.action for e in AuditEvent.objects.all()]
     event = events[0]
-    assert (event.actor, event.channel) == (actor, Channel.ADMIN)
+    assert (event.actor, event.channel) == (actor, channel)
     return event
 
 
@@ -185,6 +185,18 @@ def test_bringing_a_resources_roles_up_to_date_records_the_roles_it_gained(signe
         "before": {"roles": ["Clerk"]},
         "after": {"roles": ["Auditor", "Clerk"]},
     }
+
+
+def test_a_resource_with_a_long_name_is_added_and_audited(admin_user):
+    # The event's before/after columns hold states (64 characters); names go in its data.
+    group = GroupFactory(display_name="A group with a long name " * 4)
+
+    resource = resource_add(
+        actor=admin_user, catalog=CatalogFactory(), origin_system="AadGroup", group=group
+    )
+
+    event = _only_event("resource.added", admin_user, channel=Channel.SYSTEM)
+    assert event.data["after"]["display_name"] == resource.display_name == group.display_name
 
 
 def test_removing_a_resource_records_what_it_was(admin_user):

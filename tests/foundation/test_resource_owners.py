@@ -77,6 +77,10 @@ def test_a_catalog_owner_who_owns_the_object_adds_it(engineering_owner, catalog,
     assert resource.catalog == catalog and resource.roles.exists()
     event = AuditEvent.objects.get(action="resource.added", object_id=str(resource.pk))
     assert event.actor == engineering_owner
+    assert event.data["after"]["catalog_id"] == str(catalog.pk)
+    assert sorted(event.data["after"]["roles"]) == sorted(
+        r.display_name for r in resource.roles.all()
+    )
 
 
 @pytest.mark.parametrize("origin_system", OWNED)
