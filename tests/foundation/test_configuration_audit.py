@@ -227,6 +227,27 @@ def test_changing_a_package_records_its_fields_and_incompatible_groups(signed_in
     }
 
 
+def test_creating_a_package_and_its_policy_records_each(signed_in, admin_user):
+    catalog = CatalogFactory()
+    data = page_data(signed_in.get(admin_url(AccessPackage, "add")))
+    data.update(catalog=str(catalog.pk), display_name="Sales tools")
+
+    assert signed_in.post(admin_url(AccessPackage, "add"), data).status_code == 302
+
+    package = AccessPackage.objects.get(display_name="Sales tools")
+    created = _only_event("accessPackage.created", admin_user)
+    assert created.access_package_id == package.pk
+    assert created.data["after"]["catalog_id"] == str(catalog.pk)
+    data = page_data(signed_in.get(admin_url(AssignmentPolicy, "add")))
+    data.update(access_package=str(package.pk), display_name="Employees")
+
+    assert signed_in.post(admin_url(AssignmentPolicy, "add"), data).status_code == 302
+
+    policy = _only_event("assignmentPolicy.created", admin_user)
+    assert policy.access_package_id == package.pk
+    assert policy.data["after"]["display_name"] == "Employees"
+
+
 def test_changing_review_settings_and_reviewers_of_a_policy_records_both(signed_in, admin_user):
     policy, reviewer = PolicyFactory(), UserFactory()
     url = admin_url(AssignmentPolicy, "change", policy.pk)
