@@ -10,7 +10,9 @@ class ApprovalsConfig(AppConfig):
         from entitlements.approval import register_approval_steps
 
         from . import emails  # models are loaded now: connects the email receivers
+        from .selectors import declare_scopes
         from .services import ApprovalSteps
 
         emails.register_kinds()
         register_approval_steps(ApprovalSteps())
+        declare_scopes()

@@ -6,6 +6,7 @@ from django.utils.translation import gettext_lazy as _
 
 from directory.models import BaseModel, User
 from entitlements.models import ApprovalStage, AssignmentRequest, Channel
+from entitlements.querysets import RestrictedQuerySet
 
 
 class StageStatus(models.TextChoices):
@@ -53,6 +54,8 @@ class RequestApprovalStage(BaseModel):
     escalated_datetime = models.DateTimeField(_("escalated"), null=True, blank=True)
     deadline = models.DateTimeField(_("decide by"), null=True, blank=True)
     reminder_sent_datetime = models.DateTimeField(_("reminder sent"), null=True, blank=True)
+
+    objects = RestrictedQuerySet.as_manager()
 
     class Meta:
         ordering = ["request", "sequence"]
@@ -103,6 +106,8 @@ class StageApprover(BaseModel):
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="approval_assignments")
     kind = models.CharField(_("as"), max_length=24, choices=Kind)
     notified_datetime = models.DateTimeField(_("notified"), null=True, blank=True)
+
+    objects = RestrictedQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("stage approver")

@@ -3,6 +3,7 @@
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
+from entitlements import permissions
 from entitlements.models import RequestState
 
 from .models import OPEN_STAGE_STATUSES, RequestApprovalStage, StageApprover
@@ -17,17 +18,35 @@ _RELATED = (
 )
 
 
+def _approvable(user):
+    """The stages ``user`` was resolved to approve, except those of their own requests."""
+    is_approver = StageApprover.objects.filter(stage=OuterRef("pk"), user=user)
+    return Exists(is_approver) & ~(Q(request__target=user) | Q(request__requestor=user))
+
+
+def declare_scopes():
+    """Who sees the approvals' rows: they follow their request's catalog, like assignments;
+    anybody sees the stages they approve (``restrict(user, "approve")``)."""
+    permissions.declare_scope(
+        RequestApprovalStage,
+        permissions.ASSIGNMENTS,
+        "request__access_package__catalog",
+        approve=_approvable,
+    )
+    permissions.declare_scope(
+        StageApprover, permissions.ASSIGNMENTS, "stage__request__access_package__catalog"
+    )
+
+
 def pending_stages_for(*, user, now=None):
     """Open stages waiting for ``user``'s decision, oldest deadline first."""
-    is_approver = StageApprover.objects.filter(stage=OuterRef("pk"), user=user)
     return (
-        RequestApprovalStage.objects.filter(
-            Exists(is_approver),
+        RequestApprovalStage.objects.restrict(user, "approve")
+        .filter(
             Q(deadline__isnull=True) | Q(deadline__gt=now or timezone.now()),
             status__in=OPEN_STAGE_STATUSES,
             request__state=RequestState.PENDING_APPROVAL,
         )
-        .exclude(Q(request__target=user) | Q(request__requestor=user))
         .select_related(*_RELATED)
         .order_by("deadline", "pk")
     )

@@ -5,11 +5,38 @@ A catalog owner manages everything in their catalogs; a catalog reader sees it; 
 package manager manages packages and policies; an access package assignment manager manages
 requests and assignments. A catalog creator may add catalogs. Superusers may do anything.
 
-The admin (querysets, has_*_permission, form choices, autocomplete) asks only this module;
-the API and the portal can ask it the same questions.
+Every governed model declares here (or, for the apps above entitlements, from their
+AppConfig.ready) which kind of object it is and its lookup path to a catalog, and which rows
+a person sees as their own; ``Model.objects.restrict(user, action)`` answers from that. The
+admin (querysets, has_*_permission, form choices, autocomplete) and the portal's lists ask
+only this module; the API will ask it the same questions.
 """
 
-from .models import AdminRole, Catalog, RoleAssignment
+from dataclasses import dataclass, field
+
+from django.db.models import Q
+
+from .models import (
+    AccessPackage,
+    AdminRole,
+    ApprovalStage,
+    Assignment,
+    AssignmentPolicy,
+    AssignmentRequest,
+    AssignmentResourceRole,
+    AuditEvent,
+    Catalog,
+    PolicySubjectSet,
+    Question,
+    QuestionChoice,
+    QuestionLocalization,
+    RequestAnswer,
+    Resource,
+    ResourceRole,
+    ResourceRoleScope,
+    RoleAssignment,
+    StageApproverSet,
+)
 
 OWNER = AdminRole.CATALOG_OWNER
 READER = AdminRole.CATALOG_READER
@@ -41,33 +68,62 @@ ROLES_FOR = {
     (ASSIGNMENTS, "change"): (OWNER, PACKAGE_MANAGER, ASSIGNMENT_MANAGER),
 }
 
-# Model label -> (kind, lookup path from the model to its catalog). Labels, not classes,
-# so that entitlements does not import the apps built on it.
-CATALOG_SCOPED = {
-    "entitlements.Catalog": (CATALOG, ""),
-    "entitlements.RoleAssignment": (ROLES, "catalog"),
-    "entitlements.Resource": (RESOURCES, "catalog"),
-    "entitlements.ResourceRole": (RESOURCES, "resource__catalog"),
-    "entitlements.AccessPackage": (PACKAGES, "catalog"),
-    "entitlements.ResourceRoleScope": (PACKAGES, "access_package__catalog"),
-    "entitlements.AssignmentPolicy": (PACKAGES, "access_package__catalog"),
-    "entitlements.PolicySubjectSet": (PACKAGES, "policy__access_package__catalog"),
-    "entitlements.ApprovalStage": (PACKAGES, "policy__access_package__catalog"),
-    "entitlements.StageApproverSet": (PACKAGES, "stage__policy__access_package__catalog"),
-    "entitlements.Question": (PACKAGES, "policy__access_package__catalog"),
-    "entitlements.QuestionChoice": (PACKAGES, "question__policy__access_package__catalog"),
-    "entitlements.QuestionLocalization": (
-        PACKAGES,
-        "question__policy__access_package__catalog",
-    ),
-    "entitlements.AssignmentRequest": (ASSIGNMENTS, "access_package__catalog"),
-    "entitlements.RequestAnswer": (ASSIGNMENTS, "request__access_package__catalog"),
-    "entitlements.Assignment": (ASSIGNMENTS, "access_package__catalog"),
-    "entitlements.AssignmentResourceRole": (ASSIGNMENTS, "assignment__access_package__catalog"),
-    "entitlements.AuditEvent": (ASSIGNMENTS, "access_package__catalog"),
-    "approvals.RequestApprovalStage": (ASSIGNMENTS, "request__access_package__catalog"),
-    "approvals.StageApprover": (ASSIGNMENTS, "stage__request__access_package__catalog"),
-}
+
+@dataclass(frozen=True)
+class Scope:
+    """Where the rows of one governed model sit: their kind, their path to a catalog, and
+    what a person sees of their own rows without an admin role."""
+
+    kind: str
+    path: str  # lookup from the model to its catalog; empty for the catalog itself
+    personal: dict = field(default_factory=dict)  # action -> (user -> Q over the model)
+
+
+_SCOPES = {}
+
+
+def declare_scope(model, kind, path, **personal):
+    """Make ``model`` governed: ``restrict(user, action)`` and ``can()`` follow its catalog.
+
+    ``personal`` names the actions open to anybody about their own rows (``own=``: my
+    requests; ``approve=``: stages I approve), each a function from the user to a Q. Apps
+    above entitlements declare their models from their AppConfig.ready, so this module never
+    names them.
+    """
+    _SCOPES[model._meta.label] = Scope(kind, path, personal)
+
+
+def _request_parties(user):
+    """My requests: the ones I made and the ones made for me."""
+    return Q(target=user) | Q(requestor=user)
+
+
+def _target(user):
+    """My assignments: the ones I hold."""
+    return Q(target=user)
+
+
+for _model, _kind, _path, _personal in [
+    (Catalog, CATALOG, "", {}),
+    (RoleAssignment, ROLES, "catalog", {}),
+    (Resource, RESOURCES, "catalog", {}),
+    (ResourceRole, RESOURCES, "resource__catalog", {}),
+    (AccessPackage, PACKAGES, "catalog", {}),
+    (ResourceRoleScope, PACKAGES, "access_package__catalog", {}),
+    (AssignmentPolicy, PACKAGES, "access_package__catalog", {}),
+    (PolicySubjectSet, PACKAGES, "policy__access_package__catalog", {}),
+    (ApprovalStage, PACKAGES, "policy__access_package__catalog", {}),
+    (StageApproverSet, PACKAGES, "stage__policy__access_package__catalog", {}),
+    (Question, PACKAGES, "policy__access_package__catalog", {}),
+    (QuestionChoice, PACKAGES, "question__policy__access_package__catalog", {}),
+    (QuestionLocalization, PACKAGES, "question__policy__access_package__catalog", {}),
+    (AssignmentRequest, ASSIGNMENTS, "access_package__catalog", {"own": _request_parties}),
+    (RequestAnswer, ASSIGNMENTS, "request__access_package__catalog", {}),
+    (Assignment, ASSIGNMENTS, "access_package__catalog", {"own": _target}),
+    (AssignmentResourceRole, ASSIGNMENTS, "assignment__access_package__catalog", {}),
+    (AuditEvent, ASSIGNMENTS, "access_package__catalog", {}),
+]:
+    declare_scope(_model, _kind, _path, **_personal)
 
 _CACHE = "_entitlement_admin_roles"
 
@@ -162,13 +218,13 @@ def can_manage_assignments(user, catalog):
 
 
 def scope_of(model):
-    """(kind, lookup path to the catalog) for a catalog-scoped model, else None."""
-    return CATALOG_SCOPED.get(model._meta.label)
+    """The declared Scope of a governed model, else None."""
+    return _SCOPES.get(model._meta.label)
 
 
 def catalog_id_of(obj):
     """The id of the catalog an object belongs to, following its scope path."""
-    _kind, path = CATALOG_SCOPED[obj._meta.label]
+    path = scope_of(type(obj)).path
     if not path:
         return obj.pk if not obj._state.adding else None
     *hops, last = path.split("__")
@@ -198,7 +254,7 @@ def can(user, action, obj=None, *, model=None):
         return False
     if is_superuser(user):
         return True
-    kind, _path = scope_of(model)
+    kind = scope_of(model).kind
     if kind == CATALOG and obj is None and action in ("add", "view") and can_create_catalog(user):
         return True
     if kind == CATALOG and action == "add":
@@ -231,16 +287,29 @@ def _limit_to_catalogs(queryset, path, catalog_ids):
     return queryset.filter(**{f"{path}__in": catalog_ids})
 
 
+ADMIN_ACTIONS = ("view", "add", "change", "delete")
+
+
 def restrict(queryset, user, action="view"):
-    """Only the rows of ``queryset`` the user may ``action``; unchanged for non-scoped models."""
+    """Only the rows of ``queryset`` the user may ``action`` (``Model.objects.restrict``).
+
+    An admin action (view, add, change, delete) follows the person's admin roles in each
+    row's catalog, and leaves other models' querysets unchanged; any other action is one the
+    model declared for people's own rows, whoever they are.
+    """
     scope = scope_of(queryset.model)
+    if action not in ADMIN_ACTIONS:
+        if scope is None or action not in scope.personal:
+            raise ValueError(f"{queryset.model._meta.label} has no action {action!r}.")
+        if not getattr(user, "is_authenticated", False):
+            return queryset.none()
+        return queryset.filter(scope.personal[action](user))
     if scope is None or is_superuser(user):
         return queryset
     if not may_enter_admin(user):
         return queryset.none()
-    kind, path = scope
     return _limit_to_catalogs(
-        queryset, path, catalog_ids_for(user, *ROLES_FOR[kind, _verb(action)])
+        queryset, scope.path, catalog_ids_for(user, *ROLES_FOR[scope.kind, _verb(action)])
     )
 
 
@@ -254,11 +323,11 @@ def choices_for(user, model, field_name, queryset):
     if is_superuser(user) or scope_of(queryset.model) is None:
         return queryset
     scope = scope_of(model)
-    choice_kind, choice_path = scope_of(queryset.model)
-    if scope is not None and field_name == scope[1].split("__")[0]:
-        ids = catalog_ids_for(user, *ROLES_FOR[scope[0], "change"])
-    elif choice_kind == CATALOG:
+    choice = scope_of(queryset.model)
+    if scope is not None and field_name == scope.path.split("__")[0]:
+        ids = catalog_ids_for(user, *ROLES_FOR[scope.kind, "change"])
+    elif choice.kind == CATALOG:
         ids = catalog_ids_for(user, *ROLES_FOR[CATALOG, "change"])
     else:
         return restrict(queryset, user, "view")
-    return _limit_to_catalogs(queryset, choice_path, ids)
+    return _limit_to_catalogs(queryset, choice.path, ids)

@@ -10,8 +10,11 @@ a user, only those of the most specific kind are offered (Entra's priority):
 """
 
 from dataclasses import dataclass, field
+from functools import reduce
+from operator import or_
 
 from django.db.models import CharField, Exists, F, OuterRef, Prefetch, Q, Value
+from django.db.models.lookups import Exact
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -84,6 +87,11 @@ def _in_subject_sets(subject_sets, user, group_ids):
     return False
 
 
+# Who is in a policy's scope: one rule in two forms, kept side by side. policy_applies_to()
+# answers for one user in Python (from prefetched subject sets, no query); in_scope_q() is
+# the same rule in SQL, for lists. tests/lifecycle/test_scope_rule.py checks that they agree.
+
+
 def policy_applies_to(policy, user, group_ids):
     """Whether ``user`` is in the policy's allowed targets, whatever its requestor switches."""
     scope = policy.allowed_target_scope
@@ -110,45 +118,70 @@ def policy_applies_to(policy, user, group_ids):
     return False
 
 
+def _scope_terms(policy):
+    """{allowed target scope: Q over User} for the policy ``policy`` (a pk, or an OuterRef to
+    one in a query over users)."""
+    outer_policy = OuterRef(policy) if isinstance(policy, OuterRef) else policy
+    allowed = PolicySubjectSet.objects.filter(policy=outer_policy, purpose=Purpose.ALLOWED_TARGET)
+    # NULL never equals NULL in SQL, so a user without an organization matches none here.
+    same_org = Q(
+        subject_type=SubjectType.CONNECTED_ORGANIZATION_MEMBERS,
+        connected_organization=OuterRef("connected_organization_id"),
+    )
+    named = (
+        Q(subject_type=SubjectType.SINGLE_USER, user=OuterRef("pk"))
+        | Q(
+            subject_type=SubjectType.GROUP_MEMBERS,
+            group__memberships__user=OuterRef("pk"),
+            group__memberships__role=GroupMembership.Role.MEMBER,
+        )
+        | same_org
+    )
+    guest = Q(user_type=User.UserType.GUEST)
+    return {
+        Scope.SPECIFIC_DIRECTORY_USERS: Exists(allowed.filter(named)),
+        Scope.SPECIFIC_CONNECTED_ORGANIZATION_USERS: Exists(allowed.filter(same_org)),
+        Scope.ALL_MEMBER_USERS: ~guest,
+        Scope.ALL_DIRECTORY_USERS: Q(),
+        Scope.ALL_CONFIGURED_CONNECTED_ORGANIZATION_USERS: guest
+        & Q(connected_organization__state=ConnectedOrganization.State.CONFIGURED),
+        Scope.ALL_EXTERNAL_USERS: guest,
+    }
+
+
+def in_scope_q(*, policy, scope):
+    """The SQL form of ``policy_applies_to``: a Q over User matching the users in a policy's
+    allowed targets.
+
+    ``policy`` is the policy's pk and ``scope`` its allowed_target_scope; in a subquery over
+    users run for each policy row, ``OuterRef("pk")`` and ``OuterRef("allowed_target_scope")``.
+    """
+    terms = _scope_terms(policy)
+    if isinstance(scope, str):
+        return Q(terms[scope]) if scope in terms else Q(pk__in=[])
+    return reduce(or_, (Q(Exact(scope, value)) & Q(term) for value, term in terms.items()))
+
+
+def policies_applying_to(user):
+    """A condition over AssignmentPolicy: the policies whose allowed targets include ``user``."""
+    return Exists(
+        User.objects.filter(
+            in_scope_q(policy=OuterRef("pk"), scope=OuterRef("allowed_target_scope")),
+            pk=user.pk,
+        )
+    )
+
+
 def users_in_scope(policy):
     """The active users the policy's allowed targets include, as one queryset.
 
-    Set-based twin of ``policy_applies_to`` (which answers for one user); a policy
-    nobody may request under (direct assignment only) has no scope to leave.
+    A policy nobody may request under (direct assignment only) has no scope to leave, so
+    it keeps everyone.
     """
     users = User.objects.filter(is_active=True)
-    scope = policy.allowed_target_scope
-    if scope in (AllowedTargetScope.NOT_SPECIFIED, AllowedTargetScope.ALL_DIRECTORY_USERS):
+    if policy.allowed_target_scope == Scope.NOT_SPECIFIED:
         return users
-    if scope == AllowedTargetScope.ALL_MEMBER_USERS:
-        return users.exclude(user_type=User.UserType.GUEST)
-    if scope == AllowedTargetScope.ALL_EXTERNAL_USERS:
-        return users.filter(user_type=User.UserType.GUEST)
-    if scope == AllowedTargetScope.ALL_CONFIGURED_CONNECTED_ORGANIZATION_USERS:
-        return users.filter(
-            user_type=User.UserType.GUEST,
-            connected_organization__state=ConnectedOrganization.State.CONFIGURED,
-        )
-    subjects = list(
-        PolicySubjectSet.objects.filter(
-            policy=policy, purpose=PolicySubjectSet.Purpose.ALLOWED_TARGET
-        )
-    )
-    orgs = [
-        s.connected_organization_id
-        for s in subjects
-        if s.subject_type == SubjectType.CONNECTED_ORGANIZATION_MEMBERS
-    ]
-    if scope == AllowedTargetScope.SPECIFIC_CONNECTED_ORGANIZATION_USERS:
-        return users.filter(connected_organization_id__in=orgs)
-    singles = [s.user_id for s in subjects if s.subject_type == SubjectType.SINGLE_USER]
-    groups = [s.group_id for s in subjects if s.subject_type == SubjectType.GROUP_MEMBERS]
-    in_group = GroupMembership.objects.filter(
-        user=OuterRef("pk"), group_id__in=groups, role=GroupMembership.Role.MEMBER
-    )
-    return users.filter(
-        Q(pk__in=singles) | Q(connected_organization_id__in=orgs) | Exists(in_group)
-    )
+    return users.filter(in_scope_q(policy=policy.pk, scope=policy.allowed_target_scope))
 
 
 def is_on_behalf_requestor(policy, actor, target, actor_group_ids):
@@ -166,46 +199,6 @@ def is_on_behalf_requestor(policy, actor, target, actor_group_ids):
         elif _in_subject_sets([s], actor, actor_group_ids):
             return True
     return False
-
-
-def _policies_applying_q(user, prefix=""):
-    """A Q over AssignmentPolicy (``prefix`` for a relation) matching policies whose scope
-    includes ``user``; mirrors policy_applies_to() in SQL."""
-
-    def q(**kw):
-        return Q(**{f"{prefix}{k}": v for k, v in kw.items()})
-
-    allowed = PolicySubjectSet.objects.filter(
-        policy=OuterRef(f"{prefix}pk" if prefix else "pk"), purpose=Purpose.ALLOWED_TARGET
-    )
-    user_groups = GroupMembership.objects.filter(
-        user=user, role=GroupMembership.Role.MEMBER
-    ).values("group_id")
-    matches_user = Q(subject_type=SubjectType.SINGLE_USER, user=user) | Q(
-        subject_type=SubjectType.GROUP_MEMBERS, group_id__in=user_groups
-    )
-    matches_org = Q(pk__in=[])
-    if user.connected_organization_id:
-        matches_org = Q(
-            subject_type=SubjectType.CONNECTED_ORGANIZATION_MEMBERS,
-            connected_organization_id=user.connected_organization_id,
-        )
-    condition = q(allowed_target_scope=Scope.SPECIFIC_DIRECTORY_USERS) & Exists(
-        allowed.filter(matches_user | matches_org)
-    )
-    condition |= q(allowed_target_scope=Scope.SPECIFIC_CONNECTED_ORGANIZATION_USERS) & Exists(
-        allowed.filter(matches_org)
-    )
-    condition |= q(allowed_target_scope=Scope.ALL_DIRECTORY_USERS)
-    if user.is_guest:
-        condition |= q(allowed_target_scope=Scope.ALL_EXTERNAL_USERS)
-        if user.connected_organization_id and (
-            user.connected_organization.state == ConnectedOrganization.State.CONFIGURED
-        ):
-            condition |= q(allowed_target_scope=Scope.ALL_CONFIGURED_CONNECTED_ORGANIZATION_USERS)
-    else:
-        condition |= q(allowed_target_scope=Scope.ALL_MEMBER_USERS)
-    return condition
 
 
 def policies_with_subjects(access_package):
@@ -544,6 +537,27 @@ def on_behalf_policies(*, actor, target, access_package, policies=None):
 # --------------------------------------------------------------------------------------
 
 
+# States in which the requestor or the person the access is for may still cancel.
+CANCELABLE_STATES = [
+    RequestState.SUBMITTED,
+    RequestState.PENDING_APPROVAL,
+    RequestState.SCHEDULED,
+]
+# An administrator may also cancel a request whose delivery is under way or failed.
+ADMIN_CANCELABLE_STATES = [
+    *CANCELABLE_STATES,
+    RequestState.DELIVERING,
+    RequestState.DELIVERY_FAILED,
+]
+
+
+def request_cancelable(*, request, by_admin=False):
+    """Whether ``request`` may still be canceled: by the person it is for or its requestor,
+    or (``by_admin``) by an administrator of its catalog. ``request_cancel`` enforces it and
+    My Access shows its Cancel button from it."""
+    return request.state in (ADMIN_CANCELABLE_STATES if by_admin else CANCELABLE_STATES)
+
+
 def requestable_packages(*, user, search=""):
     """Packages listed for ``user`` in My Access: not hidden, catalog enabled (and enabled for
     external users when the user is a guest), granting at least one resource role, and a
@@ -551,7 +565,7 @@ def requestable_packages(*, user, search=""):
     if not user.is_active:
         return AccessPackage.objects.none()
     policies = AssignmentPolicy.objects.filter(
-        _policies_applying_q(user),
+        policies_applying_to(user),
         access_package=OuterRef("pk"),
         enable_targets_to_self_add_access=True,
     ).exclude(allowed_target_scope=Scope.NOT_SPECIFIED)
@@ -578,7 +592,7 @@ def requestable_packages(*, user, search=""):
 
 def user_assignments(*, user, active=True):
     """The user's assignments: open ones, or (active=False) the ones that ended."""
-    assignments = Assignment.objects.filter(target=user)
+    assignments = Assignment.objects.restrict(user, "own")
     if active:
         assignments = assignments.filter(state__in=OPEN_ASSIGNMENT_STATES)
     else:
@@ -591,7 +605,7 @@ def user_assignments(*, user, active=True):
 def user_requests(*, user):
     """Requests the user made or that are for the user, newest first."""
     return (
-        AssignmentRequest.objects.filter(Q(target=user) | Q(requestor=user))
+        AssignmentRequest.objects.restrict(user, "own")
         .select_related("access_package", "assignment_policy", "target", "requestor")
         .order_by("-created")
     )

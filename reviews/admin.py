@@ -1,7 +1,8 @@
 """Admin pages for access reviews: progress and results, items, stop and apply, CSV export.
 
 Rows are written only by the services; the admin shows them and calls the services. Who may
-see a review follows the catalog of its package, as for assignments.
+see a review follows the catalog of its package, as for assignments: the scopes are declared
+in reviews.selectors and answered by ``restrict()`` and ``permissions.can()``.
 """
 
 from django.contrib import admin, messages
@@ -35,41 +36,20 @@ CSV_COLUMNS = [
 ]
 
 
-def _catalog_ids(user, verb):
-    return permissions.catalog_ids_for(user, *permissions.ROLES_FOR[permissions.ASSIGNMENTS, verb])
-
-
 class ReviewAdminBase(admin.ModelAdmin):
-    """Read-only, scoped to the catalogs whose assignments the person may see."""
-
-    catalog_path = "access_package__catalog"
+    """Read-only; who sees a review follows its package's catalog (reviews.selectors)."""
 
     def get_queryset(self, request):
-        queryset = super().get_queryset(request)
-        if permissions.is_superuser(request.user):
-            return queryset
-        if not permissions.may_enter_admin(request.user):
-            return queryset.none()
-        return queryset.filter(**{f"{self.catalog_path}__in": _catalog_ids(request.user, "view")})
+        return super().get_queryset(request).restrict(request.user)
 
     def has_module_permission(self, request):
         return self.has_view_permission(request)
 
     def has_view_permission(self, request, obj=None):
-        user = request.user
-        if not permissions.may_enter_admin(user):
-            return False
-        if permissions.is_superuser(user):
-            return True
-        ids = _catalog_ids(user, "view")
-        return bool(ids) if obj is None else self._catalog_id(obj) in ids
+        return permissions.can(request.user, "view", obj, model=self.model)
 
     def has_manage_permission(self, request):
-        user = request.user
-        return permissions.is_superuser(user) or bool(_catalog_ids(user, "change"))
-
-    def _catalog_id(self, obj):
-        return obj.access_package.catalog_id
+        return permissions.can(request.user, "change", model=self.model)
 
     def has_add_permission(self, request):
         return False
@@ -223,7 +203,6 @@ class InstanceFilter(InputFilter):
 
 @admin.register(ReviewItem)
 class ReviewItemAdmin(ReviewAdminBase):
-    catalog_path = "instance__access_package__catalog"
     list_display = [
         "target",
         "instance",
@@ -257,9 +236,6 @@ class ReviewItemAdmin(ReviewAdminBase):
     @admin.display(description=_("reviewers"))
     def reviewers(self, obj):
         return ", ".join(str(user) for user in selectors.reviewers_of(item=obj)) or "—"
-
-    def _catalog_id(self, obj):
-        return obj.instance.access_package.catalog_id
 
     @admin.action(description=_("Export selected items as CSV"))
     def export_items(self, request, queryset):

@@ -8,5 +8,7 @@ class ReviewsConfig(AppConfig):
 
     def ready(self):
         from . import emails  # models are loaded now
+        from .selectors import declare_scopes
 
         emails.register_kinds()
+        declare_scopes()

@@ -11,6 +11,7 @@ from django.utils.translation import gettext_lazy as _
 
 from directory.models import BaseModel, User
 from entitlements.models import AccessPackage, Assignment, AssignmentPolicy
+from entitlements.querysets import RestrictedQuerySet
 
 
 class ReviewStatus(models.TextChoices):
@@ -87,6 +88,8 @@ class ReviewInstance(BaseModel):
     )
     ending_reminder_datetime = models.DateTimeField(_("last reminder sent"), null=True, blank=True)
 
+    objects = RestrictedQuerySet.as_manager()
+
     class Meta:
         ordering = ["-start"]
         verbose_name = _("access review")
@@ -150,6 +153,8 @@ class ReviewItem(BaseModel):
     )
     applied_datetime = models.DateTimeField(_("applied"), null=True, blank=True)
 
+    objects = RestrictedQuerySet.as_manager()
+
     class Meta:
         ordering = ["instance_id", "id"]
         verbose_name = _("access review item")
@@ -198,6 +203,8 @@ class ReviewItemReviewer(BaseModel):
     )
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="review_assignments")
     kind = models.CharField(_("as"), max_length=16, choices=Kind)
+
+    objects = RestrictedQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("access reviewer")

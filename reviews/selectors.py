@@ -6,18 +6,36 @@ the whole instance (specific reviewers) as long as the item is not the reviewer'
 
 from django.db.models import Count, Q
 
-from .models import Decision, ReviewItem, ReviewItemReviewer, ReviewStatus
+from directory.models import User
+from entitlements import permissions
+
+from .models import Decision, ReviewInstance, ReviewItem, ReviewItemReviewer, ReviewStatus
+
+
+def _reviewable(user):
+    """The items ``user`` was resolved to review, in any instance, running or not."""
+    mine = ReviewItemReviewer.objects.filter(user_id=user.pk)
+    return Q(pk__in=mine.filter(item__isnull=False).values("item_id")) | (
+        Q(instance_id__in=mine.filter(item__isnull=True).values("instance_id"))
+        & ~Q(target_id=user.pk)
+    )
+
+
+def declare_scopes():
+    """Who sees the reviews' rows: they follow the catalog of the package under review, like
+    its assignments; anybody sees the items they review (``restrict(user, "review")``)."""
+    catalog = "access_package__catalog"
+    permissions.declare_scope(ReviewInstance, permissions.ASSIGNMENTS, catalog)
+    permissions.declare_scope(
+        ReviewItem, permissions.ASSIGNMENTS, f"instance__{catalog}", review=_reviewable
+    )
+    permissions.declare_scope(ReviewItemReviewer, permissions.ASSIGNMENTS, f"instance__{catalog}")
 
 
 def reviewable_items(*, user):
     """The items of running reviews that ``user`` may decide, decided or not."""
-    mine = ReviewItemReviewer.objects.filter(user_id=user.pk)
-    return ReviewItem.objects.filter(instance__status=ReviewStatus.IN_PROGRESS).filter(
-        Q(pk__in=mine.filter(item__isnull=False).values("item_id"))
-        | (
-            Q(instance_id__in=mine.filter(item__isnull=True).values("instance_id"))
-            & ~Q(target_id=user.pk)
-        )
+    return ReviewItem.objects.restrict(user, "review").filter(
+        instance__status=ReviewStatus.IN_PROGRESS
     )
 
 
@@ -39,8 +57,6 @@ def is_reviewer(*, user, item):
 
 def reviewers_of(*, item):
     """The people who may decide ``item``, for the admin and for emails."""
-    from directory.models import User
-
     return User.objects.filter(
         Q(review_assignments__item=item)
         | (

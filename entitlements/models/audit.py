@@ -5,6 +5,7 @@ from django.utils.translation import gettext_lazy as _
 
 from directory.models import BaseModel, User
 
+from ..querysets import RestrictedQuerySet
 from .catalogs import AccessPackage
 from .lifecycle import AssignmentRequest
 
@@ -23,7 +24,9 @@ class Channel(models.TextChoices):
     SYSTEM = "system", _("System")
 
 
-class AuditEventQuerySet(models.QuerySet):
+class AuditEventQuerySet(RestrictedQuerySet):
+    """Append-only: rows are added one by one and never changed or removed in bulk."""
+
     def update(self, **kwargs):
         raise TypeError("Audit events are append-only.")
 

@@ -7,6 +7,8 @@ from django.utils.translation import gettext_lazy as _
 
 from directory.models import Application, BaseModel, Group, Site, User
 
+from ..querysets import RestrictedQuerySet
+
 # --------------------------------------------------------------------------------------
 # Catalogs and the product's own admin roles
 # --------------------------------------------------------------------------------------
@@ -42,6 +44,8 @@ class Catalog(BaseModel):
         default=False,
         help_text=_("Users from connected organizations may request packages of this catalog."),
     )
+
+    objects = RestrictedQuerySet.as_manager()
 
     class Meta:
         ordering = ["display_name"]
@@ -91,6 +95,8 @@ class RoleAssignment(BaseModel):
         related_name="role_assignments",
     )
     source = models.CharField(_("source"), max_length=16, choices=Source, default=Source.DIRECT)
+
+    objects = RestrictedQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("role assignment")
@@ -174,6 +180,8 @@ class Resource(BaseModel):
         ),
     )
 
+    objects = RestrictedQuerySet.as_manager()
+
     class Meta:
         ordering = ["display_name"]
         verbose_name = _("resource")
@@ -206,6 +214,8 @@ class ResourceRole(BaseModel):
         max_length=512,
         help_text=_("The role's id in the origin system (Member, Owner, an app role id...)."),
     )
+
+    objects = RestrictedQuerySet.as_manager()
 
     class Meta:
         ordering = ["resource__display_name", "display_name"]
@@ -250,6 +260,8 @@ class AccessPackage(BaseModel):
         help_text=_("Members of these groups cannot request this package."),
     )
 
+    objects = RestrictedQuerySet.as_manager()
+
     class Meta:
         ordering = ["display_name"]
         verbose_name = _("access package")
@@ -269,6 +281,8 @@ class ResourceRoleScope(BaseModel):
         AccessPackage, on_delete=models.CASCADE, related_name="resource_role_scopes"
     )
     role = models.ForeignKey(ResourceRole, on_delete=models.PROTECT, related_name="role_scopes")
+
+    objects = RestrictedQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("resource role scope")

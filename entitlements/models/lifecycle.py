@@ -7,6 +7,7 @@ from django.utils.translation import gettext_lazy as _
 
 from directory.models import BaseModel, User
 
+from ..querysets import RestrictedQuerySet
 from .catalogs import AccessPackage, ResourceRole
 from .policies import AssignmentPolicy, Question
 
@@ -122,6 +123,8 @@ class AssignmentRequest(BaseModel):
     schedule_end = models.DateTimeField(_("ends"), null=True, blank=True)
     completed_datetime = models.DateTimeField(_("completed"), null=True, blank=True)
 
+    objects = RestrictedQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created"]
         verbose_name = _("assignment request")
@@ -203,6 +206,8 @@ class Assignment(BaseModel):
         help_text=_("Which 'access ends soon' emails went out, e.g. [14, 1]."),
     )
 
+    objects = RestrictedQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created"]
         verbose_name = _("assignment")
@@ -262,6 +267,8 @@ class AssignmentResourceRole(BaseModel):
     delivered_datetime = models.DateTimeField(_("delivered"), null=True, blank=True)
     removed_datetime = models.DateTimeField(_("removed"), null=True, blank=True)
 
+    objects = RestrictedQuerySet.as_manager()
+
     class Meta:
         verbose_name = _("delivered resource role")
         constraints = [
@@ -287,6 +294,8 @@ class RequestAnswer(BaseModel):
     question = models.ForeignKey(Question, on_delete=models.PROTECT, related_name="answers")
     value = models.TextField(_("value"))
     display_value = models.TextField(_("answer"))
+
+    objects = RestrictedQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("answer")

@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 from directory.models import BaseModel, ConnectedOrganization, Group, User
 
 from ..patterns import UnsafePattern, check_pattern, fullmatch
+from ..querysets import RestrictedQuerySet
 from .catalogs import AccessPackage
 
 # --------------------------------------------------------------------------------------
@@ -160,6 +161,8 @@ class AssignmentPolicy(BaseModel):
         default=False,
         help_text=_("Send no emails about requests and assignments of this policy."),
     )
+
+    objects = RestrictedQuerySet.as_manager()
 
     class Meta:
         ordering = ["access_package__display_name", "display_name"]
@@ -339,6 +342,8 @@ class PolicySubjectSet(SubjectSetBase):
         Purpose.FALLBACK_REVIEWER: (SubjectType.SINGLE_USER, SubjectType.GROUP_MEMBERS),
     }
 
+    objects = RestrictedQuerySet.as_manager()
+
     class Meta:
         verbose_name = _("policy subject set")
         indexes = [models.Index(fields=["policy", "purpose"], name="policysubjectset_purpose_idx")]
@@ -367,6 +372,8 @@ class ApprovalStage(BaseModel):
     )
     is_escalation_enabled = models.BooleanField(_("escalation"), default=False)
     duration_before_escalation = models.DurationField(_("escalate after"), null=True, blank=True)
+
+    objects = RestrictedQuerySet.as_manager()
 
     class Meta:
         ordering = ["policy", "sequence"]
@@ -427,6 +434,8 @@ class StageApproverSet(SubjectSetBase):
     stage = models.ForeignKey(ApprovalStage, on_delete=models.CASCADE, related_name="approver_sets")
     purpose = models.CharField(_("as"), max_length=32, choices=Purpose, default=Purpose.PRIMARY)
 
+    objects = RestrictedQuerySet.as_manager()
+
     class Meta:
         verbose_name = _("stage approver")
         indexes = [models.Index(fields=["stage", "purpose"], name="stageapproverset_purpose_idx")]
@@ -472,6 +481,8 @@ class Question(BaseModel):
         ),
     )
     is_multiple_selection_allowed = models.BooleanField(_("several choices allowed"), default=False)
+
+    objects = RestrictedQuerySet.as_manager()
 
     class Meta:
         ordering = ["policy", "sequence"]
@@ -549,6 +560,8 @@ class QuestionChoice(BaseModel):
     actual_value = models.CharField(_("value"), max_length=256)
     text = models.CharField(_("text shown"), max_length=512)
 
+    objects = RestrictedQuerySet.as_manager()
+
     class Meta:
         ordering = ["question", "sequence"]
         verbose_name = _("choice")
@@ -568,6 +581,8 @@ class QuestionLocalization(BaseModel):
     question = models.ForeignKey(Question, on_delete=models.CASCADE, related_name="localizations")
     language_code = models.CharField(_("language"), max_length=8)
     text = models.CharField(_("question"), max_length=1024)
+
+    objects = RestrictedQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("translation")

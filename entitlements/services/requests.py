@@ -40,6 +40,7 @@ from ..selectors import (
     package_gate,
     policies_with_subjects,
     policy_applies_to,
+    request_cancelable,
     self_eligibility,
 )
 from ..signals import request_canceled, request_denied, request_expired, request_submitted
@@ -62,18 +63,6 @@ class RequestStatus:
 
 # Clocks of browsers and servers differ a little; a start this far back still counts as now.
 CLOCK_SKEW = timedelta(minutes=1)
-# States in which the requestor or the person the access is for may still cancel.
-CANCELABLE_STATES = [
-    RequestState.SUBMITTED,
-    RequestState.PENDING_APPROVAL,
-    RequestState.SCHEDULED,
-]
-# An administrator may also cancel a request whose delivery is under way or failed.
-ADMIN_CANCELABLE_STATES = [
-    *CANCELABLE_STATES,
-    RequestState.DELIVERING,
-    RequestState.DELIVERY_FAILED,
-]
 DUPLICATE_CONSTRAINTS = {
     "one_open_request_per_target_package": gettext_lazy(
         "There is already an open request for this package."
@@ -581,14 +570,13 @@ def request_cancel(*, actor, request, channel, now=None):
                 "this request."
             )
         )
-    allowed = ADMIN_CANCELABLE_STATES if is_admin else CANCELABLE_STATES
     with transaction.atomic():
         request = (
             AssignmentRequest.objects.select_for_update(of=("self",))
             .select_related("target", "access_package")
             .get(pk=request.pk)
         )
-        if request.state not in allowed:
+        if not request_cancelable(request=request, by_admin=is_admin):
             raise StateConflict(
                 _("This request is %(state)s and can no longer be canceled.")
                 % {"state": request.get_state_display().lower()}

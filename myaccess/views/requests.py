@@ -25,7 +25,6 @@ from myaccess import describe
 
 from .common import get_from, now, paginate
 
-CANCELLABLE_STATES = [RequestState.SUBMITTED, RequestState.PENDING_APPROVAL, RequestState.SCHEDULED]
 RESUBMITTABLE_STATES = [RequestState.DENIED, RequestState.CANCELED, RequestState.DELIVERY_FAILED]
 
 
@@ -174,7 +173,8 @@ def request_detail(request, pk):
             "req": request_obj,
             "timeline": _timeline(request_obj),
             "next": what_happens_next(request_obj),
-            "can_cancel": request_obj.state in CANCELLABLE_STATES,
+            # My Access is the requestor's door; administrators cancel from the admin.
+            "can_cancel": selectors.request_cancelable(request=request_obj),
             "resubmit_url": _resubmit_url(request_obj),
         },
     )
