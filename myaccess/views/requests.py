@@ -15,6 +15,7 @@ from entitlements import selectors
 from entitlements.errors import DomainError
 from entitlements.models import (
     ADD_REQUEST_TYPES,
+    REQUEST_STATE_RANK,
     AuditEvent,
     Channel,
     RequestAnswer,
@@ -103,6 +104,8 @@ def _timeline(request_obj):
                 ),
                 "text": event.reason if event.after in ("canceled", "denied") else "",
                 "tone": tone,
+                # A request moves forward only: changes made at one moment sort by state.
+                "rank": REQUEST_STATE_RANK.get(event.after, 0),
             }
         )
     for stage in request_obj.approval_stages.all():
@@ -138,6 +141,7 @@ def _timeline(request_obj):
             e.get("sort_last", False),
             e["when"] or request_obj.created,
             not e.get("sort_first", False),
+            e.get("rank", 0),
         )
     )
     return entries
