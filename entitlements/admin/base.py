@@ -196,7 +196,7 @@ class PackageFilter(CatalogFilter):
     MAX_LISTED = 200
 
     def lookups(self, request, model_admin):
-        packages = permissions.restrict(AccessPackage.objects.all(), request.user)
+        packages = AccessPackage.objects.restrict(request.user)
         # With thousands of packages the list narrows to the chosen catalog's.
         catalog_id = _uuid_or_none(request.GET.get(CatalogFilter.parameter_name, ""))
         if catalog_id is not None:
