@@ -35,6 +35,7 @@ from entitlements.models import (
     ResourceRole,
     ResourceRoleScope,
 )
+from entitlements.models.catalogs import builtin_system_id
 
 PREFIX = "gen-"
 USER_EMAIL = PREFIX + "user-{:06d}@" + DEMO_DOMAIN
@@ -320,6 +321,9 @@ class Generator:
             ).values_list("resource__catalog_id", "resource__group_id", "pk")
         }
 
+        # Named once: left to its default, each new resource would look the system up.
+        builtin = builtin_system_id()
+
         def build(batch):
             resources, roles, packages, policies, scopes = [], [], [], [], []
             for i in batch:
@@ -329,6 +333,7 @@ class Generator:
                 if key not in member_roles:
                     resource = Resource(
                         catalog=catalog,
+                        connected_system_id=builtin,
                         origin_system=OriginSystem.GROUP,
                         group=group,
                         display_name=group.display_name,

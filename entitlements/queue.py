@@ -7,6 +7,7 @@ the message is dropped with a warning and the reconciler finds the row again lat
 
 import logging
 
+from celery import current_app
 from django.db import transaction
 
 logger = logging.getLogger(__name__)
@@ -24,6 +25,11 @@ def enqueue(task, *args, countdown=None, **kwargs):
             "Could not enqueue %s%r (%s); the reconciler will pick it up.", task.name, args, exc
         )
         return None
+
+
+def enqueue_named(name, *args, countdown=None, **kwargs):
+    """``enqueue`` the task registered under ``name``: for services that the task calls."""
+    return enqueue(current_app.tasks[name], *args, countdown=countdown, **kwargs)
 
 
 def enqueue_on_commit(task, *args, countdown=None, **kwargs):

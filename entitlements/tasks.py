@@ -2,14 +2,14 @@
 
 Each task is safe to run twice. Deliveries and revocations are enqueued on commit by the
 services; ``assignments_reconcile`` enqueues them again if the broker lost them. A connector
-failure is recorded on the grant by the service, then raised here so Celery retries with
-backoff; the admin can "Reprocess" once the retries are used up.
+failure (a timeout too) is recorded on the grant by the service, then raised here so Celery
+retries with backoff; the admin can "Reprocess" once the retries are used up.
 """
 
 from celery import shared_task
 
-from entitlements.services import assignments as services
-from entitlements.services.delivery import ConnectorError
+from entitlements.connectors import ConnectorError
+from entitlements.services import delivery, eligibility, ending, reconciliation
 
 RETRYING = {
     "acks_late": True,
@@ -23,42 +23,42 @@ RETRYING = {
 
 @shared_task(**RETRYING)
 def deliver_assignment(assignment_id):
-    outcome = services.assignment_deliver(assignment_id=assignment_id)
+    outcome = delivery.assignment_deliver(assignment_id=assignment_id)
     if not outcome.ok:
         raise ConnectorError("; ".join(outcome.failed))
 
 
 @shared_task(**RETRYING)
 def deliver_assignments(assignment_ids):
-    outcome = services.assignments_deliver(assignment_ids=assignment_ids)
+    outcome = delivery.assignments_deliver(assignment_ids=assignment_ids)
     if not outcome.ok:
         raise ConnectorError("; ".join(outcome.failed[:20]))
 
 
 @shared_task(**RETRYING)
 def revoke_assignment_grants(assignment_id):
-    outcome = services.assignment_revoke(assignment_id=assignment_id)
+    outcome = delivery.assignment_revoke(assignment_id=assignment_id)
     if not outcome.ok:
         raise ConnectorError("; ".join(outcome.failed))
 
 
 @shared_task(**RETRYING)
 def revoke_grants_batch(assignment_ids):
-    outcome = services.assignments_revoke(assignment_ids=assignment_ids)
+    outcome = delivery.assignments_revoke(assignment_ids=assignment_ids)
     if not outcome.ok:
         raise ConnectorError("; ".join(outcome.failed[:20]))
 
 
 @shared_task(acks_late=True)
 def expire_due_assignments():
-    return services.assignments_expire_due()
+    return ending.assignments_expire_due()
 
 
 @shared_task(acks_late=True)
 def remove_ineligible_assignments():
-    return services.assignments_remove_ineligible()
+    return eligibility.assignments_remove_ineligible()
 
 
 @shared_task(acks_late=True)
 def reconcile_assignments():
-    return services.assignments_reconcile()
+    return reconciliation.assignments_reconcile()

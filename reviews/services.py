@@ -33,6 +33,7 @@ from entitlements.models import (
 )
 from entitlements.queue import enqueue_on_commit
 from entitlements.services import BulkResult, bulk_apply
+from entitlements.services.ending import assignments_end
 from notifications.models import NotificationKind
 from notifications.services import notify
 
@@ -693,23 +694,16 @@ def _remove_assignments(assignment_ids, *, actor, now):
     returns the ids that ended. Mirrors the lifecycle's single removal for many at once."""
     if not assignment_ids:
         return set()
-    from entitlements.services import assignments as lifecycle
-
-    rows = list(
-        Assignment.objects.select_for_update(of=("self",))
-        .filter(pk__in=list(assignment_ids), state__in=OPEN_ASSIGNMENT_STATES)
-        .order_by("pk")
-        .values_list(*lifecycle.END_MANY_FIELDS)
-    )
     return set(
-        lifecycle.assignments_end_locked(
-            rows=rows,
+        assignments_end(
+            assignment_ids=assignment_ids,
             reason=REMOVAL_REASON,
             now=now,
             actor=actor,
             channel=Channel.SYSTEM if actor is None else Channel.ADMIN,
             request_type=RequestType.SYSTEM_REMOVE if actor is None else RequestType.ADMIN_REMOVE,
             data={"notify": True, "review": True},
+            batch=True,
         )
     )
 

@@ -111,7 +111,7 @@ class AssignmentAdmin(ReadOnlyScopedAdmin):
         description=_("Retry delivery of the selected assignments"), permissions=["manage"]
     )
     def reprocess_assignments(self, request, queryset):
-        from entitlements.services.assignments import assignment_reprocess
+        from entitlements.services.delivery import assignment_reprocess
 
         done = 0
         for item in queryset.select_related("access_package__catalog", "target"):
@@ -125,7 +125,7 @@ class AssignmentAdmin(ReadOnlyScopedAdmin):
 
     @admin.action(description=_("Remove the selected assignments"), permissions=["manage"])
     def remove_assignments(self, request, queryset):
-        from entitlements.services.assignments import assignments_remove
+        from entitlements.services.ending import assignments_remove
 
         result = assignments_remove(
             actor=request.user,

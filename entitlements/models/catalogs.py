@@ -135,8 +135,69 @@ class RoleAssignment(BaseModel):
 # --------------------------------------------------------------------------------------
 
 
+class ConnectedSystemKind(models.TextChoices):
+    """Which connector class serves a connected system."""
+
+    BUILTIN = "builtin", _("Built-in directory")
+    LDAP = "ldap", _("LDAP server")
+    SCIM = "scim", _("SCIM 2.0 application")
+
+
+class ConnectedSystem(BaseModel):
+    """A system whose resources the product delivers: the built-in directory, LDAP or SCIM."""
+
+    BUILTIN_NAME = "Built-in directory"
+    Kind = ConnectedSystemKind
+
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind)
+    name = models.CharField(_("name"), max_length=256, unique=True)
+    settings = models.JSONField(
+        _("settings"),
+        default=dict,
+        blank=True,
+        help_text=_("Connection settings of its kind, e.g. the URL and a timeout in seconds."),
+    )
+    secret_reference = models.CharField(
+        _("secret reference"),
+        max_length=512,
+        blank=True,
+        help_text=_(
+            "The name of the environment variable, or the path of the file, that holds the "
+            "credential; never the credential itself."
+        ),
+    )
+    enabled = models.BooleanField(_("enabled"), default=True)
+    last_success_datetime = models.DateTimeField(_("last success"), null=True, blank=True)
+    last_error = models.TextField(_("last error"), blank=True)
+    last_error_datetime = models.DateTimeField(_("last error at"), null=True, blank=True)
+    consecutive_failures = models.PositiveIntegerField(_("consecutive failures"), default=0)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("connected system")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind"],
+                condition=Q(kind=ConnectedSystemKind.BUILTIN),
+                name="one_builtin_connected_system",
+            )
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+def builtin_system_id():
+    """The built-in directory's id: the default system of a new resource (made if missing)."""
+    system, _created = ConnectedSystem.objects.get_or_create(
+        kind=ConnectedSystem.Kind.BUILTIN, defaults={"name": ConnectedSystem.BUILTIN_NAME}
+    )
+    return system.pk
+
+
 class OriginSystem(models.TextChoices):
-    """Where a resource lives; each origin system has a connector that delivers its roles."""
+    """What kind of object a resource is (Graph's originSystem); where it lives is its
+    connected system."""
 
     GROUP = "AadGroup", _("Group")
     APPLICATION = "AadApplication", _("Application")
@@ -153,6 +214,14 @@ class Resource(BaseModel):
     origin_system = models.CharField(_("origin system"), max_length=32, choices=OriginSystem)
     origin_id = models.CharField(
         _("origin id"), max_length=512, help_text=_("The resource's id in its origin system.")
+    )
+    connected_system = models.ForeignKey(
+        ConnectedSystem,
+        verbose_name=_("connected system"),
+        on_delete=models.PROTECT,
+        related_name="resources",
+        default=builtin_system_id,
+        help_text=_("Where the resource lives; its connector grants and revokes the roles."),
     )
     group = models.ForeignKey(
         Group, null=True, blank=True, on_delete=models.PROTECT, related_name="catalog_resources"

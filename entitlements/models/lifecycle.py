@@ -266,6 +266,10 @@ class AssignmentResourceRole(BaseModel):
     error = models.TextField(_("last error"), blank=True)
     delivered_datetime = models.DateTimeField(_("delivered"), null=True, blank=True)
     removed_datetime = models.DateTimeField(_("removed"), null=True, blank=True)
+    # A worker's claim while it calls the connector with no transaction open: the grant is
+    # left alone until the lease runs out, after which the reconciler hands it out again.
+    claimed_by = models.CharField(_("claimed by"), max_length=64, blank=True)
+    lease_expires = models.DateTimeField(_("claim expires"), null=True, blank=True)
 
     objects = RestrictedQuerySet.as_manager()
 
@@ -281,6 +285,12 @@ class AssignmentResourceRole(BaseModel):
             models.Index(fields=["target", "resource_role", "state"], name="grant_target_role_idx"),
             # the reconciler: grants waiting for delivery or removal
             models.Index(fields=["state", "modified"], name="grant_state_modified_idx"),
+            # the reconciler: claims whose worker died
+            models.Index(
+                fields=["lease_expires"],
+                condition=Q(lease_expires__isnull=False),
+                name="grant_lease_expires_idx",
+            ),
         ]
 
     def __str__(self):

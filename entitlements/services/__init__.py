@@ -1,9 +1,14 @@
 """Every write that changes the state of a request or an assignment.
 
 ``requests`` holds submission, cancellation and the start of scheduled requests;
-``assignments`` holds delivery hand-off, removal, extension, expiry and loss of eligibility;
-``delivery`` holds the connectors that grant and revoke resource roles;
-``packages`` holds the changes to what a package grants, which reach its holders.
+``fulfilment`` turns an approved request into an assignment (or an extension of one);
+``delivery`` claims grants, calls the connectors (``entitlements.connectors``) with no
+transaction open, records the outcome, and holds revocation and reprocess;
+``ending`` holds removal and expiry, through the one set-based end path ``assignments_end``;
+``eligibility`` ends the assignments of users who left a policy's scope;
+``reconciliation`` finds again the work the broker or a dead worker lost;
+``packages`` holds the changes to what a package grants, which reach its holders;
+``common`` the locks, audit rows and enqueueing these share.
 """
 
 from dataclasses import dataclass, field

@@ -1,257 +1,648 @@
-"""Connectors: how one resource role is granted to, or taken from, one user.
+"""Delivery and revocation: claim the grants, call the connectors, record the outcome.
 
-A connector serves one origin system (OriginSystem). It has three idempotent methods:
-``grant(role, user)`` and ``revoke(role, user)`` (granting a role the user holds, or revoking
-one they do not hold, does nothing) and ``holders(role)``, the ids of the users who hold the
-role now, for reconciliation. ``revoke_many(role, users)`` may be overridden to revoke for a
-batch of users in one call (expiry revokes thousands at once). Failures the admin should see
-are raised as ``ConnectorError``; delivery records them on the grant and the worker retries.
+No database transaction or lock is held while a connector runs (it may be a network call
+that takes seconds or hangs until its timeout):
 
-``BuiltinConnector`` writes the local directory (directory.models) and this product's own
-admin roles. Its rows carry ``source=entitlement``: a grant leaves a membership given
-directly as it is, and a revoke deletes only what an access package gave.
+1. **claim**, in a short transaction: lock the assignment, take the user's grant lock, check
+   separation of duties, and mark the waiting grants with ``claimed_by`` and a lease
+   (``lease_expires``), SELECT ... FOR UPDATE SKIP LOCKED; committed;
+2. **call** the connector of each grant's connected system, with its timeout;
+3. **record**, in a new short transaction under the assignment's row lock: each grant's
+   outcome, the assignment's state recomputed from its grants, the request settled, the audit
+   events; the lease is released.
 
-Adding an LDAP or SCIM connector:
-
-1. add the origin system to ``entitlements.models.OriginSystem`` (e.g. ``LDAP_GROUP``), so
-   resources can name it;
-2. subclass ``Connector`` and implement the three methods against the external system, raising
-   ``ConnectorError`` for anything that should be retried or shown as a delivery failure;
-3. register an instance at start-up, e.g. in an ``AppConfig.ready()``:
-   ``register_connector(OriginSystem.LDAP_GROUP, LdapConnector.from_settings())``.
-
-Delivery runs a connector inside a transaction that holds the assignment's row lock, so a
-connector must not open its own database transaction on another connection for the same rows.
+A claimed grant is left alone by every other run until its lease runs out; a worker that died
+mid-call leaves a lease that runs out, and the reconciler hands the grant out again. A removal
+that comes while a grant is being delivered does not wait: it moves the grant to
+pendingRemoval, revocation leaves it until its claim is recorded, and the record enqueues the
+revocation again.
 """
 
-from django.core.exceptions import ValidationError
-from django.db import connection
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import partial
+
+from django.db import transaction
+from django.db.models import BooleanField, ExpressionWrapper, F, Q
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from directory.models import (
-    AppRole,
-    AppRoleAssignment,
-    GrantSource,
-    GroupMembership,
-    SiteRoleAssignment,
+from ..audit import audit_bulk
+from ..connectors import ConnectorError, connector_for
+from ..errors import StateConflict
+from ..models import (
+    ADD_REQUEST_TYPES,
+    HOLDING_GRANT_STATES,
+    OPEN_ASSIGNMENT_STATES,
+    OPEN_REQUEST_STATES,
+    REMOVE_REQUEST_TYPES,
+    Assignment,
+    AssignmentRequest,
+    AssignmentResourceRole,
+    AssignmentState,
+    ConnectedSystem,
+    GrantState,
+    RequestState,
 )
-from entitlements.models import CATALOG_SCOPED_ROLES, AdminRole, OriginSystem, RoleAssignment
+from ..selectors import Gate, incompatible_packages, separation_of_duties_conflicts
+from ..signals import assignment_delivered, assignment_delivery_failed, request_denied
+from . import common
+from .common import (
+    delivery_state,
+    grant_event,
+    lifecycle_event,
+    lock_assignment,
+    lock_grants_of,
+    role_key,
+    roles_needed_elsewhere,
+    status_of,
+)
+from .ending import assignments_end, require_admin
+
+REVOKE_BATCH_SIZE = 500
+WAITING_FOR_DELIVERY = [GrantState.PENDING, GrantState.DELIVERY_FAILED]
+WAITING_FOR_REMOVAL = [GrantState.PENDING_REMOVAL, GrantState.REMOVAL_FAILED]
+# A claim outlives the connector calls it covers by this much before another run may take it.
+LEASE_MARGIN = timedelta(seconds=60)
+_GRANT_FIELDS = [
+    "state",
+    "attempts",
+    "error",
+    "delivered_datetime",
+    "claimed_by",
+    "lease_expires",
+    "modified",
+]
 
 
-class ConnectorError(Exception):
-    """A grant or revoke that did not happen; the message is kept on the grant for the admin."""
+@dataclass
+class DeliveryOutcome:
+    """What one delivery or revocation run did to an assignment's grants."""
+
+    assignment_id: object
+    state: str = ""
+    done: int = 0
+    failed: list = field(default_factory=list)  # error messages, one per failed grant
+
+    @property
+    def ok(self):
+        return not self.failed
 
 
-class Connector:
-    """Grants and revokes the roles of one origin system's resources. Every method is idempotent."""
-
-    def grant(self, role, user):
-        raise NotImplementedError
-
-    def revoke(self, role, user):
-        raise NotImplementedError
-
-    def holders(self, role):
-        """The ids of the users who hold ``role`` now, whoever gave it."""
-        raise NotImplementedError
-
-    def revoke_many(self, role, users):
-        """Revoke ``role`` from each of ``users``; a connector may do it in one call."""
-        for user in users:
-            self.revoke(role, user)
+def _short_transaction():
+    # Delivery runs outside any transaction, so each claim and each record is a transaction
+    # of its own; called inside one (a test's), it needs no savepoint of its own either.
+    return transaction.atomic(savepoint=False)
 
 
-class BuiltinConnector(Connector):
-    """Writes the local directory: group memberships, app roles, site roles and admin roles.
-
-    Each grant and revoke is one statement, and every check that can fail runs before it, so
-    a failure never leaves the caller's transaction broken.
-    """
-
-    def grant(self, role, user):
-        resource = role.resource
-        origin = resource.origin_system
-        if origin == OriginSystem.GROUP:
-            self._check_choice(role, GroupMembership.Role)
-            GroupMembership.objects.bulk_create(
-                [
-                    GroupMembership(
-                        group_id=resource.group_id,
-                        user_id=user.pk,
-                        role=role.origin_id,
-                        source=GrantSource.ENTITLEMENT,
-                    )
-                ],
-                ignore_conflicts=True,
-            )
-        elif origin == OriginSystem.APPLICATION:
-            AppRoleAssignment.objects.bulk_create(
-                [
-                    AppRoleAssignment(
-                        app_role=self._app_role(role),
-                        user_id=user.pk,
-                        source=GrantSource.ENTITLEMENT,
-                    )
-                ],
-                ignore_conflicts=True,
-            )
-        elif origin == OriginSystem.SITE:
-            self._check_choice(role, SiteRoleAssignment.Role)
-            SiteRoleAssignment.objects.bulk_create(
-                [
-                    SiteRoleAssignment(
-                        site_id=resource.site_id,
-                        user_id=user.pk,
-                        role=role.origin_id,
-                        source=GrantSource.ENTITLEMENT,
-                    )
-                ],
-                ignore_conflicts=True,
-            )
-        elif origin == OriginSystem.DIRECTORY_ROLE:
-            self._check_admin_role(role)
-            RoleAssignment.objects.bulk_create(
-                [
-                    RoleAssignment(
-                        role=role.origin_id,
-                        principal_id=user.pk,
-                        catalog_id=resource.role_catalog_id,
-                        source=RoleAssignment.Source.ENTITLEMENT,
-                    )
-                ],
-                ignore_conflicts=True,
-            )
-        else:
-            raise ConnectorError(_cannot_deliver(origin))
-
-    def revoke(self, role, user):
-        self._held_by_entitlement(role).filter(**{self._user_field(role): user.pk}).delete()
-
-    def revoke_many(self, role, users):
-        field = self._user_field(role)
-        self._held_by_entitlement(role).filter(**{f"{field}__in": [u.pk for u in users]}).delete()
-
-    def holders(self, role):
-        rows = self._held(role)
-        return set(rows.values_list(self._user_field(role), flat=True))
-
-    def _held(self, role):
-        """Every row that gives ``role``, whoever gave it."""
-        resource = role.resource
-        origin = resource.origin_system
-        if origin == OriginSystem.GROUP:
-            return GroupMembership.objects.filter(group_id=resource.group_id, role=role.origin_id)
-        if origin == OriginSystem.APPLICATION:
-            return AppRoleAssignment.objects.filter(app_role=self._app_role(role))
-        if origin == OriginSystem.SITE:
-            return SiteRoleAssignment.objects.filter(site_id=resource.site_id, role=role.origin_id)
-        if origin == OriginSystem.DIRECTORY_ROLE:
-            return RoleAssignment.objects.filter(
-                role=role.origin_id, catalog_id=resource.role_catalog_id
-            )
-        raise ConnectorError(_cannot_deliver(origin))
-
-    def _held_by_entitlement(self, role):
-        return self._held(role).filter(source=GrantSource.ENTITLEMENT)
-
-    @staticmethod
-    def _user_field(role):
-        if role.resource.origin_system == OriginSystem.DIRECTORY_ROLE:
-            return "principal_id"
-        return "user_id"
-
-    @staticmethod
-    def _check_choice(role, choices):
-        if role.origin_id not in choices.values:
-            raise ConnectorError(
-                _("%(resource)s has no role “%(role)s”; expected one of %(roles)s.")
-                % {
-                    "resource": role.resource.display_name,
-                    "role": role.origin_id,
-                    "roles": ", ".join(choices.values),
-                }
-            )
-
-    @staticmethod
-    def _check_admin_role(role):
-        if role.origin_id not in AdminRole.values:
-            raise ConnectorError(
-                _("“%(role)s” is not an admin role of this product.") % {"role": role.origin_id}
-            )
-        scoped = role.origin_id in CATALOG_SCOPED_ROLES
-        if scoped != (role.resource.role_catalog_id is not None):
-            names = {"role": role.display_name, "resource": role.resource.display_name}
-            if scoped:
-                raise ConnectorError(_("%(role)s of %(resource)s needs a catalog.") % names)
-            raise ConnectorError(_("%(role)s of %(resource)s needs no catalog.") % names)
-
-    @staticmethod
-    def _app_role(role):
-        """The application's AppRole this resource role stands for (created for Default Access)."""
-        application_id = role.resource.application_id
-        if role.origin_id == AppRole.DEFAULT_ACCESS:
-            app_role, _created = AppRole.objects.get_or_create(
-                application_id=application_id, display_name=AppRole.DEFAULT_ACCESS
-            )
-            return app_role
-        try:
-            return AppRole.objects.get(application_id=application_id, pk=role.origin_id)
-        except (AppRole.DoesNotExist, ValidationError, ValueError) as exc:
-            raise ConnectorError(
-                _("The application of %(resource)s has no app role %(role)s (%(id)s).")
-                % {
-                    "resource": role.resource.display_name,
-                    "role": role.display_name,
-                    "id": role.origin_id,
-                }
-            ) from exc
+def _unclaimed(now):
+    return Q(lease_expires__isnull=True) | Q(lease_expires__lte=now)
 
 
-def _cannot_deliver(origin):
-    return _("The built-in connector cannot deliver %(origin)s resources.") % {"origin": origin}
+def _lease(grants, now):
+    """Long enough for every connector call of the claim to time out, plus a margin."""
+    seconds = sum(getattr(_connector_or_none(g), "timeout", 0) for g in grants)
+    return now + timedelta(seconds=seconds) + LEASE_MARGIN
 
 
-_builtin = BuiltinConnector()
-
-# origin system -> connector. Replace or extend with register_connector().
-CONNECTORS = {
-    OriginSystem.GROUP: _builtin,
-    OriginSystem.APPLICATION: _builtin,
-    OriginSystem.SITE: _builtin,
-    OriginSystem.DIRECTORY_ROLE: _builtin,
-}
-
-
-def register_connector(origin_system, connector):
-    """Make ``connector`` deliver the roles of every resource from ``origin_system``."""
-    CONNECTORS[str(origin_system)] = connector
-
-
-def connector_for(resource):
-    """The connector that delivers ``resource``'s roles; ConnectorError when there is none."""
+def _connector_or_none(grant):
     try:
-        return CONNECTORS[resource.origin_system]
-    except KeyError:
-        raise ConnectorError(
-            _("No connector delivers %(origin)s resources such as %(resource)s.")
-            % {"origin": resource.origin_system, "resource": resource.display_name}
-        ) from None
+        return connector_for(grant.resource_role.resource)
+    except ConnectorError:
+        return None
 
 
-def lock_grants_of(*user_ids):
-    """Serialise grant and revoke runs for these users until the transaction ends.
+def _claim(grants, now):
+    token = uuid.uuid4().hex
+    expires = _lease(grants, now)
+    AssignmentResourceRole.objects.filter(pk__in=[g.pk for g in grants]).update(
+        claimed_by=token, lease_expires=expires, modified=now
+    )
+    for grant in grants:
+        grant.claimed_by, grant.lease_expires = token, expires
+    return token
 
-    Revoking checks "does another open assignment still need this role?" and then acts; a
-    delivery for the same user between the check and the act would lose its role. Holding a
-    per-user transaction lock around both closes that gap without locking the user's row.
-    The locks are taken in sorted order, so two batches cannot deadlock on them.
+
+def _call(grant, method, *args):
+    """Run one connector call, outside any transaction; returns the error message or ""."""
+    try:
+        connector_for(grant.resource_role.resource).call(method, grant.resource_role, *args)
+    # Anything else (a bug) propagates: the claim's lease runs out and the grant is retried.
+    except ConnectorError as exc:
+        return str(exc)
+    return ""
+
+
+def _note_health(outcomes, now):
+    """Record each connected system's last success or failure, after the outcome is
+    committed: ``outcomes`` are (system row as loaded with the grants, error or "") pairs. A
+    success writes only when it changes something (a streak of failures ends, or the
+    last success is over a minute old), so deliveries do not all queue on one row."""
+    errors = {}
+    for system, error in outcomes:
+        errors[system] = errors.get(system) or error
+    for system, error in errors.items():
+        rows = ConnectedSystem.objects.filter(pk=system.pk)
+        if error:
+            rows.update(
+                last_error=error,
+                last_error_datetime=now,
+                consecutive_failures=F("consecutive_failures") + 1,
+            )
+        elif (
+            system.consecutive_failures
+            or system.last_success_datetime is None
+            or system.last_success_datetime < now - timedelta(minutes=1)
+        ):
+            rows.update(last_success_datetime=now, consecutive_failures=0)
+
+
+# --------------------------------------------------------------------------------------
+# Delivery
+# --------------------------------------------------------------------------------------
+
+
+def assignment_deliver(*, assignment_id, now=None):
+    """Grant every waiting or failed grant of an assignment; safe to run twice, or at once.
+
+    Before anything is granted, separation of duties is checked once more (under the user's
+    grant lock, so of two incompatible assignments only the first delivered goes through); a
+    conflict ends the assignment undelivered and denies its request with the reason.
     """
-    if connection.vendor != "postgresql" or not user_ids:
-        return  # SQLite (the demo) runs one write transaction at a time anyway
-    keys = sorted(f"grants:{pk}" for pk in set(user_ids))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) "
-            "FROM (SELECT k FROM unnest(%s::text[]) AS k ORDER BY k) AS sorted",
-            [keys],
+    now = now or timezone.now()
+    assignment, grants, claimed = _claim_delivery(assignment_id, now)
+    if grants is None:
+        return claimed  # ended, refused, or waiting for an incompatible delivery
+    # With nothing to grant the record still runs: the state follows the grants (a role
+    # whose delivery failed may have been taken out of the package).
+    errors = {grant.pk: _call(grant, "grant", assignment.target) for grant in grants}
+    outcome = _record_delivery(assignment_id, grants, errors, now)
+    outcome.failed += claimed.failed
+    if grants:
+        _note_health(
+            [(g.resource_role.resource.connected_system, errors[g.pk]) for g in grants], now
         )
+    return outcome
+
+
+def _claim_delivery(assignment_id, now):
+    with _short_transaction():
+        assignment = lock_assignment(assignment_id)
+        if assignment is None or not assignment.is_open:
+            state = getattr(assignment, "state", "")
+            return assignment, None, DeliveryOutcome(assignment_id, state=state)
+        outcome = DeliveryOutcome(assignment.pk, state=assignment.state)
+        lock_grants_of(assignment.target_id)
+        grants = list(
+            assignment.grants.filter(state__in=HOLDING_GRANT_STATES)
+            .select_related("resource_role__resource__connected_system")
+            .select_for_update(of=("self",), skip_locked=True)
+        )
+        others = _other_claims_of(assignment, now)
+        if not any(g.state == GrantState.DELIVERED for g in grants):
+            conflict = _delivery_conflict(assignment)
+            if conflict:
+                _refuse_delivery(assignment, grants, conflict, now)
+                outcome.state = AssignmentState.EXPIRED
+                return assignment, None, outcome
+            if any(incompatible for _key, _state, incompatible in others):
+                outcome.failed.append(_("An incompatible delivery is in progress; retrying."))
+                return assignment, None, outcome
+        # Granting a role whose revocation (of another assignment) is running could be undone
+        # by that revocation: wait for it.
+        busy = {key for key, state, _i in others if state in WAITING_FOR_REMOVAL}
+        waiting, deferred = [], []
+        for grant in grants:
+            if grant.state in WAITING_FOR_DELIVERY and not _leased(grant, now):
+                (deferred if role_key(grant.resource_role) in busy else waiting).append(grant)
+        outcome.failed += [
+            _("%(role)s: a removal of it is in progress; retrying.") % {"role": g.resource_role}
+            for g in deferred
+        ]
+        if waiting:
+            _claim(waiting, now)
+    return assignment, waiting, outcome
+
+
+def _leased(grant, now):
+    return grant.lease_expires is not None and grant.lease_expires > now
+
+
+def _other_claims_of(assignment, now):
+    """The user's grants of other assignments that a worker is delivering or revoking now, as
+    (role key, state, of an incompatible package). Read without locking: a claim is committed
+    before its connector runs, so a running one is always seen. Both are checks the delivered
+    grants alone cannot answer: an incompatible package being delivered right now, and a
+    revocation that could undo a grant made now."""
+    incompatible = ExpressionWrapper(
+        Q(
+            assignment__state__in=OPEN_ASSIGNMENT_STATES,
+            assignment__access_package__in=incompatible_packages(assignment.access_package).values(
+                "pk"
+            ),
+        ),
+        output_field=BooleanField(),
+    )
+    rows = (
+        AssignmentResourceRole.objects.filter(target_id=assignment.target_id, lease_expires__gt=now)
+        .exclude(assignment_id=assignment.pk)
+        .annotate(incompatible=incompatible)
+        .values_list(
+            "resource_role__resource__origin_system",
+            "resource_role__resource__origin_id",
+            "resource_role__origin_id",
+            "state",
+            "incompatible",
+        )
+    )
+    return [((system, origin, role), state, bool(inc)) for system, origin, role, state, inc in rows]
+
+
+def _record_delivery(assignment_id, claimed, errors, now):
+    with _short_transaction():
+        assignment = lock_assignment(assignment_id)
+        outcome = DeliveryOutcome(assignment_id)
+        grants = {g.pk: g for g in assignment.grants.all()}
+        events, changed, revoke_again = [], [], False
+        for claim in claimed:
+            grant = grants[claim.pk]
+            if grant.claimed_by != claim.claimed_by:
+                continue  # the lease ran out and another run took the grant over
+            grant.resource_role = claim.resource_role
+            grant.claimed_by, grant.lease_expires, grant.modified = "", None, now
+            changed.append(grant)
+            if grant.state not in WAITING_FOR_DELIVERY:
+                revoke_again = True  # ended while the connector ran: revoke what it granted
+                continue
+            before = grant.state
+            grant.attempts += 1
+            if errors[grant.pk]:
+                grant.state, grant.error = GrantState.DELIVERY_FAILED, errors[grant.pk]
+                outcome.failed.append(f"{grant.resource_role}: {errors[grant.pk]}")
+            else:
+                grant.state, grant.error, grant.delivered_datetime = GrantState.DELIVERED, "", now
+                outcome.done += 1
+            events.append(grant_event(grant, assignment, before, now))
+        if changed:
+            AssignmentResourceRole.objects.bulk_update(changed, _GRANT_FIELDS)
+        if revoke_again:
+            transaction.on_commit(partial(common.enqueue_task, common.REVOKE, assignment.pk))
+        if not assignment.is_open:
+            outcome.state = assignment.state
+            audit_bulk(events)
+            return outcome
+        holding = [g for g in grants.values() if g.state in HOLDING_GRANT_STATES]
+        if any(g.state in WAITING_FOR_DELIVERY and _leased(g, now) for g in holding):
+            # Another run is delivering some of them; its record settles the state.
+            outcome.state = assignment.state
+            audit_bulk(events)
+            return outcome
+        state = delivery_state([g.state for g in holding], GrantState.DELIVERED)
+        outcome.state = state
+        before = assignment.state
+        if state != before:
+            assignment.state, assignment.status = state, status_of(state)
+            assignment.save(update_fields=["state", "status", "modified"])
+            events.append(
+                lifecycle_event(
+                    f"assignment.{state}", assignment, before=before, after=state, now=now
+                )
+            )
+        request = _settle_request(assignment, ADD_REQUEST_TYPES, state, events, now)
+        audit_bulk(events)
+        if state != before and state == AssignmentState.DELIVERED:
+            transaction.on_commit(
+                partial(
+                    assignment_delivered.send,
+                    sender=Assignment,
+                    assignment=assignment,
+                    request=request,
+                )
+            )
+        elif state != before:
+            transaction.on_commit(
+                partial(assignment_delivery_failed.send, sender=Assignment, assignment=assignment)
+            )
+    return outcome
+
+
+def assignments_deliver(*, assignment_ids, now=None):
+    """Deliver many assignments, each on its own (a role added to a package)."""
+    outcome = DeliveryOutcome(None)
+    for assignment_id in assignment_ids:
+        one = assignment_deliver(assignment_id=assignment_id, now=now)
+        outcome.done += one.done
+        outcome.failed += one.failed
+    return outcome
+
+
+def _delivery_conflict(assignment):
+    """Why delivering ``assignment`` would break separation of duties, or ""."""
+    conflicts = separation_of_duties_conflicts(
+        user=assignment.target,
+        access_package=assignment.access_package,
+        request_states=[],
+        delivered_only=True,
+    )
+    return Gate(name=assignment.target.display_name, conflicts=conflicts.held).conflict_message
+
+
+def _refuse_delivery(assignment, grants, reason, now):
+    """End a locked assignment that delivered nothing, and deny its add request.
+
+    The request is locked with SKIP LOCKED (the lock order is request before assignment): one
+    being canceled right now is left to the cancellation.
+    """
+    events = []
+    request = (
+        AssignmentRequest.objects.select_for_update(skip_locked=True)
+        .filter(
+            assignment=assignment,
+            request_type__in=ADD_REQUEST_TYPES,
+            state__in=OPEN_REQUEST_STATES,
+        )
+        .first()
+    )
+    if request is not None:
+        before = request.state
+        request.state, request.status = RequestState.DENIED, status_of(RequestState.DENIED)
+        request.completed_datetime = now
+        request.save(update_fields=["state", "status", "completed_datetime", "modified"])
+        events.append(
+            lifecycle_event(
+                "request.deny", request, before=before, after=request.state, reason=reason, now=now
+            )
+        )
+        transaction.on_commit(
+            partial(
+                request_denied.send,
+                sender=AssignmentRequest,
+                request=request,
+                stage=None,
+                reason=reason,
+            )
+        )
+    # Nothing was granted, so nothing needs revoking.
+    AssignmentResourceRole.objects.filter(pk__in=[g.pk for g in grants]).update(
+        state=GrantState.REMOVED, error="", removed_datetime=now, modified=now
+    )
+    audit_bulk(events)
+    assignments_end(assignment_ids=[assignment.pk], reason=reason, notify=False, now=now)
+
+
+def _settle_request(assignment, request_types, state, events, now):
+    """Move the assignment's add (or removal) request to the outcome of delivery."""
+    request = (
+        AssignmentRequest.objects.select_for_update()
+        .filter(assignment=assignment, request_type__in=request_types)
+        .exclude(state__in=[RequestState.DENIED, RequestState.CANCELED])
+        .order_by("-created")
+        .first()
+    )
+    if request is None or request.state == state:
+        return request
+    if request.state not in (
+        RequestState.DELIVERING,
+        RequestState.DELIVERY_FAILED,
+        RequestState.PARTIALLY_DELIVERED,
+    ):
+        return request
+    before = request.state
+    request.state, request.status = state, status_of(state)
+    if state == RequestState.DELIVERED:
+        request.completed_datetime = now
+    request.save(update_fields=["state", "status", "completed_datetime", "modified"])
+    events.append(lifecycle_event(f"request.{state}", request, before=before, after=state, now=now))
+    return request
+
+
+# --------------------------------------------------------------------------------------
+# Revocation
+# --------------------------------------------------------------------------------------
+
+
+def assignment_revoke(*, assignment_id, now=None):
+    """Take away the grants of an ended assignment that no other open assignment still needs.
+
+    A role another open assignment of the same user also gives (two packages giving one
+    group) is marked removed without calling the connector, so the user keeps it.
+    """
+    outcome = assignments_revoke(assignment_ids=[assignment_id], now=now)
+    outcome.assignment_id = assignment_id
+    return outcome
+
+
+def assignments_revoke(*, assignment_ids, now=None, batch_size=REVOKE_BATCH_SIZE):
+    """Revoke the grants of many ended assignments: set-based, claim and record per batch."""
+    now = now or timezone.now()
+    outcome = DeliveryOutcome(None)
+    ids = sorted({str(pk) for pk in assignment_ids})
+    for start in range(0, len(ids), batch_size):
+        batch = ids[start : start + batch_size]
+        by_role, targets = _claim_revocation(batch, now, outcome)
+        if not by_role:
+            continue
+        errors = {}
+        for role_grants in by_role.values():
+            users = [targets[g.assignment_id] for g in role_grants]
+            errors[role_grants[0].resource_role_id] = _call(role_grants[0], "revoke_many", users)
+        _record_revocation(batch, by_role, errors, now, outcome)
+        _note_health(
+            [
+                (grants[0].resource_role.resource.connected_system, errors[role_id])
+                for role_id, grants in by_role.items()
+            ],
+            now,
+        )
+    return outcome
+
+
+def _claim_revocation(ids, now, outcome):
+    """Lock the batch's assignments, settle the shared grants, claim the others by role."""
+    with _short_transaction():
+        # Assignment rows first, in id order, then the users' grant locks (sorted).
+        assignments = {
+            a.pk: a
+            for a in Assignment.objects.select_for_update(of=("self",))
+            .select_related("target")
+            .filter(pk__in=ids)
+            .order_by("pk")
+        }
+        grants = list(
+            AssignmentResourceRole.objects.filter(
+                assignment_id__in=list(assignments), state__in=WAITING_FOR_REMOVAL
+            )
+            .filter(_unclaimed(now))
+            .select_related("resource_role__resource__connected_system")
+            .select_for_update(of=("self",), skip_locked=True)
+            .order_by("pk")
+        )
+        by_role = defaultdict(list)
+        events = []
+        if grants:
+            lock_grants_of(*{g.target_id for g in grants})
+            needed = roles_needed_elsewhere({g.target_id for g in grants})
+            shared = []
+            for grant in grants:
+                if (grant.target_id, role_key(grant.resource_role)) in needed:
+                    before = grant.state
+                    grant.state, grant.error, grant.removed_datetime = GrantState.REMOVED, "", now
+                    shared.append(grant)
+                    events.append(
+                        grant_event(
+                            grant, assignments[grant.assignment_id], before, now, {"shared": True}
+                        )
+                    )
+                else:
+                    by_role[grant.resource_role_id].append(grant)
+            if shared:
+                AssignmentResourceRole.objects.filter(pk__in=[g.pk for g in shared]).update(
+                    state=GrantState.REMOVED, error="", removed_datetime=now, modified=now
+                )
+                outcome.done += len(shared)
+            claimed = [g for role_grants in by_role.values() for g in role_grants]
+            if claimed:
+                _claim(claimed, now)
+        if not by_role:
+            _settle_removal_requests(assignments, events, now)
+            if len(assignments) == 1:
+                outcome.state = next(iter(assignments.values())).state
+        audit_bulk(events)
+    targets = {pk: a.target for pk, a in assignments.items()}
+    return by_role, targets
+
+
+def _record_revocation(ids, by_role, errors, now, outcome):
+    with _short_transaction():
+        assignments = {
+            a.pk: a
+            for a in Assignment.objects.select_for_update(of=("self",))
+            .filter(pk__in=ids)
+            .order_by("pk")
+        }
+        claimed = {g.pk: g for role_grants in by_role.values() for g in role_grants}
+        current = dict(
+            AssignmentResourceRole.objects.filter(pk__in=list(claimed)).values_list(
+                "pk", "claimed_by"
+            )
+        )
+        groups, events = defaultdict(list), []
+        for pk, grant in claimed.items():
+            if current.get(pk) != grant.claimed_by:
+                continue  # the lease ran out and another run took the grant over
+            before = grant.state
+            error = errors[grant.resource_role_id]
+            grant.attempts += 1
+            if error:
+                grant.state, grant.error = GrantState.REMOVAL_FAILED, error
+            else:
+                grant.state, grant.error, grant.removed_datetime = GrantState.REMOVED, "", now
+                outcome.done += 1
+            groups[(grant.state, error)].append(pk)
+            events.append(
+                grant_event(grant, assignments[grant.assignment_id], before, now, {"shared": False})
+            )
+        # One UPDATE per outcome (a bulk_update's CASE over thousands of rows is far slower).
+        for (state, error), pks in groups.items():
+            fields = {"state": state, "error": error, "claimed_by": "", "lease_expires": None}
+            if state == GrantState.REMOVED:
+                fields["removed_datetime"] = now
+            AssignmentResourceRole.objects.filter(pk__in=pks).update(
+                attempts=F("attempts") + 1, modified=now, **fields
+            )
+        for role_id, error in errors.items():
+            if error:
+                role = by_role[role_id][0].resource_role
+                outcome.failed.append(f"{role} for {len(by_role[role_id])} user(s): {error}")
+        _settle_removal_requests(assignments, events, now)
+        audit_bulk(events)
+        if len(assignments) == 1:
+            outcome.state = next(iter(assignments.values())).state
+
+
+def _settle_removal_requests(assignments, events, now):
+    """Move the removal requests of these ended assignments to the outcome of revocation."""
+    ended = [pk for pk, a in assignments.items() if a.state == AssignmentState.EXPIRED]
+    requests = list(
+        AssignmentRequest.objects.select_for_update()
+        .filter(
+            assignment_id__in=ended,
+            request_type__in=REMOVE_REQUEST_TYPES,
+            state__in=[
+                RequestState.DELIVERING,
+                RequestState.DELIVERY_FAILED,
+                RequestState.PARTIALLY_DELIVERED,
+            ],
+        )
+        .order_by("pk")
+    )
+    if not requests:
+        return
+    states = defaultdict(list)
+    for assignment_id, state in AssignmentResourceRole.objects.filter(
+        assignment_id__in=[r.assignment_id for r in requests]
+    ).values_list("assignment_id", "state"):
+        states[assignment_id].append(state)
+    changed = []
+    for request in requests:
+        state = delivery_state(states[request.assignment_id], GrantState.REMOVED)
+        if state == request.state:
+            continue
+        events.append(
+            lifecycle_event(f"request.{state}", request, before=request.state, after=state, now=now)
+        )
+        request.state, request.status, request.modified = state, status_of(state), now
+        if state == RequestState.DELIVERED:
+            request.completed_datetime = now
+        changed.append(request)
+    AssignmentRequest.objects.bulk_update(
+        changed, ["state", "status", "completed_datetime", "modified"]
+    )
+
+
+def assignment_reprocess(*, actor, assignment, channel, now=None):
+    """Deliver again the grants that failed (the admin's "Reprocess")."""
+    now = now or timezone.now()
+    require_admin(actor, assignment.access_package, _("reprocess this assignment"))
+    retryable = [AssignmentState.DELIVERY_FAILED, AssignmentState.PARTIALLY_DELIVERED]
+    if assignment.state not in retryable:
+        raise StateConflict(
+            _(
+                "Only an assignment whose delivery failed, fully or partly, can be "
+                "reprocessed; this one is %(state)s."
+            )
+            % {"state": assignment.get_state_display().lower()}
+        )
+    with transaction.atomic():
+        locked = lock_assignment(assignment.pk)
+        if locked.state not in retryable:
+            raise StateConflict(_("This assignment changed meanwhile; reload the page."))
+        before = locked.state
+        locked.state, locked.status = (
+            AssignmentState.DELIVERING,
+            status_of(AssignmentState.DELIVERING),
+        )
+        locked.save(update_fields=["state", "status", "modified"])
+        audit_bulk(
+            [
+                lifecycle_event(
+                    "assignment.reprocessed",
+                    locked,
+                    actor=actor,
+                    channel=channel,
+                    before=before,
+                    after=locked.state,
+                    now=now,
+                )
+            ]
+        )
+        transaction.on_commit(partial(common.enqueue_task, common.DELIVER, locked.pk))
+    assignment.refresh_from_db()
+    return assignment
+
+
+# --------------------------------------------------------------------------------------
+# Ending assignments
+# --------------------------------------------------------------------------------------

@@ -45,7 +45,8 @@ from ..selectors import (
 )
 from ..signals import request_canceled, request_denied, request_expired, request_submitted
 from . import bulk_apply
-from .assignments import assignment_remove, request_fulfil
+from .ending import assignment_remove
+from .fulfilment import request_fulfil
 
 
 class RequestStatus:

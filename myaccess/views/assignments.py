@@ -9,7 +9,7 @@ from django.views.decorators.http import require_http_methods
 from entitlements import selectors
 from entitlements.errors import DomainError
 from entitlements.models import Channel
-from entitlements.services.assignments import assignment_remove
+from entitlements.services.ending import assignment_remove
 from entitlements.services.requests import request_extend
 from myaccess import describe
 from myaccess.forms import ExtendForm

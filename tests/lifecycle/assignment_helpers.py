@@ -7,9 +7,10 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from directory.models import GroupMembership
-from entitlements.models import AssignmentRequest, RequestState, RequestType
-from entitlements.services.assignments import assignment_deliver, request_fulfil
-from entitlements.services.delivery import BuiltinConnector
+from entitlements.connectors import CONNECTOR_KINDS, BuiltinConnector, ConnectorError
+from entitlements.models import AssignmentRequest, ConnectedSystem, RequestState, RequestType
+from entitlements.services.delivery import assignment_deliver
+from entitlements.services.fulfilment import request_fulfil
 from tests.factories import (
     AccessPackageFactory,
     CatalogFactory,
@@ -64,6 +65,11 @@ def assign(target, package, policy, now=None, **fields):
     return assignment
 
 
+def use_connector(monkeypatch, connector):
+    """Make ``connector`` serve the built-in directory for the rest of the test."""
+    monkeypatch.setitem(CONNECTOR_KINDS, ConnectedSystem.Kind.BUILTIN, lambda system: connector)
+
+
 def is_member(user, resource):
     return GroupMembership.objects.filter(group=resource.group, user=user).exists()
 
@@ -76,28 +82,25 @@ def membership_source(user, resource):
 class CountingConnector(BuiltinConnector):
     """The built-in connector, counting calls and optionally failing some roles."""
 
-    def __init__(self, failing=(), wait_for_lock_waiters=False):
+    def __init__(self, failing=()):
+        super().__init__()
         self.granted, self.revoked = [], []
         self.failing = set(failing)
-        self.wait_for_lock_waiters = wait_for_lock_waiters
         self.granting = threading.Event()  # set while the first grant is in progress
+        self.hold = None  # an Event a grant waits for, to run something meanwhile
         self._lock = threading.Lock()
 
     def grant(self, role, user):
-        from entitlements.services.delivery import ConnectorError
-
         with self._lock:
             self.granted.append((role.pk, user.pk))
         self.granting.set()
-        if self.wait_for_lock_waiters:
-            wait_until_a_transaction_waits_for_a_lock()
+        if self.hold is not None:
+            self.hold.wait(timeout=10)
         if role.pk in self.failing:
             raise ConnectorError(f"{role.resource.display_name} is unreachable")
         super().grant(role, user)
 
     def revoke(self, role, user):
-        from entitlements.services.delivery import ConnectorError
-
         with self._lock:
             self.revoked.append((role.pk, user.pk))
         if role.pk in self.failing:

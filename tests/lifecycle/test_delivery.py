@@ -8,28 +8,21 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from directory.models import AppRole, AppRoleAssignment, GroupMembership, SiteRoleAssignment, User
+from entitlements.connectors import BuiltinConnector, ConnectorError, connector_for
 from entitlements.errors import PermissionDenied, StateConflict
 from entitlements.models import (
     AdminRole,
     AssignmentState,
     AuditEvent,
     Channel,
+    ConnectedSystem,
     GrantState,
     OriginSystem,
     RequestState,
     RequestType,
     RoleAssignment,
 )
-from entitlements.services.assignments import (
-    assignment_deliver,
-    assignment_reprocess,
-)
-from entitlements.services.delivery import (
-    CONNECTORS,
-    BuiltinConnector,
-    ConnectorError,
-    connector_for,
-)
+from entitlements.services.delivery import assignment_deliver, assignment_reprocess
 from entitlements.signals import (
     assignment_delivered,
     assignment_delivery_failed,
@@ -53,6 +46,7 @@ from tests.lifecycle.assignment_helpers import (
     group_resources,
     is_member,
     package_giving,
+    use_connector,
 )
 
 pytestmark = pytest.mark.django_db
@@ -62,7 +56,7 @@ NOW = timezone.now().replace(microsecond=0)
 @pytest.fixture
 def counting(monkeypatch):
     connector = CountingConnector()
-    monkeypatch.setitem(CONNECTORS, OriginSystem.GROUP, connector)
+    use_connector(monkeypatch, connector)
     return connector
 
 
@@ -400,11 +394,13 @@ def test_a_directory_role_really_makes_the_user_an_administrator_of_the_catalog(
     assert can_manage_assignments(User.objects.get(pk=requester.pk), administered)
 
 
-def test_a_resource_without_a_connector_fails_delivery_with_a_readable_error(requester):
+def test_a_system_without_a_connector_fails_delivery_with_a_readable_error(requester):
     package = AccessPackageFactory()
     resource = GroupResourceFactory(catalog=package.catalog)
     grant_role(package, resource.roles.get(origin_id="Member"))
-    resource.origin_system = "Ldap"
+    resource.connected_system = ConnectedSystem.objects.create(
+        kind=ConnectedSystem.Kind.LDAP, name="Corporate LDAP"
+    )
     resource.save()
     policy = PolicyFactory(access_package=package)
     assignment = fulfil(approved_request(requester, package, policy))
@@ -415,7 +411,29 @@ def test_a_resource_without_a_connector_fails_delivery_with_a_readable_error(req
 
     grant = assignment.grants.get()
     assert grant.state == GrantState.DELIVERY_FAILED
-    assert "No connector delivers Ldap resources" in grant.error
+    assert "No connector serves ldap systems such as Corporate LDAP" in grant.error
+    resource.connected_system.refresh_from_db()
+    assert resource.connected_system.consecutive_failures == 1
+
+
+def test_a_resource_lives_in_the_built_in_directory_unless_told_otherwise():
+    resource = GroupResourceFactory()
+
+    assert resource.connected_system.kind == ConnectedSystem.Kind.BUILTIN
+    assert isinstance(connector_for(resource), BuiltinConnector)
+
+
+def test_a_disabled_system_delivers_nothing_and_says_why(requester):
+    resource = group_resources(1)[0]
+    package, policy = package_giving(resource)
+    ConnectedSystem.objects.filter(pk=resource.connected_system_id).update(enabled=False)
+    assignment = fulfil(approved_request(requester, package, policy))
+
+    outcome = assignment_deliver(assignment_id=assignment.pk)
+
+    assert not outcome.ok
+    assert "is disabled" in assignment.grants.get().error
+    assert not is_member(requester, resource)
 
 
 # --- Extension --------------------------------------------------------------------------------
@@ -451,7 +469,7 @@ def test_an_extension_moves_the_end_and_resets_the_expiry_notices(
 
 
 def test_an_extension_approved_after_the_access_ended_is_canceled(requester, admin_user):
-    from entitlements.services.assignments import assignment_remove
+    from entitlements.services.ending import assignment_remove
 
     package, policy = package_giving(*group_resources(1))
     assignment = assign(requester, package, policy)
@@ -491,6 +509,7 @@ def _deliver_queries(target, role_count):
 def test_delivery_costs_at_most_one_more_query_per_resource_role(
     requester, django_assert_max_num_queries
 ):
+    _deliver_queries(UserFactory(), 1)  # the built-in system's first success is recorded
     one = _deliver_queries(requester, 1)
     other = UserFactory()
 
@@ -498,12 +517,13 @@ def test_delivery_costs_at_most_one_more_query_per_resource_role(
     assignment = fulfil(approved_request(other, package, policy))
     with django_assert_max_num_queries(one + 9):
         assignment_deliver(assignment_id=assignment.pk)
-    assert one <= 12
+    assert one <= 14  # claim, connector call and record: two short transactions and a call
 
 
 def test_delivery_queries_do_not_grow_with_the_number_of_assignments_in_the_database(
     requester,
 ):
+    _deliver_queries(UserFactory(), 1)  # the built-in system's first success is recorded
     before = _deliver_queries(requester, 2)
     for _ in range(10):
         user = UserFactory()
@@ -517,7 +537,7 @@ def test_delivery_queries_do_not_grow_with_the_number_of_assignments_in_the_data
 
 
 def test_a_delivery_lost_with_the_broker_is_enqueued_again_by_the_reconciler(requester, settings):
-    from entitlements.services.assignments import assignments_reconcile
+    from entitlements.services.reconciliation import assignments_reconcile
 
     settings.CELERY_TASK_ALWAYS_EAGER = True
     resource = group_resources(1)[0]

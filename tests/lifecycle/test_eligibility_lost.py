@@ -15,7 +15,7 @@ from entitlements.models import (
     RequestType,
     SubjectType,
 )
-from entitlements.services.assignments import assignments_remove_ineligible
+from entitlements.services.eligibility import assignments_remove_ineligible
 from entitlements.tasks import remove_ineligible_assignments
 from tests.factories import GroupFactory, add_member, add_subject
 from tests.lifecycle.assignment_helpers import (

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from entitlements.errors import InvalidRequest
 from entitlements.models import AssignmentState, ExpirationType, RequestState
-from entitlements.services.assignments import assignments_expire_due
+from entitlements.services.ending import assignments_expire_due
 from entitlements.services.requests import request_submit
 from tests.lifecycle.assignment_helpers import group_resources, is_member, package_giving
 

@@ -7,13 +7,14 @@ import time_machine
 from django.utils import timezone
 
 from entitlements.models import (
+    Assignment,
     AssignmentState,
     AuditEvent,
     GrantState,
     RequestState,
     RequestType,
 )
-from entitlements.services.assignments import assignment_expire, assignments_expire_due
+from entitlements.services.ending import assignments_expire_due
 from entitlements.signals import assignments_ended
 from entitlements.tasks import expire_due_assignments
 from tests.factories import UserFactory
@@ -46,9 +47,10 @@ def test_an_assignment_ends_when_its_end_date_comes(requester, week_long):
     resource, package, policy = week_long
     assignment = assign(requester, package, policy, now=START)
 
-    assert assignment_expire(assignment_id=assignment.pk, now=START + timedelta(days=6)) is None
-    ended = assignment_expire(assignment_id=assignment.pk, now=START + timedelta(days=7))
+    assert assignments_expire_due(now=START + timedelta(days=6)) == 0
+    assert assignments_expire_due(now=START + timedelta(days=7)) == 1
 
+    ended = Assignment.objects.get(pk=assignment.pk)
     assert ended.state == AssignmentState.EXPIRED
     assert ended.expired_datetime == START + timedelta(days=7)
     assert ended.grants.get().state == GrantState.PENDING_REMOVAL

@@ -16,8 +16,9 @@ from entitlements.models import (
     GrantState,
     ResourceRoleScope,
 )
-from entitlements.services.assignments import assignment_remove, assignments_reconcile
+from entitlements.services.ending import assignment_remove
 from entitlements.services.packages import package_role_add, package_role_remove
+from entitlements.services.reconciliation import assignments_reconcile
 from tests.factories import GroupResourceFactory, UserFactory
 from tests.lifecycle.assignment_helpers import assign, is_member, package_giving
 

@@ -13,15 +13,9 @@ from entitlements.models import (
     AuditEvent,
     Channel,
     GrantState,
-    OriginSystem,
 )
-from entitlements.services.assignments import (
-    assignment_deliver,
-    assignment_remove,
-    assignment_revoke,
-    assignments_expire_due,
-)
-from entitlements.services.delivery import CONNECTORS
+from entitlements.services.delivery import assignment_deliver, assignment_revoke
+from entitlements.services.ending import assignment_remove, assignments_expire_due
 from tests.factories import UserFactory
 from tests.lifecycle.assignment_helpers import (
     CountingConnector,
@@ -32,6 +26,7 @@ from tests.lifecycle.assignment_helpers import (
     is_member,
     package_giving,
     run_in_threads,
+    use_connector,
     wait_until_a_transaction_waits_for_a_lock,
 )
 from tests.services import require_postgres
@@ -50,15 +45,16 @@ def enqueued(monkeypatch):
     """The threads below play the worker: what the services enqueue is only recorded."""
     calls = []
     monkeypatch.setattr(
-        "entitlements.services.assignments._enqueue", lambda *args: calls.append(args)
+        "entitlements.services.common.enqueue_task",
+        lambda name, *args: calls.append((name.rsplit(".", 1)[1], *args)),
     )
     return calls
 
 
 @pytest.fixture
 def counting(monkeypatch):
-    connector = CountingConnector(wait_for_lock_waiters=True)
-    monkeypatch.setitem(CONNECTORS, OriginSystem.GROUP, connector)
+    connector = CountingConnector()
+    use_connector(monkeypatch, connector)
     return connector
 
 
@@ -66,13 +62,19 @@ def test_two_deliveries_at_once_grant_each_role_once(requester, counting):
     resources = group_resources(3)
     package, policy = package_giving(*resources)
     assignment = fulfil(approved_request(requester, package, policy))
-    start = threading.Barrier(2)
+    counting.hold = threading.Event()  # the first run is granting when the second starts
 
-    def deliver():
-        start.wait()
+    def first():
         return assignment_deliver(assignment_id=assignment.pk)
 
-    outcomes = run_in_threads(deliver, deliver)
+    def second():
+        counting.granting.wait(timeout=10)
+        try:
+            return assignment_deliver(assignment_id=assignment.pk)
+        finally:
+            counting.hold.set()
+
+    outcomes = run_in_threads(first, second)
 
     assert len(counting.granted) == 3
     assert sorted(o.done for o in outcomes) == [0, 3]
@@ -83,22 +85,31 @@ def test_two_deliveries_at_once_grant_each_role_once(requester, counting):
     assert AuditEvent.objects.filter(action="assignment.delivered").count() == 1
 
 
-def test_a_removal_during_delivery_waits_and_then_takes_the_access_away(
+def test_a_removal_during_delivery_does_not_wait_and_the_access_is_taken_away_after(
     requester, admin_user, counting, enqueued
 ):
     resource = group_resources(1)[0]
     package, policy = package_giving(resource)
     assignment = fulfil(approved_request(requester, package, policy))
+    counting.hold = threading.Event()
 
     def deliver():
         return assignment_deliver(assignment_id=assignment.pk)
 
     def remove():
         counting.granting.wait(timeout=10)
-        return assignment_remove(actor=admin_user, assignment=assignment, channel=Channel.ADMIN)
+        try:
+            assignment_remove(actor=admin_user, assignment=assignment, channel=Channel.ADMIN)
+            # The grant is still claimed by the delivery: revocation leaves it alone.
+            return assignment_revoke(assignment_id=assignment.pk).done
+        finally:
+            counting.hold.set()
 
-    run_in_threads(deliver, remove)
-    assert ("revoke_assignment_grants", assignment.pk) in enqueued
+    _delivered, revoked_meanwhile = run_in_threads(deliver, remove)
+    assert revoked_meanwhile == 0
+    assert counting.revoked == []
+    # The delivery's record found the assignment ended and asked for the revocation again.
+    assert enqueued.count(("revoke_assignment_grants", assignment.pk)) == 2
     assignment_revoke(assignment_id=assignment.pk)
 
     assignment.refresh_from_db()

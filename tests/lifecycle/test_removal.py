@@ -13,17 +13,12 @@ from entitlements.models import (
     AuditEvent,
     Channel,
     GrantState,
-    OriginSystem,
     RequestState,
     RequestType,
     RoleAssignment,
 )
-from entitlements.services.assignments import (
-    assignment_remove,
-    assignment_revoke,
-    assignments_remove,
-)
-from entitlements.services.delivery import CONNECTORS
+from entitlements.services.delivery import assignment_revoke
+from entitlements.services.ending import assignment_remove, assignments_remove
 from entitlements.signals import assignment_ended
 from tests.factories import CatalogFactory, GroupResourceFactory, add_member
 from tests.lifecycle.assignment_helpers import (
@@ -35,6 +30,7 @@ from tests.lifecycle.assignment_helpers import (
     is_member,
     membership_source,
     package_giving,
+    use_connector,
 )
 
 pytestmark = pytest.mark.django_db
@@ -48,7 +44,7 @@ def eager_tasks(settings):
 @pytest.fixture
 def counting(monkeypatch):
     connector = CountingConnector()
-    monkeypatch.setitem(CONNECTORS, OriginSystem.GROUP, connector)
+    use_connector(monkeypatch, connector)
     return connector
 
 

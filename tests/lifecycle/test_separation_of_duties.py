@@ -21,7 +21,8 @@ from entitlements.models import (
     RequestState,
     RequestType,
 )
-from entitlements.services.assignments import assignment_deliver, request_fulfil
+from entitlements.services.delivery import assignment_deliver
+from entitlements.services.fulfilment import request_fulfil
 from entitlements.services.requests import request_submit, requests_admin_add
 from tests.factories import GroupFactory, UserFactory, add_member
 from tests.foundation.admin_support import admin_url

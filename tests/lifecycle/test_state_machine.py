@@ -42,12 +42,8 @@ from entitlements.models import (
     Channel,
     GrantState,
 )
-from entitlements.services.assignments import (
-    assignment_deliver,
-    assignment_remove,
-    assignments_expire_due,
-    assignments_revoke,
-)
+from entitlements.services.delivery import assignment_deliver, assignments_revoke
+from entitlements.services.ending import assignment_remove, assignments_expire_due
 from entitlements.services.requests import request_cancel, request_extend, request_submit
 from tests.factories import (
     ApprovalStageFactory,

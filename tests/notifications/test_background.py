@@ -12,7 +12,7 @@ from approvals.services import stage_decide
 from config.celery import app
 from directory.models import GroupMembership
 from entitlements.models import Assignment, AssignmentState, Channel, RequestState
-from entitlements.services.assignments import assignments_reconcile
+from entitlements.services.reconciliation import assignments_reconcile
 from entitlements.services.requests import request_submit
 from entitlements.tasks import expire_due_assignments
 from notifications.models import Notification

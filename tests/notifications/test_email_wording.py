@@ -18,7 +18,7 @@ from approvals.emails import stages_send_reminders
 from approvals.models import ReviewResult
 from approvals.services import stage_decide, stages_escalate_due, stages_expire_due
 from entitlements.models import Channel, PolicySubjectSet, StageApproverSet, SubjectType
-from entitlements.services.assignments import assignments_expire_due
+from entitlements.services.ending import assignments_expire_due
 from entitlements.services.requests import request_submit
 from notifications.models import Notification, NotificationKind
 from notifications.services import assignments_notify_expiring, render_notification

@@ -9,7 +9,7 @@ from django.utils import timezone
 from approvals.emails import stages_send_reminders
 from approvals.services import stages_escalate_due, stages_expire_due
 from entitlements.models import Assignment, Channel
-from entitlements.services.assignments import assignment_remove, assignments_expire_due
+from entitlements.services.ending import assignment_remove, assignments_expire_due
 from entitlements.services.requests import request_submit
 from notifications.models import Notification, NotificationKind
 from notifications.services import assignments_notify_expiring

@@ -220,7 +220,7 @@ def test_a_stopped_review_cannot_be_stopped_again(review, admin_user, on_commit)
 def test_access_that_ended_during_the_review_is_reported_as_already_ended(
     review, policy, reviewer, ann, admin_user, on_commit
 ):
-    from entitlements.services.assignments import assignment_remove
+    from entitlements.services.ending import assignment_remove
 
     decide(review, ann, Decision.DENY, reviewer)
     assignment = review.items.get(target=ann).assignment

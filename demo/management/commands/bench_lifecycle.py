@@ -49,12 +49,9 @@ from entitlements.models import (
     StageApproverSet,
     SubjectType,
 )
-from entitlements.services import assignments as lifecycle
-from entitlements.services.assignments import (
-    assignment_deliver,
-    assignments_expire_due,
-    assignments_revoke,
-)
+from entitlements.services import ending
+from entitlements.services.delivery import assignment_deliver, assignments_revoke
+from entitlements.services.ending import assignments_expire_due
 from entitlements.services.requests import request_submit
 
 
@@ -231,7 +228,7 @@ class Command(BaseCommand):
                 batch_size=2000,
             )
         after_commit = [0.0]
-        follow_up = lifecycle._after_bulk_end
+        follow_up = ending._after_end
 
         def timed_follow_up(*args):
             # On commit: the assignment_ended receivers (notifications) and the enqueueing.
@@ -240,7 +237,7 @@ class Command(BaseCommand):
             after_commit[0] += time.perf_counter() - began
 
         started = time.perf_counter()
-        with mock.patch.object(lifecycle, "_after_bulk_end", timed_follow_up):
+        with mock.patch.object(ending, "_after_end", timed_follow_up):
             ended = assignments_expire_due(now=now, batch_size=batch_size)
         expired_at = time.perf_counter()
         # What the worker runs for the batches expiry enqueued.

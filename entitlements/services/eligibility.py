@@ -1,0 +1,104 @@
+"""Eligibility: ending the assignments whose holder has left the policy's scope."""
+
+from django.db import transaction
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from ..audit import audit_bulk, audit_event
+from ..models import (
+    OPEN_ASSIGNMENT_STATES,
+    Assignment,
+    AssignmentPolicy,
+    AssignmentRequest,
+    RequestType,
+)
+from ..selectors import users_in_scope
+from .ending import assignments_end
+
+
+def assignments_remove_ineligible(*, now=None):
+    """End the assignments whose holder is no longer eligible; returns how many ended.
+
+    Eligibility is lost when the account is disabled or, except for direct assignments by
+    an administrator, when the user has left the policy's scope. Only policies that remove
+    access on leaving the scope take part. The first run that sees the loss records when; the
+    assignment ends once the policy's grace period has passed, and regaining eligibility
+    before then clears the record.
+    """
+    now = now or timezone.now()
+    removed = 0
+    policies = AssignmentPolicy.objects.filter(
+        remove_access_when_target_leaves_allowed_targets=True,
+        assignments__state__in=OPEN_ASSIGNMENT_STATES,
+    ).distinct()
+    for policy in policies:
+        removed += _remove_ineligible_of(policy, now)
+    return removed
+
+
+def _remove_ineligible_of(policy, now):
+    open_assignments = Assignment.objects.filter(
+        assignment_policy=policy, state__in=OPEN_ASSIGNMENT_STATES
+    )
+    in_scope = set(
+        users_in_scope(policy)
+        .filter(pk__in=open_assignments.values("target_id"))
+        .values_list("pk", flat=True)
+    )
+    rows = open_assignments.annotate(
+        admin_added=Exists(
+            AssignmentRequest.objects.filter(
+                assignment=OuterRef("pk"), request_type=RequestType.ADMIN_ADD
+            )
+        )
+    ).values_list(
+        "id", "target_id", "target__is_active", "admin_added", "eligibility_lost_datetime"
+    )
+    lost_now, regained, due = [], [], []
+    for pk, target_id, is_active, admin_added, lost_at in rows:
+        lost = not is_active or (not admin_added and target_id not in in_scope)
+        if lost and lost_at is None:
+            lost_now.append((pk, target_id))
+            lost_at = now
+        elif not lost and lost_at is not None:
+            regained.append((pk, target_id))
+        if lost and lost_at + policy.grace_period_before_access_removal <= now:
+            due.append(pk)
+    _mark_eligibility(policy, lost_now, now, now, "assignment.eligibilityLost")
+    _mark_eligibility(policy, regained, None, now, "assignment.eligibilityRegained")
+    ended = assignments_end(
+        assignment_ids=due,
+        request_type=RequestType.SYSTEM_REMOVE,
+        reason=_("The user is no longer eligible for this access package."),
+        notify=True,
+        now=now,
+    )
+    return len(ended)
+
+
+def _mark_eligibility(policy, rows, value, now, action):
+    if not rows:
+        return
+    with transaction.atomic():
+        Assignment.objects.filter(id__in=[pk for pk, _t in rows]).update(
+            eligibility_lost_datetime=value, modified=now
+        )
+        audit_bulk(
+            [
+                audit_event(
+                    action=action,
+                    obj=(Assignment, pk),
+                    target=target_id,
+                    access_package=policy.access_package_id,
+                    data={"grace_period": str(policy.grace_period_before_access_removal)},
+                    now=now,
+                )
+                for pk, target_id in rows
+            ]
+        )
+
+
+# --------------------------------------------------------------------------------------
+# Reconciliation: nothing lost with the broker
+# --------------------------------------------------------------------------------------

@@ -1,0 +1,84 @@
+"""Reconciliation: nothing lost with the broker or a worker.
+
+Every piece of due work can be found again from rows: an open assignment still delivering,
+grants waiting for delivery or removal, and claims whose worker died (their lease ran out).
+"""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from ..models import (
+    OPEN_ASSIGNMENT_STATES,
+    Assignment,
+    AssignmentResourceRole,
+    AssignmentState,
+    GrantState,
+)
+from . import common
+from .delivery import WAITING_FOR_DELIVERY, WAITING_FOR_REMOVAL
+
+REMOVAL_RETRY = timedelta(minutes=30)
+
+
+def assignments_reconcile(*, now=None, stuck_after=None):
+    """Enqueue again the deliveries and revocations still waiting after ``stuck_after``.
+
+    Every piece of due work can be found from rows: an open assignment still delivering, or
+    an ended one with grants waiting for removal. Returns (deliveries, revocations) enqueued.
+    A claim whose lease has run out is enqueued again whatever ``stuck_after`` says.
+    """
+    now = now or timezone.now()
+    cutoff = now - (stuck_after or settings.DELIVERY_STUCK_AFTER)
+    delivering = list(
+        Assignment.objects.filter(
+            state=AssignmentState.DELIVERING, modified__lt=cutoff
+        ).values_list("id", flat=True)
+    )
+    # Failed removals are retried too, less often: access must not outlive its assignment.
+    retry_failed_before = now - max(stuck_after or settings.DELIVERY_STUCK_AFTER, REMOVAL_RETRY)
+    revoking = list(
+        AssignmentResourceRole.objects.filter(
+            Q(state=GrantState.PENDING_REMOVAL, modified__lt=cutoff)
+            | Q(state=GrantState.REMOVAL_FAILED, modified__lt=retry_failed_before)
+        )
+        .values_list("assignment_id", flat=True)
+        .distinct()
+    )
+    # Grants waiting on an assignment already delivered: a role added to its package.
+    delivering += list(
+        AssignmentResourceRole.objects.filter(
+            state=GrantState.PENDING,
+            modified__lt=cutoff,
+            assignment__state__in=OPEN_ASSIGNMENT_STATES,
+        )
+        .exclude(assignment_id__in=delivering)
+        .values_list("assignment_id", flat=True)
+        .distinct()
+    )
+    # Claims whose worker died: the lease ran out with the grant still waiting.
+    expired = AssignmentResourceRole.objects.filter(lease_expires__lte=now)
+    delivering += list(
+        expired.filter(state__in=WAITING_FOR_DELIVERY, assignment__state__in=OPEN_ASSIGNMENT_STATES)
+        .exclude(assignment_id__in=delivering)
+        .values_list("assignment_id", flat=True)
+        .distinct()
+    )
+    revoking += list(
+        expired.filter(state__in=WAITING_FOR_REMOVAL)
+        .exclude(assignment_id__in=revoking)
+        .values_list("assignment_id", flat=True)
+        .distinct()
+    )
+    for pk in delivering:
+        common.enqueue_task(common.DELIVER, pk)
+    for pk in revoking:
+        common.enqueue_task(common.REVOKE, pk)
+    return len(delivering), len(revoking)
+
+
+# --------------------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------------------
