@@ -7,7 +7,9 @@ class EntitlementsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from . import permissions  # reads the models, so only once they are loaded
+        # permissions reads the models, so only once they are loaded; tasks registers the
+        # tasks that the services enqueue by name (they call the services, so no import back).
+        from . import permissions, tasks  # noqa: F401
         from .querysets import register_restrict
 
         register_restrict(permissions.restrict)

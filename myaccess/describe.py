@@ -21,11 +21,6 @@ from entitlements.models import (
 )
 from notifications.templatetags.sentences import one_full_stop
 
-PRIMARY_APPROVER_PURPOSES = (
-    StageApproverSet.Purpose.PRIMARY,
-    StageApproverSet.Purpose.FALLBACK_PRIMARY,
-)
-
 STAGE_PREFETCH = Prefetch(
     "approval_stages",
     queryset=ApprovalStage.objects.order_by("sequence").prefetch_related(

@@ -23,10 +23,6 @@ class ReviewStatus(models.TextChoices):
     APPLIED = "Applied", _("Completed, results applied")
 
 
-# Instances whose results are final: no decision is taken any more.
-ENDED_REVIEW_STATUSES = [ReviewStatus.APPLYING, ReviewStatus.COMPLETED, ReviewStatus.APPLIED]
-
-
 class Decision(models.TextChoices):
     """A reviewer's decision on one item (Graph decision values)."""
 

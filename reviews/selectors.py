@@ -94,11 +94,3 @@ def reviewer_item_counts(*, instance, undecided_only=False):
             # Their count covers every item already, including any they also review as manager.
             counts[user_id] = total - own.get(user_id, 0)
     return counts
-
-
-def instance_progress(*, instance):
-    """(decided, total) items of one instance."""
-    row = instance.items.aggregate(
-        total=Count("pk"), decided=Count("pk", filter=~Q(decision=Decision.NOT_REVIEWED))
-    )
-    return row["decided"], row["total"]

@@ -9,7 +9,6 @@ and is refused with ``ENDED_MESSAGE``.
 
 import calendar
 import uuid
-from collections import Counter
 from datetime import UTC, date, datetime, time, timedelta
 
 from django.db import IntegrityError, connection, transaction
@@ -760,8 +759,3 @@ def _audit_instance(instance, action, actor, channel, before, now, **data):
         data=data,
         now=now,
     )
-
-
-def decision_counts(instance):
-    """{decision: number of items} for one instance."""
-    return Counter(dict(instance.items.values_list("decision").annotate(n=Count("pk")).order_by()))
