@@ -110,6 +110,8 @@ INSTALLED_APPS = [
     "approvals",
     "reviews",
     "myaccess",
+    "api",
+    "drf_spectacular_sidecar",
     "demo",
 ]
 
@@ -121,6 +123,8 @@ MIDDLEWARE = [
     # Before anything reads the body, the session or the database: an unreadable request
     # (a NUL byte, a form that is not UTF-8, too many fields) gets a 400 page.
     "config.middleware.RejectUnreadableRequestsMiddleware",
+    # Every response carries a request-id header, as Graph's do; API errors repeat it.
+    "api.middleware.RequestIdMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -337,22 +341,39 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 # --- REST API -------------------------------------------------------------------------------
+# The Graph-compatible API (api/): bearer tokens from /oauth2/v2.0/token or personal tokens,
+# or the browser's session (with CSRF). What a token may call is decided in api.permissions;
+# which rows it sees, by the same restrict() and services as the portal and the admin.
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "api.authentication.BearerTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.BasicAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": ["api.permissions.GraphPermission"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
-    "PAGE_SIZE": 100,
+    "DEFAULT_PAGINATION_CLASS": None,
+    "EXCEPTION_HANDLER": "api.graph.errors.graph_exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "URL_FORMAT_OVERRIDE": None,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Entitlement management API",
-    "DESCRIPTION": "Catalogs, access packages, policies, requests and assignments, "
-    "named after the Microsoft Graph entitlementManagement resources.",
+    "DESCRIPTION": "Microsoft Graph v1.0 identityGovernance/entitlementManagement, served by "
+    "the product: catalogs, access packages, policies, requests, assignments, approvals and "
+    "access reviews.",
     "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
 }
+# Lifetime of an access token from /oauth2/v2.0/token (Entra's default is 60 to 90 minutes).
+API_TOKEN_LIFETIME = timedelta(minutes=_strict("int", "API_TOKEN_LIFETIME_MINUTES", default=60))
+# Longest page a client may ask for with $top (Graph's limit for most collections).
+API_MAX_PAGE_SIZE = 999
 
 # --- Product behaviour ----------------------------------------------------------------------
 # How long a stuck delivery waits before the reconciler picks it up again.

@@ -31,5 +31,6 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("approvals/email/", include("approvals.urls")),
     path("access-reviews/", include("reviews.urls")),
+    path("", include("api.urls")),
     path("", include("myaccess.urls")),
 ]

@@ -1,0 +1,155 @@
+"""Graph's conventions, shown on catalogs: lists, paging, $filter, $orderby, $select,
+errors in Graph's shape, request ids, create/update/delete through the audited services."""
+
+import pytest
+
+from entitlements.models import AdminRole, AuditEvent, Catalog, RoleAssignment
+from tests.factories import CatalogFactory
+
+URL = "/v1.0/identityGovernance/entitlementManagement/catalogs"
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin_client(client, admin_user):
+    client.force_login(admin_user)
+    return client
+
+
+def test_a_list_is_graph_shaped_and_pages_with_an_opaque_skiptoken(admin_client):
+    for i in range(7):
+        CatalogFactory(display_name=f"Catalog {i:02}")
+    seen = []
+    url = f"{URL}?$top=3&$filter=startswith(displayName,'Catalog')"
+    pages = 0
+    while url:
+        response = admin_client.get(url)
+        assert response.status_code == 200, response.content
+        body = response.json()
+        assert body["@odata.context"].endswith(
+            "$metadata#identityGovernance/entitlementManagement/catalogs"
+        )
+        seen += [row["displayName"] for row in body["value"]]
+        url = body.get("@odata.nextLink")
+        pages += 1
+    assert seen == [f"Catalog {i:02}" for i in range(7)]
+    assert pages == 3
+
+
+def test_orderby_descending_and_count(admin_client):
+    for name in ("A", "B", "C"):
+        CatalogFactory(display_name=name)
+    body = admin_client.get(
+        f"{URL}?$orderby=displayName desc&$filter=displayName in ('A','B','C')&$count=true&$top=2"
+    ).json()
+    assert [row["displayName"] for row in body["value"]] == ["C", "B"]
+    assert body["@odata.count"] == 3
+    second = admin_client.get(body["@odata.nextLink"]).json()
+    assert [row["displayName"] for row in second["value"]] == ["A"]
+    assert "@odata.nextLink" not in second
+
+
+def test_select_keeps_the_named_properties_and_the_id(admin_client):
+    catalog = CatalogFactory(display_name="Only")
+    body = admin_client.get(f"{URL}/{catalog.pk}?$select=displayName").json()
+    assert set(body) == {"@odata.context", "id", "displayName"}
+
+
+@pytest.mark.parametrize(
+    "query, code",
+    [
+        ("$filter=password eq 'x'", "InvalidFilter"),
+        ("$filter=displayName eq", "InvalidFilter"),
+        ("$filter=displayName eq 'a' and", "InvalidFilter"),
+        ("$orderby=password", "BadRequest"),
+        ("$select=secret", "BadRequest"),
+        ("$expand=nothing", "BadRequest"),
+        ("$top=-1", "BadRequest"),
+        ("$top=abc", "BadRequest"),
+        ("$skiptoken=forged", "BadRequest"),
+        ("$unknown=1", "BadRequest"),
+    ],
+)
+def test_bad_query_options_answer_400_in_graphs_error_shape(admin_client, query, code):
+    response = admin_client.get(f"{URL}?{query}")
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert error["code"] == code
+    assert error["message"]
+    assert error["innerError"]["request-id"] == response["request-id"]
+    assert error["innerError"]["date"]
+
+
+def test_unknown_ids_and_paths_answer_graph_errors(admin_client):
+    missing = admin_client.get(f"{URL}/00000000-0000-0000-0000-000000000000")
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "ResourceNotFound"
+    assert admin_client.get(f"{URL}/not-a-uuid").status_code == 404
+    unknown = admin_client.get("/v1.0/identityGovernance/nothingHere")
+    assert unknown.status_code == 400
+    assert unknown.json()["error"]["code"] == "BadRequest"
+
+
+def test_no_session_and_no_token_is_401_with_a_bearer_challenge(client):
+    response = client.get(URL)
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "InvalidAuthenticationToken"
+    assert response["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_create_update_delete_go_through_the_audited_services(admin_client, admin_user):
+    response = admin_client.post(
+        URL, {"displayName": "Sales", "description": "Sales tools"}, content_type="application/json"
+    )
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert response["Location"].endswith(f"/catalogs/{body['id']}")
+    assert body["catalogType"] == "userManaged" and body["state"] == "published"
+    catalog = Catalog.objects.get(pk=body["id"])
+    assert RoleAssignment.objects.filter(
+        catalog=catalog, principal=admin_user, role=AdminRole.CATALOG_OWNER
+    ).exists()
+
+    patched = admin_client.patch(
+        f"{URL}/{catalog.pk}", {"description": "Changed"}, content_type="application/json"
+    )
+    assert patched.status_code == 204
+    catalog.refresh_from_db()
+    assert catalog.description == "Changed"
+    assert AuditEvent.objects.filter(action="catalog.changed", channel="api").exists()
+
+    duplicate = admin_client.post(URL, {"displayName": "Sales"}, content_type="application/json")
+    assert duplicate.status_code == 400
+    assert (
+        "displayName" in duplicate.json()["error"]["message"]
+        or "name" in duplicate.json()["error"]["message"]
+    )
+
+    deleted = admin_client.delete(f"{URL}/{catalog.pk}")
+    assert deleted.status_code == 204
+    assert not Catalog.objects.filter(pk=catalog.pk).exists()
+    assert AuditEvent.objects.filter(action="catalog.deleted", channel="api").exists()
+
+
+def test_a_body_that_is_not_an_object_or_not_json_is_400(admin_client):
+    assert admin_client.post(URL, "[1]", content_type="application/json").status_code == 400
+    response = admin_client.post(URL, "{", content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "BadRequest"
+
+
+def test_a_person_without_roles_sees_no_catalogs_and_may_not_create_one(client, outsider):
+    CatalogFactory(display_name="Hidden")
+    client.force_login(outsider)
+    assert client.get(URL).json()["value"] == []
+    response = client.post(URL, {"displayName": "Mine"}, content_type="application/json")
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "Forbidden"
+    assert not Catalog.objects.filter(display_name="Mine").exists()
+
+
+def test_every_response_has_a_request_id(admin_client):
+    response = admin_client.get(URL, HTTP_CLIENT_REQUEST_ID="abc-123")
+    assert response["request-id"]
+    assert response["client-request-id"] == "abc-123"
