@@ -1,27 +1,49 @@
-"""The API's URLs: Graph's paths under ``/v1.0/``, the token endpoint and the schema."""
+"""The API's URLs: Graph's paths under ``/v1.0/``, the token endpoint and the schema.
+
+Each module of ``api.resources`` registers its viewsets on the router of its base path
+(``register(routers)``), so adding a resource touches only its own module.
+"""
+
+from importlib import import_module
 
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
-from .resources.catalogs import CatalogViewSet
 from .views import unknown_segment
-
-BASE = "v1.0/identityGovernance/entitlementManagement/"
 
 
 class GraphRouter(SimpleRouter):
-    """Graph's paths have no trailing slash; ids are any segment without ``/`` or ``(``."""
+    """Graph's paths have no trailing slash."""
 
     def __init__(self):
         super().__init__(trailing_slash=False)
 
 
-entitlement_management = GraphRouter()
-entitlement_management.register("catalogs", CatalogViewSet, basename="catalog")
+RESOURCE_MODULES = [
+    "catalogs",
+    "packages",
+    "policies",
+    "requests",
+    "assignments",
+    "approvals",
+    "organizations",
+    "directory",
+    "reviews",
+]
+
+# base path under /v1.0/ -> router
+routers = {
+    "identityGovernance/entitlementManagement": GraphRouter(),
+    "identityGovernance/accessReviews": GraphRouter(),
+    "": GraphRouter(),
+}
+for _name in RESOURCE_MODULES:
+    import_module(f"api.resources.{_name}").register(routers)
 
 urlpatterns = [
-    path(BASE, include(entitlement_management.urls)),
+    *[path(f"v1.0/{base}/" if base else "v1.0/", include(r.urls)) for base, r in routers.items()],
+    path("", include("api.auth_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("v1.0/$metadata", SpectacularAPIView.as_view(), name="api-metadata"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

@@ -69,3 +69,9 @@ class CatalogViewSet(GraphViewSet):
         require(request.user, "delete", catalog, what="this catalog")
         delete_config(request.user, catalog)
         return self.no_content()
+
+
+def register(routers):
+    routers["identityGovernance/entitlementManagement"].register(
+        "catalogs", CatalogViewSet, basename="catalog"
+    )
