@@ -16,12 +16,14 @@ from .catalogs import (
     AdminRole,
     Catalog,
     ConnectedSystem,
+    DriftMode,
     OriginSystem,
     Resource,
     ResourceRole,
     ResourceRoleScope,
     RoleAssignment,
 )
+from .drift import DriftItem, DriftKind, DriftReport
 from .lifecycle import (
     ADD_REQUEST_TYPES,
     FINAL_REQUEST_STATES,
@@ -63,6 +65,10 @@ __all__ = [
     "AuditEvent",
     "Catalog",
     "ConnectedSystem",
+    "DriftMode",
+    "DriftReport",
+    "DriftItem",
+    "DriftKind",
     "AdminRole",
     "CATALOG_SCOPED_ROLES",
     "RoleAssignment",

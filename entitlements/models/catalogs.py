@@ -171,6 +171,20 @@ class ConnectedSystem(BaseModel):
     last_error = models.TextField(_("last error"), blank=True)
     last_error_datetime = models.DateTimeField(_("last error at"), null=True, blank=True)
     consecutive_failures = models.PositiveIntegerField(_("consecutive failures"), default=0)
+    probe_datetime = models.DateTimeField(
+        _("last probe"),
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_(
+            "While unhealthy, the last time one call was let through to see if it answers."
+        ),
+    )
+
+    # Circuit breaker: after this many consecutive failures the system is unhealthy; its
+    # waiting work is not called, except one probe per interval (settings may say otherwise).
+    FAILURE_THRESHOLD = 5
+    PROBE_INTERVAL = 60  # seconds
 
     class Meta:
         ordering = ["name"]
@@ -186,9 +200,33 @@ class ConnectedSystem(BaseModel):
     def __str__(self):
         return self.name
 
+    @property
+    def failure_threshold(self):
+        return int((self.settings or {}).get("failure_threshold", self.FAILURE_THRESHOLD))
+
+    @property
+    def probe_interval(self):
+        return float((self.settings or {}).get("probe_interval", self.PROBE_INTERVAL))
+
+    @property
+    def is_unhealthy(self):
+        """Failed ``failure_threshold`` times in a row: its work waits (circuit open)."""
+        return self.consecutive_failures >= max(1, self.failure_threshold)
+
+    @property
+    def is_builtin(self):
+        return self.kind == ConnectedSystemKind.BUILTIN
+
 
 def builtin_system_id():
-    """The built-in directory's id: the default system of a new resource (made if missing)."""
+    """The built-in directory's id: the default system of a new resource (made if missing).
+
+    Only the id is read: a migration that adds a column to connected systems runs after
+    the one that calls this to fill in existing resources."""
+    builtin = ConnectedSystem.objects.filter(kind=ConnectedSystem.Kind.BUILTIN)
+    pk = builtin.values_list("pk", flat=True).first()
+    if pk is not None:
+        return pk
     system, _created = ConnectedSystem.objects.get_or_create(
         kind=ConnectedSystem.Kind.BUILTIN, defaults={"name": ConnectedSystem.BUILTIN_NAME}
     )
@@ -205,8 +243,22 @@ class OriginSystem(models.TextChoices):
     DIRECTORY_ROLE = "DirectoryRole", _("Directory role")
 
 
+class DriftMode(models.TextChoices):
+    """What drift reconciliation does with a difference between the system and the product."""
+
+    REPORT_ONLY = "reportOnly", _("Report only")
+    ENFORCE = "enforce", _("Enforce (add the missing, remove the extra)")
+
+
 class Resource(BaseModel):
-    """A group, application, site or admin role added to a catalog (accessPackageResource)."""
+    """A group, application, site or admin role added to a catalog (accessPackageResource).
+
+    A resource of the built-in directory points at its local group, application or site. A
+    group of another connected system (LDAP, SCIM) is known by ``origin_id`` alone (an LDAP
+    DN, a SCIM id), with ``group`` empty: there is no local copy of it.
+    """
+
+    DriftMode = DriftMode
 
     catalog = models.ForeignKey(Catalog, on_delete=models.CASCADE, related_name="resources")
     display_name = models.CharField(_("name"), max_length=256)
@@ -249,6 +301,17 @@ class Resource(BaseModel):
         ),
     )
 
+    drift_mode = models.CharField(
+        _("drift"),
+        max_length=16,
+        choices=DriftMode,
+        default=DriftMode.REPORT_ONLY,
+        help_text=_(
+            "For a resource of a connected system: report its members that differ from the "
+            "product's assignments, or also correct them."
+        ),
+    )
+
     objects = RestrictedQuerySet.as_manager()
 
     class Meta:
@@ -259,10 +322,11 @@ class Resource(BaseModel):
                 fields=["catalog", "origin_system", "origin_id"],
                 name="one_resource_per_catalog_origin",
             ),
+            # A group of another connected system has no local group (Resource.clean checks
+            # that a built-in one has); an application and a site are always local.
             models.CheckConstraint(
                 name="resource_points_at_its_origin_object",
-                condition=(~Q(origin_system="AadGroup") | Q(group__isnull=False))
-                & (~Q(origin_system="AadApplication") | Q(application__isnull=False))
+                condition=(~Q(origin_system="AadApplication") | Q(application__isnull=False))
                 & (~Q(origin_system="SharePointOnline") | Q(site__isnull=False)),
                 violation_error_message=_("Choose the group, application or site."),
             ),
@@ -270,6 +334,13 @@ class Resource(BaseModel):
 
     def __str__(self):
         return f"{self.display_name} ({self.get_origin_system_display()})"
+
+    def clean(self):
+        super().clean()
+        if self.origin_system == OriginSystem.GROUP and self.group_id is None:
+            system = self.connected_system if self.connected_system_id else None
+            if system is None or system.is_builtin:
+                raise ValidationError({"group": _("Choose the group.")})
 
 
 class ResourceRole(BaseModel):

@@ -270,6 +270,11 @@ class AssignmentResourceRole(BaseModel):
     # left alone until the lease runs out, after which the reconciler hands it out again.
     claimed_by = models.CharField(_("claimed by"), max_length=64, blank=True)
     lease_expires = models.DateTimeField(_("claim expires"), null=True, blank=True)
+    refused = models.BooleanField(
+        _("refused"),
+        default=False,
+        help_text=_("The system definitely refused the last attempt; not retried by itself."),
+    )
 
     objects = RestrictedQuerySet.as_manager()
 
