@@ -26,7 +26,13 @@ from .base import (
     system_secret,
 )
 from .builtin import BuiltinConnector
-from .registry import CONNECTOR_KINDS, connector_for, register_connector_kind
+from .ldap import LdapConnector
+from .registry import (
+    CONNECTOR_KINDS,
+    connector_for,
+    connector_for_system,
+    register_connector_kind,
+)
 
 __all__ = [
     "CONNECTOR_KINDS",
@@ -36,7 +42,9 @@ __all__ = [
     "ConnectorRefused",
     "ConnectorTimeout",
     "DiscoveredGroup",
+    "LdapConnector",
     "connector_for",
+    "connector_for_system",
     "register_connector_kind",
     "system_secret",
 ]

@@ -6,10 +6,14 @@ from entitlements.models import ConnectedSystem
 
 from .base import ConnectorError
 from .builtin import BuiltinConnector
+from .ldap import LdapConnector
 
-# kind -> a callable taking the ConnectedSystem row (a Connector subclass). LDAP and SCIM
-# register theirs with register_connector_kind() when their modules exist.
-CONNECTOR_KINDS = {ConnectedSystem.Kind.BUILTIN: BuiltinConnector}
+# kind -> a callable taking the ConnectedSystem row (a Connector subclass). SCIM registers
+# its own with register_connector_kind().
+CONNECTOR_KINDS = {
+    ConnectedSystem.Kind.BUILTIN: BuiltinConnector,
+    ConnectedSystem.Kind.LDAP: LdapConnector,
+}
 _instances = {}
 
 
@@ -26,6 +30,11 @@ def connector_for(resource):
             _("%(system)s is disabled; %(resource)s waits until it is enabled again.")
             % {"system": system.name, "resource": resource.display_name}
         )
+    return connector_for_system(system)
+
+
+def connector_for_system(system):
+    """The connector serving ``system`` (enabled or not: the admin tests a disabled one)."""
     factory = CONNECTOR_KINDS.get(system.kind)
     if factory is None:
         raise ConnectorError(
