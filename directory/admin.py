@@ -18,6 +18,7 @@ from .models import (
     Application,
     AppRole,
     ConnectedOrganization,
+    EntitlementManagementSettings,
     Group,
     GroupMembership,
     Site,
@@ -233,3 +234,15 @@ class SiteAdmin(ReadableByAdmins, admin.ModelAdmin):
     list_display = ["display_name", "url"]
     search_fields = ["display_name", "url"]
     inlines = [SiteRoleAssignmentInline]
+
+
+@admin.register(EntitlementManagementSettings)
+class EntitlementManagementSettingsAdmin(ReadableByAdmins, admin.ModelAdmin):
+    list_display = ["__str__", "external_user_lifecycle_action"]
+    fields = [
+        "external_user_lifecycle_action",
+        "duration_until_external_user_deleted_after_blocked",
+    ]
+
+    def has_add_permission(self, request):
+        return super().has_add_permission(request) and not self.model.objects.exists()

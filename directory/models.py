@@ -5,9 +5,11 @@ connector delivers access by writing group memberships and role grants here.
 """
 
 import uuid
+from datetime import timedelta
 
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -60,6 +62,58 @@ class ConnectedOrganization(BaseModel):
 
     def __str__(self):
         return self.display_name
+
+
+class EntitlementManagementSettings(BaseModel):
+    """The one row of product-wide settings (Graph entitlementManagementSettings): what
+    happens to an external user whose last access package assignment ends."""
+
+    class ExternalUserLifecycleAction(models.TextChoices):
+        NONE = "none", _("Nothing")
+        BLOCK_SIGN_IN = "blockSignIn", _("Block sign-in")
+        BLOCK_SIGN_IN_AND_DELETE = "blockSignInAndDelete", _("Block sign-in, then delete")
+
+    # Always 1: the unique constraint keeps the table at one row, whoever saves first.
+    key = models.PositiveSmallIntegerField(default=1, editable=False)
+    external_user_lifecycle_action = models.CharField(
+        _("when an external user's last assignment ends"),
+        max_length=24,
+        choices=ExternalUserLifecycleAction,
+        default=ExternalUserLifecycleAction.BLOCK_SIGN_IN_AND_DELETE,
+    )
+    duration_until_external_user_deleted_after_blocked = models.DurationField(
+        _("delete the blocked external user after"), default=timedelta(days=30)
+    )
+
+    class Meta:
+        verbose_name = _("entitlement management settings")
+        verbose_name_plural = _("entitlement management settings")
+        constraints = [
+            models.UniqueConstraint(fields=["key"], name="one_entitlement_management_settings"),
+            models.CheckConstraint(
+                name="entitlement_management_settings_key_is_1", condition=models.Q(key=1)
+            ),
+        ]
+
+    def __str__(self):
+        return str(_("Entitlement management settings"))
+
+    @classmethod
+    def current(cls):
+        """The saved settings, or unsaved defaults when nobody has changed them yet."""
+        return cls.objects.filter(key=1).first() or cls()
+
+    def clean(self):
+        if self.duration_until_external_user_deleted_after_blocked is not None and (
+            self.duration_until_external_user_deleted_after_blocked < timedelta(0)
+        ):
+            raise ValidationError(
+                {
+                    "duration_until_external_user_deleted_after_blocked": _(
+                        "The time before deletion cannot be negative."
+                    )
+                }
+            )
 
 
 class UserManager(BaseUserManager):
