@@ -94,12 +94,14 @@ def test_owner_role_is_the_owner_attribute(ldap_server, ldap_system):
     assert ldap_server.members("owned") == {"ann"}
 
 
-def test_uid_as_the_user_attribute_matches_the_local_part_of_the_email(ldap_server, db):
+def test_uid_as_the_user_attribute_matches_the_local_part_of_the_email(ldap_server, db, tmp_path):
+    secret = tmp_path / "ldap.secret"
+    secret.write_text(ldap_server.password + "\n")
     system = ConnectedSystem.objects.create(
         kind=ConnectedSystem.Kind.LDAP,
         name="By uid",
         settings=ldap_settings(ldap_server, user_attribute="uid", user_match="local_part"),
-        secret_reference=_password_file(ldap_server),
+        secret_reference=str(secret),
     )
     dn = ldap_server.add_group("by-uid")
     role = member_role(ldap_resource(system, dn))
@@ -193,12 +195,3 @@ def test_search_groups_pages_by_name_and_reports_owners(ldap_server, ldap_system
     assert first[3].owner_keys == ("ann@example.org",)
     assert first[3].origin_id == ldap_server.group_dn("Search team 3")
     assert connector.search_groups("no such group") == ([], None)
-
-
-def _password_file(server):
-    import tempfile
-
-    handle = tempfile.NamedTemporaryFile("w", suffix=".secret", delete=False)
-    handle.write(server.password + "\n")
-    handle.close()
-    return handle.name
