@@ -11,6 +11,8 @@ write (``write_permissions``); an action may name its own in ``action_permission
 
 from rest_framework import permissions
 
+from entitlements.permissions import holds_admin_role
+
 # Graph's permission names
 EM_READ = "EntitlementManagement.Read.All"
 EM_READWRITE = "EntitlementManagement.ReadWrite.All"
@@ -49,6 +51,10 @@ DELEGATED_PERMISSIONS = (
 # Application permissions that act product-wide, not within catalog roles.
 PRODUCT_WIDE = {EM_READ, EM_READWRITE, REVIEW_READ, REVIEW_READWRITE}
 
+# What an application holding catalog roles (and no product-wide permission) may call: it
+# then acts within those roles, as a person does (Entra lets a service principal hold them).
+CATALOG_ROLE_PERMISSIONS = frozenset({EM_READ, EM_READWRITE})
+
 # What each kind of resource accepts
 ENTITLEMENTS_READ = (EM_READ, EM_READWRITE)
 ENTITLEMENTS_WRITE = (EM_READWRITE,)
@@ -64,11 +70,20 @@ ME = (USER_READ, USER_READ_ALL, DIRECTORY_READ_ALL)
 
 def granted(request):
     """The permissions the caller holds: the token's, or every delegated one for the
-    browser's session (a person acting as themselves, within their roles)."""
+    browser's session (a person acting as themselves, within their roles). An application
+    token without a product-wide permission whose service principal holds catalog roles
+    may also read and write entitlement management within those catalogs."""
     token = request.auth
     if token is None:
         return frozenset(DELEGATED_PERMISSIONS) if request.user.is_authenticated else frozenset()
-    return frozenset(token.permissions)
+    held = frozenset(token.permissions)
+    if (
+        getattr(token, "application_id", None) is not None
+        and not held & PRODUCT_WIDE
+        and holds_admin_role(request.user)
+    ):
+        held |= CATALOG_ROLE_PERMISSIONS
+    return held
 
 
 def needed(request, view):
