@@ -22,6 +22,7 @@ class GraphRouter(SimpleRouter):
 
 RESOURCE_MODULES = [
     "catalogs",
+    "catalog_resources",
     "packages",
     "policies",
     "requests",
