@@ -239,3 +239,10 @@ def test_the_token_list_is_a_bounded_number_of_queries(
             user_token(requester, [EM_READ])
         with django_assert_max_num_queries(6):
             assert client.get(TOKENS).status_code == 200
+
+
+def test_my_access_links_to_the_token_page(client, requester):
+    client.force_login(requester)
+    home = client.get("/").content.decode()
+    assert f'href="{TOKENS}"' in home
+    assert f'href="{TOKENS}" aria-current="page"' in client.get(TOKENS).content.decode()
