@@ -322,6 +322,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "entitlements.tasks.reconcile_assignments",
         "schedule": _EVERY_MINUTE,
     },
+    "compare connected systems with the assignments (drift)": {
+        "task": "entitlements.tasks.reconcile_drift",
+        "schedule": 5 * _EVERY_MINUTE,  # each system at most once per its drift_interval
+    },
     "start access reviews that are due": {
         "task": "reviews.tasks.schedule_due_reviews",
         "schedule": 15 * _EVERY_MINUTE,
@@ -379,6 +383,12 @@ API_MAX_PAGE_SIZE = 999
 # --- Product behaviour ----------------------------------------------------------------------
 # How long a stuck delivery waits before the reconciler picks it up again.
 DELIVERY_STUCK_AFTER = timedelta(minutes=_strict("int", "DELIVERY_STUCK_AFTER_MINUTES", default=5))
+# A connector call that failed and may succeed later is retried after this many seconds,
+# doubled on each retry up to the maximum, with jitter (entitlements.services.delivery).
+CONNECTOR_RETRY_BACKOFF = _strict("float", "CONNECTOR_RETRY_BACKOFF_SECONDS", default=30.0)
+CONNECTOR_RETRY_BACKOFF_MAX = _strict(
+    "float", "CONNECTOR_RETRY_BACKOFF_MAX_SECONDS", default=3600.0
+)
 
 LOGGING = {
     "version": 1,

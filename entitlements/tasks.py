@@ -1,52 +1,50 @@
 """Background work of the assignment lifecycle: thin tasks that take ids and call one service.
 
 Each task is safe to run twice. Deliveries and revocations are enqueued on commit by the
-services; ``assignments_reconcile`` enqueues them again if the broker lost them. A connector
-failure (a timeout too) is recorded on the grant by the service, then raised here so Celery
-retries with backoff; the admin can "Reprocess" once the retries are used up.
+services; ``assignments_reconcile`` enqueues them again if the broker lost them. A retryable
+connector failure (a timeout too) is recorded on the grant by the service, then the task
+retries with exponential backoff and jitter (``delivery.retry_countdown``), or after the
+system's Retry-After; a refusal is not retried, nor is work waiting for an unhealthy system
+(its recovery enqueues it). The admin can "Reprocess" once the retries are used up.
 """
 
 from celery import shared_task
 
 from entitlements.connectors import ConnectorError
-from entitlements.services import delivery, eligibility, ending, reconciliation
+from entitlements.services import delivery, drift, eligibility, ending, reconciliation
 
-RETRYING = {
-    "acks_late": True,
-    "autoretry_for": (ConnectorError,),
-    "retry_backoff": 30,  # seconds, doubled on each retry
-    "retry_backoff_max": 3600,
-    "retry_jitter": True,
-    "max_retries": 10,
-}
+RETRYING = {"acks_late": True, "bind": True, "max_retries": 10}
 
 
-@shared_task(**RETRYING)
-def deliver_assignment(assignment_id):
-    outcome = delivery.assignment_deliver(assignment_id=assignment_id)
-    if not outcome.ok:
-        raise ConnectorError("; ".join(outcome.failed))
+def _retry_if_worth_it(task, outcome, limit=None):
+    """Retry the task when some failure may succeed later; a refusal alone is final."""
+    if outcome.ok or not outcome.retryable:
+        return outcome.done
+    error = ConnectorError("; ".join(outcome.failed[:limit]))
+    countdown = delivery.retry_countdown(task.request.retries, outcome.retry_after)
+    raise task.retry(exc=error, countdown=countdown)
 
 
 @shared_task(**RETRYING)
-def deliver_assignments(assignment_ids):
+def deliver_assignment(self, assignment_id):
+    return _retry_if_worth_it(self, delivery.assignment_deliver(assignment_id=assignment_id))
+
+
+@shared_task(**RETRYING)
+def deliver_assignments(self, assignment_ids):
     outcome = delivery.assignments_deliver(assignment_ids=assignment_ids)
-    if not outcome.ok:
-        raise ConnectorError("; ".join(outcome.failed[:20]))
+    return _retry_if_worth_it(self, outcome, limit=20)
 
 
 @shared_task(**RETRYING)
-def revoke_assignment_grants(assignment_id):
-    outcome = delivery.assignment_revoke(assignment_id=assignment_id)
-    if not outcome.ok:
-        raise ConnectorError("; ".join(outcome.failed))
+def revoke_assignment_grants(self, assignment_id):
+    return _retry_if_worth_it(self, delivery.assignment_revoke(assignment_id=assignment_id))
 
 
 @shared_task(**RETRYING)
-def revoke_grants_batch(assignment_ids):
+def revoke_grants_batch(self, assignment_ids):
     outcome = delivery.assignments_revoke(assignment_ids=assignment_ids)
-    if not outcome.ok:
-        raise ConnectorError("; ".join(outcome.failed[:20]))
+    return _retry_if_worth_it(self, outcome, limit=20)
 
 
 @shared_task(acks_late=True)
@@ -62,3 +60,20 @@ def remove_ineligible_assignments():
 @shared_task(acks_late=True)
 def reconcile_assignments():
     return reconciliation.assignments_reconcile()
+
+
+@shared_task(acks_late=True)
+def resume_connected_system(system_id):
+    """A system answers again: enqueue the work that waited for it."""
+    return reconciliation.connected_system_resume(system_id=system_id)
+
+
+@shared_task(acks_late=True)
+def reconcile_drift():
+    """Enqueue one drift reconciliation per enabled connected system that is due."""
+    return drift.drift_reconcile_due()
+
+
+@shared_task(acks_late=True)
+def reconcile_system_drift(system_id):
+    return drift.system_drift_reconcile(system_id=system_id).pk

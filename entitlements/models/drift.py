@@ -58,10 +58,23 @@ class DriftItem(BaseModel):
     detected = models.DateTimeField(_("detected"))
     resolved = models.DateTimeField(_("resolved"), null=True, blank=True)
     resolution = models.TextField(_("resolution"), blank=True)
+    kept = models.BooleanField(
+        _("kept"),
+        default=False,
+        help_text=_("An extra member kept as a direct membership: not reported or removed again."),
+    )
 
     class Meta:
         ordering = ["report", "kind", "key"]
         verbose_name = _("drift item")
+        indexes = [
+            # Which extra members of a role were kept (every drift run asks).
+            models.Index(
+                fields=["resource_role", "key"],
+                condition=models.Q(kept=True),
+                name="drift_item_kept_idx",
+            )
+        ]
 
     def __str__(self):
         return f"{self.get_kind_display()}: {self.key}"

@@ -16,14 +16,28 @@ mid-call leaves a lease that runs out, and the reconciler hands the grant out ag
 that comes while a grant is being delivered does not wait: it moves the grant to
 pendingRemoval, revocation leaves it until its claim is recorded, and the record enqueues the
 revocation again.
+
+Failures: a retryable ConnectorError (a network error, a timeout, a 5xx) is recorded on the
+grant and the task retries it with exponential backoff and jitter (or after the system's
+``retry_after``); a ConnectorRefused is recorded as deliveryFailed with the system's message,
+marks the grant ``refused`` and is not retried until an administrator reprocesses it.
+
+Circuit breaker: a system that failed ``failure_threshold`` times in a row (5 unless its
+settings say otherwise) is unhealthy. Its waiting grants are not called: they stay as they
+are (pending, pendingRemoval), with no attempt counted, except one call per
+``probe_interval`` (60 s) that probes it. When a call succeeds the system is healthy again
+and its waiting work is enqueued at once (``reconciliation.connected_system_resume``); the
+reconciler also finds it every run. A disabled system's work waits the same way.
 """
 
+import random
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import BooleanField, ExpressionWrapper, F, Q
 from django.utils import timezone
@@ -73,8 +87,10 @@ _GRANT_FIELDS = [
     "delivered_datetime",
     "claimed_by",
     "lease_expires",
+    "refused",
     "modified",
 ]
+RESUME = "entitlements.tasks.resume_connected_system"
 
 
 @dataclass
@@ -85,10 +101,92 @@ class DeliveryOutcome:
     state: str = ""
     done: int = 0
     failed: list = field(default_factory=list)  # error messages, one per failed grant
+    refused: int = 0  # how many of ``failed`` the system definitely refused (not retried)
+    waiting: list = field(default_factory=list)  # not called: the system is unhealthy
+    retry_after: float | None = None  # seconds the system asked to wait before a retry
 
     @property
     def ok(self):
-        return not self.failed
+        """Everything it had to do is done: nothing failed, nothing waits."""
+        return not self.failed and not self.waiting
+
+    @property
+    def retryable(self):
+        """Some failure may succeed if tried again (a refusal will not)."""
+        return len(self.failed) > self.refused
+
+    def add(self, other):
+        self.done += other.done
+        self.failed += other.failed
+        self.refused += other.refused
+        self.waiting += other.waiting
+        self.retry_after = _later(self.retry_after, other.retry_after)
+
+
+def _later(a, b):
+    return b if a is None else a if b is None else max(a, b)
+
+
+@dataclass
+class CallResult:
+    """What one connector call did: nothing wrong, a failure (retryable or refused), or no
+    call at all (``waiting``: the system is unhealthy or disabled)."""
+
+    error: str = ""
+    refused: bool = False
+    waiting: bool = False
+    retry_after: float | None = None
+
+    @property
+    def failed(self):
+        return bool(self.error) and not self.waiting
+
+    def count_into(self, outcome, message):
+        if self.waiting:
+            outcome.waiting.append(message)
+        elif self.error:
+            outcome.failed.append(message)
+            outcome.refused += 1 if self.refused else 0
+            outcome.retry_after = _later(outcome.retry_after, self.retry_after)
+
+
+class Breaker:
+    """The circuit breaker of each connected system, as one run sees it.
+
+    A healthy system is called. An unhealthy one is called once per probe interval (across
+    every worker: the probe is claimed with one conditional UPDATE, outside any
+    transaction); within the run, a probe that succeeds lets the rest through, one that
+    fails keeps the rest waiting.
+    """
+
+    def __init__(self, now):
+        self.now = now
+        self.state = {}  # system pk -> "closed", "probing" or "open"
+
+    def allows(self, system):
+        state = self.state.get(system.pk)
+        if state is not None:
+            return state == "closed"
+        if not system.is_unhealthy:
+            self.state[system.pk] = "closed"
+            return True
+        due = self.now - timedelta(seconds=system.probe_interval)
+        claimed = (
+            ConnectedSystem.objects.filter(pk=system.pk)
+            .filter(Q(probe_datetime__isnull=True) | Q(probe_datetime__lte=due))
+            .update(probe_datetime=self.now)
+        )
+        self.state[system.pk] = "probing" if claimed else "open"
+        return bool(claimed)
+
+    def settle(self, system, result):
+        if result.waiting:
+            return
+        if result.failed and not result.refused:
+            if self.state.get(system.pk) == "probing":
+                self.state[system.pk] = "open"
+        else:
+            self.state[system.pk] = "closed"  # it answered
 
 
 def _short_transaction():
@@ -125,23 +223,54 @@ def _claim(grants, now):
     return token
 
 
-def _call(grant, method, *args):
-    """Run one connector call, outside any transaction; returns the error message or ""."""
+def _call(grant, method, *args, breaker):
+    """Run one connector call, outside any transaction, unless the system's circuit is open
+    (or it is disabled): then the grant waits and nothing is called."""
+    resource = grant.resource_role.resource
+    system = resource.connected_system
+    if not system.enabled:
+        return CallResult(
+            _("%(system)s is disabled; %(resource)s waits until it is enabled again.")
+            % {"system": system.name, "resource": resource.display_name},
+            waiting=True,
+        )
+    if not breaker.allows(system):
+        return CallResult(
+            _(
+                "%(system)s is unhealthy (%(count)s failures in a row); waiting until it "
+                "answers again."
+            )
+            % {"system": system.name, "count": system.consecutive_failures},
+            waiting=True,
+        )
     try:
-        connector_for(grant.resource_role.resource).call(method, grant.resource_role, *args)
+        connector_for(resource).call(method, grant.resource_role, *args)
     # Anything else (a bug) propagates: the claim's lease runs out and the grant is retried.
     except ConnectorError as exc:
-        return str(exc)
-    return ""
+        result = CallResult(
+            str(exc) or type(exc).__name__,
+            refused=not exc.retryable,
+            retry_after=getattr(exc, "retry_after", None),
+        )
+    else:
+        result = CallResult()
+    breaker.settle(system, result)
+    return result
 
 
 def _note_health(outcomes, now):
     """Record each connected system's last success or failure, after the outcome is
-    committed: ``outcomes`` are (system row as loaded with the grants, error or "") pairs. A
-    success writes only when it changes something (a streak of failures ends, or the
-    last success is over a minute old), so deliveries do not all queue on one row."""
+    committed: ``outcomes`` are (system row as loaded with the grants, CallResult) pairs.
+    A refusal is an answer, so it counts as a success of the system; a grant that waited
+    counts as nothing. A success writes only when it changes something (a streak of
+    failures ends, or the last success is over a minute old), so deliveries do not all
+    queue on one row. A system that was unhealthy and answers has its waiting work
+    enqueued."""
     errors = {}
-    for system, error in outcomes:
+    for system, result in outcomes:
+        if result.waiting:
+            continue
+        error = result.error if result.failed and not result.refused else ""
         errors[system] = errors.get(system) or error
     for system, error in errors.items():
         rows = ConnectedSystem.objects.filter(pk=system.pk)
@@ -156,7 +285,22 @@ def _note_health(outcomes, now):
             or system.last_success_datetime is None
             or system.last_success_datetime < now - timedelta(minutes=1)
         ):
-            rows.update(last_success_datetime=now, consecutive_failures=0)
+            rows.update(last_success_datetime=now, consecutive_failures=0, probe_datetime=None)
+            if system.is_unhealthy:
+                common.enqueue_task(RESUME, system.pk)
+
+
+def retry_countdown(retries, retry_after=None):
+    """Seconds before retry number ``retries + 1``: what the system asked for, else
+    exponential backoff (CONNECTOR_RETRY_BACKOFF doubled per retry, at most
+    CONNECTOR_RETRY_BACKOFF_MAX) with jitter: a random point in its upper half, so workers
+    that failed together do not retry together."""
+    if retry_after:
+        return float(retry_after)
+    base = float(getattr(settings, "CONNECTOR_RETRY_BACKOFF", 30))
+    cap = float(getattr(settings, "CONNECTOR_RETRY_BACKOFF_MAX", 3600))
+    ceiling = min(cap, base * 2 ** min(retries, 30))
+    return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not a secret
 
 
 # --------------------------------------------------------------------------------------
@@ -177,12 +321,15 @@ def assignment_deliver(*, assignment_id, now=None):
         return claimed  # ended, refused, or waiting for an incompatible delivery
     # With nothing to grant the record still runs: the state follows the grants (a role
     # whose delivery failed may have been taken out of the package).
-    errors = {grant.pk: _call(grant, "grant", assignment.target) for grant in grants}
-    outcome = _record_delivery(assignment_id, grants, errors, now)
-    outcome.failed += claimed.failed
+    breaker = Breaker(now)
+    results = {
+        grant.pk: _call(grant, "grant", assignment.target, breaker=breaker) for grant in grants
+    }
+    outcome = _record_delivery(assignment_id, grants, results, now)
+    outcome.add(claimed)
     if grants:
         _note_health(
-            [(g.resource_role.resource.connected_system, errors[g.pk]) for g in grants], now
+            [(g.resource_role.resource.connected_system, results[g.pk]) for g in grants], now
         )
     return outcome
 
@@ -215,7 +362,12 @@ def _claim_delivery(assignment_id, now):
         busy = {key for key, state, _i in others if state in WAITING_FOR_REMOVAL}
         waiting, deferred = [], []
         for grant in grants:
-            if grant.state in WAITING_FOR_DELIVERY and not _leased(grant, now):
+            # A grant the system refused waits for an administrator's "Reprocess".
+            if (
+                grant.state in WAITING_FOR_DELIVERY
+                and not _leased(grant, now)
+                and not grant.refused
+            ):
                 (deferred if role_key(grant.resource_role) in busy else waiting).append(grant)
         outcome.failed += [
             _("%(role)s: a removal of it is in progress; retrying.") % {"role": g.resource_role}
@@ -260,12 +412,12 @@ def _other_claims_of(assignment, now):
     return [((system, origin, role), state, bool(inc)) for system, origin, role, state, inc in rows]
 
 
-def _record_delivery(assignment_id, claimed, errors, now):
+def _record_delivery(assignment_id, claimed, results, now):
     with _short_transaction():
         assignment = lock_assignment(assignment_id)
         outcome = DeliveryOutcome(assignment_id)
         grants = {g.pk: g for g in assignment.grants.all()}
-        events, changed, revoke_again = [], [], False
+        events, changed, revoke_again, waited = [], [], False, False
         for claim in claimed:
             grant = grants[claim.pk]
             if grant.claimed_by != claim.claimed_by:
@@ -273,16 +425,28 @@ def _record_delivery(assignment_id, claimed, errors, now):
             grant.resource_role = claim.resource_role
             grant.claimed_by, grant.lease_expires, grant.modified = "", None, now
             changed.append(grant)
+            result = results[grant.pk]
+            if result.waiting:
+                # Not called: the grant stays as it was, its claim released.
+                if grant.state in WAITING_FOR_DELIVERY:
+                    waited = True
+                    grant.error = result.error
+                    result.count_into(outcome, f"{grant.resource_role}: {result.error}")
+                else:
+                    revoke_again = True
+                continue
             if grant.state not in WAITING_FOR_DELIVERY:
                 revoke_again = True  # ended while the connector ran: revoke what it granted
                 continue
             before = grant.state
             grant.attempts += 1
-            if errors[grant.pk]:
-                grant.state, grant.error = GrantState.DELIVERY_FAILED, errors[grant.pk]
-                outcome.failed.append(f"{grant.resource_role}: {errors[grant.pk]}")
+            if result.error:
+                grant.state, grant.error = GrantState.DELIVERY_FAILED, result.error
+                grant.refused = result.refused
+                result.count_into(outcome, f"{grant.resource_role}: {result.error}")
             else:
                 grant.state, grant.error, grant.delivered_datetime = GrantState.DELIVERED, "", now
+                grant.refused = False
                 outcome.done += 1
             events.append(grant_event(grant, assignment, before, now))
         if changed:
@@ -294,8 +458,9 @@ def _record_delivery(assignment_id, claimed, errors, now):
             audit_bulk(events)
             return outcome
         holding = [g for g in grants.values() if g.state in HOLDING_GRANT_STATES]
-        if any(g.state in WAITING_FOR_DELIVERY and _leased(g, now) for g in holding):
-            # Another run is delivering some of them; its record settles the state.
+        if waited or any(g.state in WAITING_FOR_DELIVERY and _leased(g, now) for g in holding):
+            # Another run is delivering some of them, or some wait for their system: the
+            # state settles when they are done.
             outcome.state = assignment.state
             audit_bulk(events)
             return outcome
@@ -332,9 +497,7 @@ def assignments_deliver(*, assignment_ids, now=None):
     """Deliver many assignments, each on its own (a role added to a package)."""
     outcome = DeliveryOutcome(None)
     for assignment_id in assignment_ids:
-        one = assignment_deliver(assignment_id=assignment_id, now=now)
-        outcome.done += one.done
-        outcome.failed += one.failed
+        outcome.add(assignment_deliver(assignment_id=assignment_id, now=now))
     return outcome
 
 
@@ -444,14 +607,16 @@ def assignments_revoke(*, assignment_ids, now=None, batch_size=REVOKE_BATCH_SIZE
         by_role, targets = _claim_revocation(batch, now, outcome)
         if not by_role:
             continue
-        errors = {}
+        results, breaker = {}, Breaker(now)
         for role_grants in by_role.values():
             users = [targets[g.assignment_id] for g in role_grants]
-            errors[role_grants[0].resource_role_id] = _call(role_grants[0], "revoke_many", users)
-        _record_revocation(batch, by_role, errors, now, outcome)
+            results[role_grants[0].resource_role_id] = _call(
+                role_grants[0], "revoke_many", users, breaker=breaker
+            )
+        _record_revocation(batch, by_role, results, now, outcome)
         _note_health(
             [
-                (grants[0].resource_role.resource.connected_system, errors[role_id])
+                (grants[0].resource_role.resource.connected_system, results[role_id])
                 for role_id, grants in by_role.items()
             ],
             now,
@@ -514,7 +679,7 @@ def _claim_revocation(ids, now, outcome):
     return by_role, targets
 
 
-def _record_revocation(ids, by_role, errors, now, outcome):
+def _record_revocation(ids, by_role, results, now, outcome):
     with _short_transaction():
         assignments = {
             a.pk: a
@@ -528,34 +693,43 @@ def _record_revocation(ids, by_role, errors, now, outcome):
                 "pk", "claimed_by"
             )
         )
-        groups, events = defaultdict(list), []
+        groups, events, waited = defaultdict(list), [], []
         for pk, grant in claimed.items():
             if current.get(pk) != grant.claimed_by:
                 continue  # the lease ran out and another run took the grant over
+            result = results[grant.resource_role_id]
+            if result.waiting:
+                waited.append(pk)  # not called: it stays waiting for removal
+                continue
             before = grant.state
-            error = errors[grant.resource_role_id]
+            error = result.error
             grant.attempts += 1
             if error:
                 grant.state, grant.error = GrantState.REMOVAL_FAILED, error
             else:
                 grant.state, grant.error, grant.removed_datetime = GrantState.REMOVED, "", now
                 outcome.done += 1
-            groups[(grant.state, error)].append(pk)
+            groups[(grant.state, error, result.refused)].append(pk)
             events.append(
                 grant_event(grant, assignments[grant.assignment_id], before, now, {"shared": False})
             )
         # One UPDATE per outcome (a bulk_update's CASE over thousands of rows is far slower).
-        for (state, error), pks in groups.items():
+        for (state, error, refused), pks in groups.items():
             fields = {"state": state, "error": error, "claimed_by": "", "lease_expires": None}
             if state == GrantState.REMOVED:
                 fields["removed_datetime"] = now
             AssignmentResourceRole.objects.filter(pk__in=pks).update(
-                attempts=F("attempts") + 1, modified=now, **fields
+                attempts=F("attempts") + 1, modified=now, refused=refused, **fields
             )
-        for role_id, error in errors.items():
-            if error:
-                role = by_role[role_id][0].resource_role
-                outcome.failed.append(f"{role} for {len(by_role[role_id])} user(s): {error}")
+        if waited:
+            # Left as they were (modified too, so the reconciler's next run finds them).
+            AssignmentResourceRole.objects.filter(pk__in=waited).update(
+                claimed_by="", lease_expires=None
+            )
+        for role_id, result in results.items():
+            count = len(by_role[role_id])
+            role = by_role[role_id][0].resource_role
+            result.count_into(outcome, f"{role} for {count} user(s): {result.error}")
         _settle_removal_requests(assignments, events, now)
         audit_bulk(events)
         if len(assignments) == 1:
@@ -619,6 +793,8 @@ def assignment_reprocess(*, actor, assignment, channel, now=None):
         locked = lock_assignment(assignment.pk)
         if locked.state not in retryable:
             raise StateConflict(_("This assignment changed meanwhile; reload the page."))
+        # An administrator asks again, so what the system refused is tried again too.
+        locked.grants.filter(refused=True).update(refused=False, modified=now)
         before = locked.state
         locked.state, locked.status = (
             AssignmentState.DELIVERING,

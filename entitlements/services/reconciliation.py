@@ -58,6 +58,19 @@ def assignments_reconcile(*, now=None, stuck_after=None):
         .values_list("assignment_id", flat=True)
         .distinct()
     )
+    # Grants whose delivery failed but may still succeed (not refused): retried as slowly
+    # as removals once the task's own retries are used up ("retried until confirmed").
+    delivering += list(
+        AssignmentResourceRole.objects.filter(
+            state=GrantState.DELIVERY_FAILED,
+            refused=False,
+            modified__lt=retry_failed_before,
+            assignment__state__in=OPEN_ASSIGNMENT_STATES,
+        )
+        .exclude(assignment_id__in=delivering)
+        .values_list("assignment_id", flat=True)
+        .distinct()
+    )
     # Claims whose worker died: the lease ran out with the grant still waiting.
     expired = AssignmentResourceRole.objects.filter(lease_expires__lte=now)
     delivering += list(
@@ -76,6 +89,37 @@ def assignments_reconcile(*, now=None, stuck_after=None):
         common.enqueue_task(common.DELIVER, pk)
     for pk in revoking:
         common.enqueue_task(common.REVOKE, pk)
+    return len(delivering), len(revoking)
+
+
+def connected_system_resume(*, system_id):
+    """Enqueue the work that waited while ``system_id`` was unhealthy: the deliveries and
+    removals of its resources' grants still to do (none the system refused). Returns
+    (deliveries, revocations) enqueued."""
+    grants = AssignmentResourceRole.objects.filter(
+        resource_role__resource__connected_system_id=system_id, lease_expires__isnull=True
+    )
+    delivering = list(
+        grants.filter(
+            state__in=WAITING_FOR_DELIVERY,
+            refused=False,
+            assignment__state__in=OPEN_ASSIGNMENT_STATES,
+        )
+        .values_list("assignment_id", flat=True)
+        .distinct()
+    )
+    revoking = list(
+        grants.filter(state__in=WAITING_FOR_REMOVAL)
+        .values_list("assignment_id", flat=True)
+        .distinct()
+    )
+    for pk in delivering:
+        common.enqueue_task(common.DELIVER, pk)
+    if revoking:
+        for start in range(0, len(revoking), 500):
+            common.enqueue_task(
+                common.REVOKE_BATCH, [str(pk) for pk in revoking[start : start + 500]]
+            )
     return len(delivering), len(revoking)
 
 

@@ -39,7 +39,8 @@ def test_two_systems_of_one_kind_get_connectors_of_their_own(monkeypatch):
     assert connector_for(GroupResourceFactory(connected_system=east)) is on_east
 
 
-def test_a_kind_without_a_connector_is_a_readable_connector_error():
+def test_a_kind_without_a_connector_is_a_readable_connector_error(monkeypatch):
+    monkeypatch.delitem(CONNECTOR_KINDS, ConnectedSystem.Kind.SCIM)
     system = ConnectedSystem.objects.create(kind=ConnectedSystem.Kind.SCIM, name="Payroll")
 
     with pytest.raises(ConnectorError, match="No connector serves scim systems such as Payroll"):

@@ -394,7 +394,10 @@ def test_a_directory_role_really_makes_the_user_an_administrator_of_the_catalog(
     assert can_manage_assignments(User.objects.get(pk=requester.pk), administered)
 
 
-def test_a_system_without_a_connector_fails_delivery_with_a_readable_error(requester):
+def test_a_system_without_a_connector_fails_delivery_with_a_readable_error(requester, monkeypatch):
+    from entitlements.connectors import CONNECTOR_KINDS
+
+    monkeypatch.delitem(CONNECTOR_KINDS, ConnectedSystem.Kind.LDAP)
     package = AccessPackageFactory()
     resource = GroupResourceFactory(catalog=package.catalog)
     grant_role(package, resource.roles.get(origin_id="Member"))
