@@ -396,5 +396,83 @@ def scim_server(scim_server_process):
         tenant.close()
 
 
+# --------------------------------------------------------------------------------------
+# Benchmark: python -m tests.scimserver --bench 200
+# --------------------------------------------------------------------------------------
+
+
+def bench(count):
+    """Grant latency of the SCIM connector against a real server process: ``count`` grants,
+    one after another, each to a person the application does not have yet (a lookup, a
+    create, a PATCH), then the same grants again (a lookup, a PATCH), then the revokes."""
+    import os
+    import statistics
+
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    django.setup()
+    from directory.models import User
+    from entitlements.connectors.scim import ScimConnector
+    from entitlements.models import ConnectedSystem, OriginSystem, Resource, ResourceRole
+
+    process = ScimServerProcess()
+    if not process.started:
+        raise SystemExit("The SCIM server did not start:\n" + "".join(process.output))
+    tenant = ScimTenant(process, "bench")
+    try:
+        group = tenant.create_group("Bench")
+        os.environ["SCIM_BENCH_TOKEN"] = process.token
+        system = ConnectedSystem(
+            kind=ConnectedSystem.Kind.SCIM,
+            name="Bench",
+            settings={"url": tenant.url, "timeout": 10},
+            secret_reference="SCIM_BENCH_TOKEN",
+        )
+        resource = Resource(
+            display_name="Bench",
+            origin_system=OriginSystem.GROUP,
+            origin_id=group["id"],
+            connected_system=system,
+        )
+        role = ResourceRole(resource=resource, display_name="Member", origin_id="Member")
+        users = [
+            User(email=f"bench-{i}@example.com", display_name=f"Bench User{i}")
+            for i in range(count)
+        ]
+        connector = ScimConnector(system)
+
+        def timed(method):
+            seconds = []
+            for user in users:
+                began = time.perf_counter()
+                connector.call(method, role, user)
+                seconds.append(time.perf_counter() - began)
+            return seconds
+
+        results = [
+            ("grant, new user (lookup + create + PATCH)", timed("grant")),
+            ("grant, already a member (lookup + PATCH)", timed("grant")),
+        ]
+        assert len(tenant.member_ids(group["id"])) == count
+        results.append(("revoke (lookup + PATCH)", timed("revoke")))
+        assert tenant.member_ids(group["id"]) == []
+        print(f"SCIM connector against scim2-server on 127.0.0.1, {count} sequential calls each:")
+        for label, seconds in results:
+            p95 = statistics.quantiles(seconds, n=20)[-1]
+            print(
+                f"  {label}: median {statistics.median(seconds) * 1000:.1f} ms, "
+                f"p95 {p95 * 1000:.1f} ms"
+            )
+    finally:
+        tenant.close()
+        process.close()
+
+
 if __name__ == "__main__":
-    serve()
+    import sys
+
+    if sys.argv[1:2] == ["--bench"]:
+        bench(int(sys.argv[2]) if len(sys.argv) > 2 else 200)
+    else:
+        serve()
