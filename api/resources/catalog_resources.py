@@ -35,6 +35,7 @@ from entitlements.models import (
 )
 
 from ..graph.errors import bad_request, conflict, not_found
+from ..graph.schema import graph_schema
 from ..graph.serializers import Expand, GraphSerializer
 from ..graph.views import BASE, GraphViewSet, api_root
 from ..permissions import ENTITLEMENTS_READ, ENTITLEMENTS_WRITE
@@ -193,6 +194,10 @@ class CatalogResourceRoleViewSet(CatalogChildMixin, GraphViewSet):
 # resourceRequests
 # --------------------------------------------------------------------------------------
 
+ADMIN_ADD = "adminAdd"
+ADMIN_REMOVE = "adminRemove"
+DELIVERED = "delivered"
+
 
 class ResourceRequestSerializer(GraphSerializer):
     """accessPackageResourceRequest, as answered to a POST."""
@@ -205,18 +210,31 @@ class ResourceRequestSerializer(GraphSerializer):
     resource = ResourceSerializer(read_only=True)
 
 
+def optional_text():
+    return serializers.CharField(required=False, allow_null=True, allow_blank=True)
+
+
+class CatalogReference(serializers.Serializer):
+    id = serializers.CharField()
+
+
+class ResourceReference(serializers.Serializer):
+    """The resource to add (originId and originSystem) or to remove (id, or the same)."""
+
+    id = optional_text()
+    displayName = optional_text()
+    description = optional_text()
+    originId = optional_text()
+    originSystem = optional_text()
+
+
 class ResourceRequestBody(serializers.Serializer):
     """What a POST may say; the resource is read further by the view (by origin system)."""
 
-    requestType = serializers.ChoiceField(choices=["adminAdd", "adminRemove"])
-    catalog = serializers.DictField()
-    resource = serializers.DictField()
-    justification = serializers.CharField(required=False, allow_blank=True)
-
-
-ADMIN_ADD = "adminAdd"
-ADMIN_REMOVE = "adminRemove"
-DELIVERED = "delivered"
+    requestType = serializers.ChoiceField(choices=[ADMIN_ADD, ADMIN_REMOVE])
+    catalog = CatalogReference()
+    resource = ResourceReference()
+    justification = optional_text()
 
 
 def _uuid(value, what):
@@ -267,6 +285,7 @@ class ResourceRequestViewSet(GraphViewSet):
     def visible(self):
         return Resource.objects.none()
 
+    @graph_schema(request=ResourceRequestBody, response=ResourceRequestSerializer, status=201)
     def create(self, request):
         body = self.body(ResourceRequestBody)
         catalog = self.find(

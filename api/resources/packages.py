@@ -15,6 +15,7 @@ import re
 
 from django.db.models import Prefetch
 from django.utils.duration import duration_iso_string
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -37,18 +38,22 @@ from entitlements.models import (
 from entitlements.services.packages import package_role_add, package_role_remove
 
 from ..graph.errors import bad_request, conflict, not_found
+from ..graph.schema import collection_of, graph_schema
 from ..graph.serializers import Expand, GraphSerializer
 from ..graph.views import BASE, GraphViewSet
 from ..permissions import ENTITLEMENTS_READ, ENTITLEMENTS_WRITE, MY_ACCESS_READ
-from .catalog_resources import CatalogChildMixin, ResourceRoleSerializer, ResourceScopeSerializer
+from .catalog_resources import (
+    CatalogChildMixin,
+    ResourceReference,
+    ResourceRoleSerializer,
+    ResourceScopeSerializer,
+    optional_text,
+)
 from .catalogs import CatalogSerializer
 from .common import GraphDateTimeField, delete_config, require, save_config
-
-try:  # the full policy shape, where api/resources/policies.py defines it
-    from .policies import PolicySerializer as _FullPolicySerializer
-except ImportError:  # pragma: no cover - until it exists
-    _FullPolicySerializer = None
-
+from .directory import GroupSerializer
+from .policies import PolicySerializer, PolicyViewSet
+from .policy_serializers import QuestionSerializer
 
 # --------------------------------------------------------------------------------------
 # Serializers
@@ -67,28 +72,11 @@ class RoleScopeSerializer(GraphSerializer):
     }
 
 
-class BriefPolicySerializer(GraphSerializer):
-    """accessPackageAssignmentPolicy's own properties, for lists under a package."""
-
-    id = serializers.UUIDField(read_only=True)
-    displayName = serializers.CharField(source="display_name", read_only=True)
-    description = serializers.CharField(read_only=True)
-    allowedTargetScope = serializers.CharField(source="allowed_target_scope", read_only=True)
-    createdDateTime = GraphDateTimeField(source="created", read_only=True)
-    modifiedDateTime = GraphDateTimeField(source="modified", read_only=True)
-
-
-PolicySerializer = _FullPolicySerializer or BriefPolicySerializer
-
-
-class GroupRefSerializer(GraphSerializer):
-    """A group, as ``incompatibleGroups`` lists it."""
-
-    odata_type = "#microsoft.graph.group"
-    id = serializers.UUIDField(read_only=True)
-    displayName = serializers.CharField(source="display_name", read_only=True)
-    description = serializers.CharField(read_only=True)
-    mail = serializers.CharField(read_only=True)
+def visible_policies(request):
+    """The policies the caller sees, with what the policy serializer reads prefetched."""
+    view = PolicyViewSet()
+    view.request = request
+    return view.visible()
 
 
 class PackageSerializer(GraphSerializer):
@@ -96,15 +84,40 @@ class PackageSerializer(GraphSerializer):
 
     id = serializers.UUIDField(read_only=True)
     displayName = serializers.CharField(source="display_name", max_length=256)
-    description = serializers.CharField(required=False, allow_blank=True, default="")
+    description = serializers.CharField(
+        required=False, allow_blank=True, allow_null=True, default=""
+    )
     isHidden = serializers.BooleanField(source="is_hidden", required=False, default=False)
     createdDateTime = GraphDateTimeField(source="created", read_only=True)
     modifiedDateTime = GraphDateTimeField(source="modified", read_only=True)
 
+    def validate_description(self, value):
+        return value or ""
+
+
+class IdReference(serializers.Serializer):
+    id = serializers.CharField()
+
+
+class PackageBody(PackageSerializer):
+    """A POST: the package's properties and its catalog, ``catalog: {id}`` as Graph's SDK
+    binds it (or ``catalogId``)."""
+
+    catalog = IdReference(required=False)
+    catalogId = serializers.CharField(required=False)
+
+
+class RefBody(serializers.Serializer):
+    """``{"@odata.id": "<URL of the object>"}``."""
+
+    def get_fields(self):
+        return {"@odata.id": serializers.CharField()}
+
 
 class AccessPackageSerializer(PackageSerializer):
     """accessPackage with its navigation properties. The incompatible packages are expanded
-    to those the caller may see: the view makes a subclass per request (``for_user``)."""
+    and the policies to those the caller may see: the view makes a subclass per request
+    (``for_request``)."""
 
     expandable = {
         "catalog": Expand(CatalogSerializer, source="catalog", select="catalog"),
@@ -114,14 +127,9 @@ class AccessPackageSerializer(PackageSerializer):
             many=True,
             prefetch="resource_role_scopes",
         ),
-        "assignmentPolicies": Expand(
-            BriefPolicySerializer,
-            source="assignment_policies",
-            many=True,
-            prefetch="assignment_policies",
-        ),
+        "assignmentPolicies": Expand(PolicySerializer, source="none", many=True),
         "incompatibleGroups": Expand(
-            GroupRefSerializer,
+            GroupSerializer,
             source="incompatible_groups",
             many=True,
             prefetch="incompatible_groups",
@@ -131,9 +139,19 @@ class AccessPackageSerializer(PackageSerializer):
     }
 
     @classmethod
-    def for_user(cls, user):
-        visible = AccessPackage.objects.restrict(user, "view")
+    def for_request(cls, request):
+        visible = AccessPackage.objects.restrict(request.user, "view")
         expandable = dict(cls.expandable)
+        expandable["assignmentPolicies"] = Expand(
+            PolicySerializer,
+            source="visible_assignment_policies",
+            many=True,
+            prefetch=Prefetch(
+                "assignment_policies",
+                queryset=visible_policies(request),
+                to_attr="visible_assignment_policies",
+            ),
+        )
         for name, relation in (
             ("incompatibleAccessPackages", "incompatible_access_packages"),
             ("accessPackagesIncompatibleWith", "access_packages_incompatible_with"),
@@ -145,47 +163,6 @@ class AccessPackageSerializer(PackageSerializer):
                 prefetch=Prefetch(relation, queryset=visible, to_attr=f"visible_{relation}"),
             )
         return type(cls.__name__, (cls,), {"expandable": expandable})
-
-
-class LocalizedTextSerializer(serializers.Serializer):
-    languageCode = serializers.CharField(source="language_code")
-    text = serializers.CharField()
-
-
-class ChoiceSerializer(serializers.Serializer):
-    actualValue = serializers.CharField(source="actual_value")
-    text = serializers.CharField()
-    localizations = serializers.SerializerMethodField()
-
-    def get_localizations(self, choice) -> list:
-        return []
-
-
-class QuestionSerializer(serializers.Serializer):
-    """accessPackageQuestion: a text-input or a multiple-choice question (``@odata.type``)."""
-
-    id = serializers.UUIDField()
-    sequence = serializers.IntegerField()
-    isRequired = serializers.BooleanField(source="is_required")
-    isAnswerEditable = serializers.BooleanField(source="is_answer_editable")
-    text = serializers.CharField()
-    localizations = LocalizedTextSerializer(many=True, source="localizations.all")
-
-    def to_representation(self, question):
-        data = super().to_representation(question)
-        if question.question_type == Question.QuestionType.MULTIPLE_CHOICE:
-            extra = {
-                "isMultipleSelectionAllowed": question.is_multiple_selection_allowed,
-                "choices": ChoiceSerializer(question.choices.all(), many=True).data,
-            }
-            kind = "accessPackageMultipleChoiceQuestion"
-        else:
-            extra = {
-                "isSingleLineQuestion": question.is_single_line_question,
-                "regexPattern": question.regex_pattern or None,
-            }
-            kind = "accessPackageTextInputQuestion"
-        return {"@odata.type": f"#microsoft.graph.{kind}", **data, **extra}
 
 
 def _schedule(policy):
@@ -257,8 +234,10 @@ class PackageListMixin:
     default_order = ("display_name",)
 
     def get_serializer_class(self):
+        if getattr(self, "swagger_fake_view", False):  # the OpenAPI: one class, one component
+            return AccessPackageSerializer
         if not hasattr(self, "_serializer_class"):
-            self._serializer_class = AccessPackageSerializer.for_user(self.request.user)
+            self._serializer_class = AccessPackageSerializer.for_request(self.request)
         return self._serializer_class
 
     def search(self, queryset, text):
@@ -303,10 +282,11 @@ class AccessPackageViewSet(PackageListMixin, GraphViewSet):
     def visible(self):
         return AccessPackage.objects.restrict(self.request.user, "view")
 
+    @graph_schema(request=PackageBody, response=AccessPackageSerializer, status=201)
     def create(self, request):
-        data = request.data if isinstance(request.data, dict) else {}
-        catalog_ref = data.get("catalog", data.get("catalogId"))
-        values = self.body(PackageSerializer)
+        values = self.body(PackageBody)
+        catalog_ref = values.pop("catalog", None) or values.pop("catalogId", None)
+        values.pop("catalogId", None)
         catalog = self.find(
             Catalog.objects.restrict(request.user, "view"),
             _body_id(catalog_ref, "catalog"),
@@ -351,6 +331,7 @@ class AccessPackageViewSet(PackageListMixin, GraphViewSet):
 
     # ---- requestor functions -------------------------------------------------------------
 
+    @graph_schema(collection=AccessPackageSerializer, on=("allowedRequestor",))
     @action(
         detail=False,
         methods=["get"],
@@ -362,6 +343,7 @@ class AccessPackageViewSet(PackageListMixin, GraphViewSet):
             raise bad_request("accessPackages/filterByCurrentUser supports on='allowedRequestor'.")
         return self.collection(selectors.requestable_packages(user=request.user))
 
+    @extend_schema(request=None, responses={200: collection_of(RequirementsSerializer)})
     @action(
         detail=True,
         methods=["post"],
@@ -391,11 +373,12 @@ class AccessPackageViewSet(PackageListMixin, GraphViewSet):
 
     # ---- lists under a package -------------------------------------------------------------
 
+    @graph_schema(collection=PolicySerializer)
     @action(detail=True, methods=["get"], url_path="assignmentPolicies")
     def assignment_policies(self, request, pk=None):
         package = self.get_object()
         return self.collection(
-            AssignmentPolicy.objects.restrict(request.user, "view").filter(access_package=package),
+            visible_policies(request).filter(access_package=package),
             serializer_class=PolicySerializer,
             context=f"{BASE}/accessPackages('{package.pk}')/assignmentPolicies",
             filter_fields={"id": "id", "displayName": "display_name"},
@@ -408,6 +391,7 @@ class AccessPackageViewSet(PackageListMixin, GraphViewSet):
             context=f"{BASE}/accessPackages('{package.pk}')/{segment}",
         )
 
+    @graph_schema(collection=AccessPackageSerializer)
     @action(detail=True, methods=["get"], url_path="incompatibleAccessPackages")
     def incompatible_access_packages(self, request, pk=None):
         package = self.get_object()
@@ -415,6 +399,7 @@ class AccessPackageViewSet(PackageListMixin, GraphViewSet):
             package, "incompatible_access_packages", "incompatibleAccessPackages"
         )
 
+    @graph_schema(collection=AccessPackageSerializer)
     @action(detail=True, methods=["get"], url_path="accessPackagesIncompatibleWith")
     def access_packages_incompatible_with(self, request, pk=None):
         package = self.get_object()
@@ -422,12 +407,13 @@ class AccessPackageViewSet(PackageListMixin, GraphViewSet):
             package, "access_packages_incompatible_with", "accessPackagesIncompatibleWith"
         )
 
+    @graph_schema(collection=GroupSerializer)
     @action(detail=True, methods=["get"], url_path="incompatibleGroups")
     def incompatible_groups(self, request, pk=None):
         package = self.get_object()
         return self.collection(
             package.incompatible_groups.all(),
-            serializer_class=GroupRefSerializer,
+            serializer_class=GroupSerializer,
             context=f"{BASE}/accessPackages('{package.pk}')/incompatibleGroups",
             filter_fields={"id": "id", "displayName": "display_name"},
             default_order=("display_name",),
@@ -447,6 +433,7 @@ class AccessPackageViewSet(PackageListMixin, GraphViewSet):
         save_config(self.request.user, package, m2m={field: rows})
         return self.no_content()
 
+    @graph_schema(request=RefBody, status=204)
     @action(
         detail=True,
         methods=["post"],
@@ -459,6 +446,7 @@ class AccessPackageViewSet(PackageListMixin, GraphViewSet):
             raise bad_request("An access package cannot be incompatible with itself.")
         return self._change_incompatible("incompatible_access_packages", other, add=True)
 
+    @graph_schema(status=204)
     @action(
         detail=True,
         methods=["delete"],
@@ -469,6 +457,7 @@ class AccessPackageViewSet(PackageListMixin, GraphViewSet):
         other = self.find(AccessPackage.objects.all(), other_id, what="access package")
         return self._change_incompatible("incompatible_access_packages", other, add=False)
 
+    @graph_schema(request=RefBody, status=204)
     @action(
         detail=True,
         methods=["post"],
@@ -479,6 +468,7 @@ class AccessPackageViewSet(PackageListMixin, GraphViewSet):
         group = self.find(Group.objects.all(), _ref_id(request, "groups"), what="group")
         return self._change_incompatible("incompatible_groups", group, add=True)
 
+    @graph_schema(status=204)
     @action(
         detail=True,
         methods=["delete"],
@@ -520,8 +510,8 @@ def _role_named(roles, data):
         resource = GraphViewSet.find(resources, resource_ref["id"], what="resource")
     else:
         resource = resources.filter(
-            origin_id=str(resource_ref.get("originId", "")),
-            origin_system=str(resource_ref.get("originSystem", "")),
+            origin_id=resource_ref.get("originId") or "",
+            origin_system=resource_ref.get("originSystem") or "",
         ).first()
         if resource is None:
             raise not_found("No resource has this originId and originSystem.")
@@ -549,9 +539,30 @@ def _check_scope(role, data):
         raise bad_request(f"{resource.display_name} has only its root scope.")
 
 
+class RoleReference(serializers.Serializer):
+    id = optional_text()
+    displayName = optional_text()
+    description = optional_text()
+    originId = optional_text()
+    originSystem = optional_text()
+    resource = ResourceReference(required=False)
+
+
+class ScopeReference(serializers.Serializer):
+    id = optional_text()
+    displayName = optional_text()
+    description = optional_text()
+    originId = optional_text()
+    originSystem = optional_text()
+    isRootScope = serializers.BooleanField(required=False, allow_null=True)
+
+
 class RoleScopeBody(serializers.Serializer):
-    role = serializers.DictField()
-    scope = serializers.DictField(required=False)
+    """A POST: the role (by id, or by originId within its resource) and, optionally, the
+    scope, which can only be the resource's root."""
+
+    role = RoleReference()
+    scope = ScopeReference(required=False, allow_null=True)
 
 
 class PackageRoleScopeViewSet(GraphViewSet):
@@ -589,6 +600,7 @@ class PackageRoleScopeViewSet(GraphViewSet):
             access_package=package
         )
 
+    @graph_schema(request=RoleScopeBody, response=RoleScopeSerializer, status=201)
     def create(self, request, package_id=None):
         package = self.package()
         require(request.user, "change", package, what="this access package")
