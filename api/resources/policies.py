@@ -33,7 +33,7 @@ from entitlements.policy_config import (
     policy_save,
 )
 
-from ..graph.errors import bad_request
+from ..graph.errors import bad_request, not_found
 from ..graph.serializers import Expand, GraphSerializer
 from ..graph.views import BASE, GraphViewSet
 from ..permissions import ENTITLEMENTS_READ, ENTITLEMENTS_WRITE
@@ -220,7 +220,7 @@ class PolicyBody:
         for purpose, path in SUBJECT_PURPOSES:
             for i, item in enumerate(values.get(f"subjects:{purpose}", [])):
                 rows.append(PolicySubjectSet(purpose=purpose, **item))
-                self.subject_paths.append(f"{path}[{i}]")
+                self.subject_paths.append(f"{path}.{i}")
         return rows
 
     def _stages(self, items):
@@ -230,11 +230,11 @@ class PolicyBody:
             for purpose, name in APPROVER_PURPOSES:
                 for j, subject in enumerate(item.get(f"approvers:{purpose}", [])):
                     approvers.append(StageApproverSet(purpose=purpose, **subject))
-                    paths.append(f"{name}[{j}]")
+                    paths.append(f"{name}.{j}")
             fields = {k: v for k, v in item.items() if not k.startswith("approvers:")}
             fields.pop("approverInformationVisibility", None)
             plans.append(StagePlan(ApprovalStage(sequence=i + 1, **fields), approvers))
-            self.stage_paths.append((f"requestApprovalSettings.stages[{i}]", paths))
+            self.stage_paths.append((f"requestApprovalSettings.stages.{i}", paths))
         return plans
 
     def _questions(self, items, old):
@@ -254,7 +254,7 @@ class PolicyBody:
                 if pk in old and "format_hint" not in item:
                     question.format_hint = old[pk].format_hint  # set in the admin, kept
             plans.append(QuestionPlan(question, choices, localizations))
-            self.question_paths.append(f"questions[{i}]")
+            self.question_paths.append(f"questions.{i}")
         return plans
 
     def describe(self, error):
@@ -280,7 +280,7 @@ class PolicyBody:
             question_path = self.question_paths[int(bits[1])]
             if len(bits) > 3 and bits[2] in ("choices", "localizations"):
                 return _join(
-                    f"{question_path}.{bits[2]}[{bits[3]}]", ROW_PATHS.get(bits[4], bits[4])
+                    f"{question_path}.{bits[2]}.{bits[3]}", ROW_PATHS.get(bits[4], bits[4])
                 )
             return _join(question_path, QUESTION_PATHS.get(bits[2], bits[2]))
         return POLICY_PATHS.get(key, key)
@@ -360,9 +360,7 @@ class PolicyViewSet(GraphViewSet):
         try:
             return packages.select_related("catalog").get(pk=reference["id"])
         except AccessPackage.DoesNotExist:
-            raise bad_request(
-                f"accessPackage: no access package has the id '{reference['id']}'."
-            ) from None
+            raise not_found(f"No access package has the id '{reference['id']}'.") from None
 
     def _save(self, body):
         try:
