@@ -53,6 +53,9 @@ class SuperuserOnly:
     def has_delete_permission(self, request, obj=None):
         return False
 
+    def save_model(self, request, obj, form, change):
+        """Secrets and tokens are read-only here: the revoke actions change them."""
+
 
 class ApplicationForm(forms.ModelForm):
     permissions = forms.MultipleChoiceField(

@@ -246,3 +246,12 @@ def test_my_access_links_to_the_token_page(client, requester):
     home = client.get("/").content.decode()
     assert f'href="{TOKENS}"' in home
     assert f'href="{TOKENS}" aria-current="page"' in client.get(TOKENS).content.decode()
+
+
+def test_saving_a_secret_or_token_page_changes_nothing(admin_client, api_app, app_token):
+    application, _, _ = api_app([EM_READ])
+    secret = application.secrets.get()
+    before = ClientSecret.objects.filter(pk=secret.pk).values().get()
+    response = admin_client.post(f"/admin/api/clientsecret/{secret.pk}/change/", {})
+    assert response.status_code == 302
+    assert ClientSecret.objects.filter(pk=secret.pk).values().get() == before
