@@ -255,3 +255,24 @@ def test_saving_a_secret_or_token_page_changes_nothing(admin_client, api_app, ap
     response = admin_client.post(f"/admin/api/clientsecret/{secret.pk}/change/", {})
     assert response.status_code == 302
     assert ClientSecret.objects.filter(pk=secret.pk).values().get() == before
+
+
+def test_a_catalog_role_given_to_the_service_principal_in_the_admin_lets_it_act_there(
+    admin_client, app_token, api
+):
+    from entitlements.models import AdminRole
+    from tests.factories import CatalogFactory
+
+    sales, _ = CatalogFactory(display_name="Sales"), CatalogFactory(display_name="Finance")
+    api.token = app_token([])
+    principal = app_token.last.service_principal
+    catalogs = "/v1.0/identityGovernance/entitlementManagement/catalogs"
+    assert api.get(catalogs).status_code == 403
+    response = admin_client.post(
+        "/admin/entitlements/roleassignment/add/",
+        {"principal": str(principal.pk), "role": AdminRole.CATALOG_OWNER, "catalog": str(sales.pk)},
+    )
+    assert response.status_code == 302, response.content
+    listed = api.get(catalogs)
+    assert listed.status_code == 200
+    assert [row["displayName"] for row in listed.json()["value"]] == ["Sales"]
