@@ -135,7 +135,7 @@ USER_FIELDS = {
     "employeeId": "employee_id",
     "userType": "user_type",
     "accountEnabled": "is_active",
-    "manager/id": "manager_id",
+    "manager/id": "manager__id",
 }
 GROUP_FIELDS = {
     "id": "id",
@@ -271,7 +271,7 @@ class MeViewSet(GraphViewSet):
     def list(self, request, *args, **kwargs):
         if is_application(request):
             raise bad_request("/me request is only valid with delegated authentication flow.")
-        return self.entity(request.user)
+        return self.entity(self.find(self.visible(), request.user.pk, what="user"))
 
 
 def register(routers):
