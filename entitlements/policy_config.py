@@ -297,7 +297,8 @@ def policy_delete(*, actor, policy, channel=Channel.SYSTEM, now=None):
     """Delete a policy with its stages, subjects and questions; refused while requests or
     assignments use it."""
     try:
-        config_delete(actor=actor, objs=[policy], channel=channel, now=now)
+        with transaction.atomic():  # a savepoint: the refusal leaves the caller's work intact
+            config_delete(actor=actor, objs=[policy], channel=channel, now=now)
     except ProtectedError:
         raise StateConflict(
             _(

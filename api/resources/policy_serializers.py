@@ -33,6 +33,7 @@ from entitlements.models import (
     SubjectType,
 )
 
+from ..graph.serializers import GraphSerializer
 from .common import GraphDateTimeField
 
 GRAPH = "#microsoft.graph."
@@ -533,7 +534,7 @@ class AnswerChoiceSerializer(serializers.Serializer):
         return data
 
 
-class QuestionSerializer(serializers.Serializer):
+class QuestionSerializer(GraphSerializer):
     """accessPackageQuestion: a text input or a multiple-choice question."""
 
     id = serializers.UUIDField(required=False, allow_null=True)
