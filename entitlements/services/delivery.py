@@ -153,9 +153,9 @@ class CallResult:
 class Breaker:
     """The circuit breaker of each connected system, as one run sees it.
 
-    A healthy system is called. An unhealthy one is called once per probe interval (across
-    every worker: the probe is claimed with one conditional UPDATE, outside any
-    transaction); within the run, a probe that succeeds lets the rest through, one that
+    A healthy system is called. An unhealthy one is called once per probe interval after its
+    last failure (across every worker: the probe is claimed with one conditional UPDATE,
+    outside any transaction); within the run, a probe that succeeds lets the rest through, one that
     fails keeps the rest waiting.
     """
 
@@ -174,6 +174,7 @@ class Breaker:
         claimed = (
             ConnectedSystem.objects.filter(pk=system.pk)
             .filter(Q(probe_datetime__isnull=True) | Q(probe_datetime__lte=due))
+            .filter(Q(last_error_datetime__isnull=True) | Q(last_error_datetime__lte=due))
             .update(probe_datetime=self.now)
         )
         self.state[system.pk] = "probing" if claimed else "open"
