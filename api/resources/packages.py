@@ -321,7 +321,10 @@ class AccessPackageViewSet(PackageListMixin, GraphViewSet):
                 f"{package.display_name} has {open_count} open assignment(s); remove them "
                 "before deleting the access package."
             )
-        if AssignmentRequest.objects.filter(access_package=package).exists():
+        if (
+            AssignmentRequest.objects.filter(access_package=package).exists()
+            or Assignment.objects.filter(access_package=package).exists()
+        ):
             raise conflict(
                 f"{package.display_name} cannot be deleted: its requests and assignments are "
                 "kept in its history. Hide it (isHidden) so that nobody requests it any more."
