@@ -153,3 +153,12 @@ def test_every_response_has_a_request_id(admin_client):
     response = admin_client.get(URL, HTTP_CLIENT_REQUEST_ID="abc-123")
     assert response["request-id"]
     assert response["client-request-id"] == "abc-123"
+
+
+def test_a_nul_character_in_a_body_is_400_and_nothing_is_written(admin_client):
+    response = admin_client.post(
+        URL, '{"displayName": "A\\u0000B"}', content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "BadRequest"
+    assert not Catalog.objects.filter(display_name__startswith="A").exists()
