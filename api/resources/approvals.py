@@ -92,9 +92,7 @@ def visible_approvals(user, *, approver_only=False):
         condition |= Q(
             pk__in=RequestApprovalStage.objects.restrict(user, "view").values("request_id")
         )
-    return AssignmentRequest.objects.filter(condition).prefetch_related(
-        Prefetch("approval_stages", queryset=stages_for(user))
-    )
+    return AssignmentRequest.objects.filter(condition)
 
 
 class ApprovalViewSet(GraphViewSet):
@@ -105,8 +103,10 @@ class ApprovalViewSet(GraphViewSet):
     filter_fields = {"id": "id"}
     default_order = ("-created",)
 
-    def visible(self):
-        return visible_approvals(self.request.user)
+    def visible(self, **kwargs):
+        return visible_approvals(self.request.user, **kwargs).prefetch_related(
+            Prefetch("approval_stages", queryset=stages_for(self.request.user))
+        )
 
     @graph_schema(collection=ApprovalSerializer, on=("approver",))
     @action(
@@ -118,7 +118,7 @@ class ApprovalViewSet(GraphViewSet):
         """The approvals the caller is an approver of, decided or not."""
         if on != "approver":
             raise bad_request("filterByCurrentUser on approvals supports on='approver' only.")
-        return self.collection(visible_approvals(request.user, approver_only=True))
+        return self.collection(self.visible(approver_only=True))
 
 
 class ApprovalStageViewSet(GraphViewSet):

@@ -188,9 +188,7 @@ def test_a_reviewer_sees_the_definitions_and_instances_they_review(client, revie
 def test_a_reviewer_accepts_the_recommendations(client, reviewer, instance):
     client.force_login(reviewer)
 
-    response = client.post(
-        f"{urls(instance)['instance']}/acceptRecommendations", {}, content_type="application/json"
-    )
+    response = client.post(f"{urls(instance)['instance']}/acceptRecommendations")  # no body
 
     assert response.status_code == 204
     assert dict(instance.items.values_list("target__display_name", "decision")) == {
@@ -286,7 +284,9 @@ def test_people_without_a_part_in_the_review_see_nothing_and_change_nothing(
             f"{URL}/{instance.policy_id}",
             f"{URL}/{instance.policy_id}/instances",
             urls(instance)["instance"],
+            f"{URL}/{instance.policy_id}/instances/filterByCurrentUser(on='reviewer')",
             urls(instance)["decisions"],
+            f"{urls(instance)['decisions']}/filterByCurrentUser(on='reviewer')",
             f"{urls(instance)['decisions']}/{ann.pk}",
         ):
             assert client.get(url).status_code == 404, (person, url)
