@@ -15,6 +15,10 @@ Names are stable; other API tests use them:
 - ``api``: a test client that sends no session cookie; ``api.token = value`` (or
   ``api.as_token(value)``) makes every request send ``Authorization: Bearer value``; its
   ``get/post/patch/put/delete`` send JSON bodies by default.
+
+Making credentials writes audit events (``application.created``, ``clientSecret.created``
+for an application, ``accessToken.created`` for a personal token): count events after the
+fixture has run, or filter them by action.
 """
 
 import json
