@@ -15,7 +15,7 @@ name, which is all the product keeps); tenants, federations and social providers
 
 import re
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from django.core.exceptions import ValidationError
 from rest_framework import serializers
 from rest_framework.decorators import action
 
@@ -25,6 +25,7 @@ from entitlements import permissions as entitlement_permissions
 from entitlements.models import PolicySubjectSet, StageApproverSet
 
 from ..graph.errors import bad_request, conflict, forbidden, not_found
+from ..graph.schema import graph_schema
 from ..graph.serializers import GraphSerializer
 from ..graph.views import BASE, GraphViewSet, api_root
 from ..permissions import EM_READ, EM_READWRITE, ENTITLEMENTS_READ, ENTITLEMENTS_WRITE, granted
@@ -47,6 +48,22 @@ def may_administer(request, *, write):
     return not write and entitlement_permissions.may_enter_admin(user)
 
 
+def _save(user, obj, serializer_class, *, m2m=None):
+    """Save through the audited service; a model check's message names Graph's property."""
+    try:
+        save_config(user, obj, m2m=m2m)
+    except ValidationError as error:
+        names = {field.source: name for name, field in serializer_class().fields.items()}
+        detail = error.message_dict if hasattr(error, "error_dict") else {"": error.messages}
+        raise bad_request(
+            "; ".join(
+                f"{names.get(key, key)}: {message}" if key and key != "__all__" else message
+                for key, messages in detail.items()
+                for message in messages
+            )
+        ) from None
+
+
 def require_administer(request, what):
     if not may_administer(request, write=True):
         raise forbidden(f"Only an administrator may change {what}.")
@@ -59,7 +76,7 @@ def require_administer(request, what):
 DOMAIN_SOURCE = "#microsoft.graph.domainIdentitySource"
 
 
-class IdentitySourceSerializer(serializers.Serializer):
+class DomainIdentitySourceSerializer(serializers.Serializer):
     domainName = serializers.CharField(max_length=253)
     displayName = serializers.CharField(required=False, allow_null=True, allow_blank=True)
 
@@ -101,7 +118,7 @@ class ConnectedOrganizationSerializer(GraphSerializer):
     id = serializers.UUIDField(read_only=True)
     displayName = serializers.CharField(source="display_name", max_length=256)
     description = serializers.CharField(required=False, allow_blank=True, default="")
-    identitySources = IdentitySourceSerializer(
+    identitySources = DomainIdentitySourceSerializer(
         source="domains", many=True, required=False, default=list
     )
     state = serializers.ChoiceField(
@@ -116,7 +133,7 @@ class ConnectedOrganizationSerializer(GraphSerializer):
         return list(dict.fromkeys(value))
 
 
-class SponsorSerializer(GraphSerializer):
+class SponsorUserSerializer(GraphSerializer):
     """A sponsor, as a directoryObject of type user."""
 
     odata_type = "#microsoft.graph.user"
@@ -126,7 +143,7 @@ class SponsorSerializer(GraphSerializer):
     userPrincipalName = serializers.EmailField(source="email", read_only=True)
 
 
-class ReferenceSerializer(serializers.Serializer):
+class SponsorReferenceSerializer(serializers.Serializer):
     """``{"@odata.id": "https://host/v1.0/users/{id}"}``"""
 
     def get_fields(self):
@@ -135,23 +152,8 @@ class ReferenceSerializer(serializers.Serializer):
 
 _USER_REF = re.compile(r"/(?:users|directoryObjects)/(?P<id>[0-9a-fA-F-]{36})/?$")
 _SPONSORS = {"internalSponsors": "internal_sponsors", "externalSponsors": "external_sponsors"}
-_LIST_PARAMETERS = [
-    OpenApiParameter(name, str, OpenApiParameter.QUERY, required=False)
-    for name in ("$filter", "$select", "$orderby", "$top", "$skiptoken", "$count")
-]
 
 
-@extend_schema_view(
-    list=extend_schema(
-        parameters=_LIST_PARAMETERS, responses=ConnectedOrganizationSerializer(many=True)
-    ),
-    retrieve=extend_schema(responses=ConnectedOrganizationSerializer),
-    create=extend_schema(
-        request=ConnectedOrganizationSerializer, responses={201: ConnectedOrganizationSerializer}
-    ),
-    partial_update=extend_schema(request=ConnectedOrganizationSerializer, responses={204: None}),
-    destroy=extend_schema(responses={204: None}),
-)
 class ConnectedOrganizationViewSet(GraphViewSet):
     context = f"{BASE}/connectedOrganizations"
     serializer_class = ConnectedOrganizationSerializer
@@ -176,7 +178,7 @@ class ConnectedOrganizationViewSet(GraphViewSet):
     def create(self, request):
         require_administer(request, "connected organizations")
         organization = ConnectedOrganization(**self.body())
-        save_config(request.user, organization)
+        _save(request.user, organization, ConnectedOrganizationSerializer)
         return self.created(organization)
 
     def partial_update(self, request, pk=None):
@@ -184,7 +186,7 @@ class ConnectedOrganizationViewSet(GraphViewSet):
         require_administer(request, "connected organizations")
         for name, value in self.body(partial=True).items():
             setattr(organization, name, value)
-        save_config(request.user, organization)
+        _save(request.user, organization, ConnectedOrganizationSerializer)
         return self.updated(organization)
 
     def destroy(self, request, pk=None):
@@ -212,7 +214,7 @@ class ConnectedOrganizationViewSet(GraphViewSet):
         organization, sponsors = self._sponsors(kind)
         return self.collection(
             sponsors.all(),
-            serializer_class=SponsorSerializer,
+            serializer_class=SponsorUserSerializer,
             context=f"{BASE}/connectedOrganizations('{organization.pk}')/{kind}",
             filter_fields={"id": "id", "displayName": "display_name", "mail": "email"},
         )
@@ -220,7 +222,7 @@ class ConnectedOrganizationViewSet(GraphViewSet):
     def _sponsor_add(self, request, pk, kind):
         organization, sponsors = self._sponsors(kind)
         require_administer(request, "connected organizations")
-        reference = self.body(ReferenceSerializer)["odata_id"]
+        reference = self.body(SponsorReferenceSerializer)["odata_id"]
         match = _USER_REF.search(reference)
         if not match:
             raise bad_request(
@@ -229,7 +231,12 @@ class ConnectedOrganizationViewSet(GraphViewSet):
         user = self.find(User.objects.all(), match["id"], what="user")
         current = list(sponsors.all())
         if user not in current:
-            save_config(request.user, organization, m2m={_SPONSORS[kind]: [*current, user]})
+            _save(
+                request.user,
+                organization,
+                ConnectedOrganizationSerializer,
+                m2m={_SPONSORS[kind]: [*current, user]},
+            )
         return self.no_content()
 
     def _sponsor_remove(self, request, pk, sponsor_id, kind):
@@ -239,30 +246,35 @@ class ConnectedOrganizationViewSet(GraphViewSet):
         remaining = [user for user in current if str(user.pk) != str(sponsor_id).lower()]
         if len(remaining) == len(current):
             raise not_found(f"The user '{str(sponsor_id)[:64]}' is not one of its {kind}.")
-        save_config(request.user, organization, m2m={_SPONSORS[kind]: remaining})
+        _save(
+            request.user,
+            organization,
+            ConnectedOrganizationSerializer,
+            m2m={_SPONSORS[kind]: remaining},
+        )
         return self.no_content()
 
-    @extend_schema(responses=SponsorSerializer(many=True), parameters=_LIST_PARAMETERS)
+    @graph_schema(collection=SponsorUserSerializer)
     @action(detail=True, methods=["get"], url_path="internalSponsors")
     def internal_sponsors(self, request, pk=None):
         return self._sponsor_list(request, pk, "internalSponsors")
 
-    @extend_schema(responses=SponsorSerializer(many=True), parameters=_LIST_PARAMETERS)
+    @graph_schema(collection=SponsorUserSerializer)
     @action(detail=True, methods=["get"], url_path="externalSponsors")
     def external_sponsors(self, request, pk=None):
         return self._sponsor_list(request, pk, "externalSponsors")
 
-    @extend_schema(request=ReferenceSerializer, responses={204: None})
+    @graph_schema(request=SponsorReferenceSerializer)
     @action(detail=True, methods=["post"], url_path=r"internalSponsors/\$ref")
     def internal_sponsor_add(self, request, pk=None):
         return self._sponsor_add(request, pk, "internalSponsors")
 
-    @extend_schema(request=ReferenceSerializer, responses={204: None})
+    @graph_schema(request=SponsorReferenceSerializer)
     @action(detail=True, methods=["post"], url_path=r"externalSponsors/\$ref")
     def external_sponsor_add(self, request, pk=None):
         return self._sponsor_add(request, pk, "externalSponsors")
 
-    @extend_schema(request=None, responses={204: None})
+    @graph_schema()
     @action(
         detail=True,
         methods=["delete"],
@@ -271,7 +283,7 @@ class ConnectedOrganizationViewSet(GraphViewSet):
     def internal_sponsor_remove(self, request, pk=None, sponsor_id=None):
         return self._sponsor_remove(request, pk, sponsor_id, "internalSponsors")
 
-    @extend_schema(request=None, responses={204: None})
+    @graph_schema()
     @action(
         detail=True,
         methods=["delete"],
@@ -286,7 +298,7 @@ class ConnectedOrganizationViewSet(GraphViewSet):
 # --------------------------------------------------------------------------------------
 
 
-class SettingsSerializer(GraphSerializer):
+class EntitlementManagementSettingsSerializer(GraphSerializer):
     externalUserLifecycleAction = serializers.ChoiceField(
         source="external_user_lifecycle_action",
         choices=EntitlementManagementSettings.ExternalUserLifecycleAction.choices,
@@ -304,24 +316,25 @@ class SettingsViewSet(GraphViewSet):
     """``settings`` is a single object, not a collection: GET and PATCH on its own path."""
 
     context = f"{BASE}/settings"
-    serializer_class = SettingsSerializer
+    serializer_class = EntitlementManagementSettingsSerializer
     read_permissions = ENTITLEMENTS_READ
     write_permissions = ENTITLEMENTS_WRITE
 
     def visible(self):
         return EntitlementManagementSettings.objects.all()
 
-    @extend_schema(
-        methods=["GET"], responses=SettingsSerializer, parameters=[], operation_id="settings_get"
+    @graph_schema(
+        methods=["GET"],
+        response=EntitlementManagementSettingsSerializer,
+        operation_id="settings_get",
     )
-    @extend_schema(
+    @graph_schema(
         methods=["PATCH"],
-        request=SettingsSerializer,
-        responses={204: None},
+        request=EntitlementManagementSettingsSerializer,
         operation_id="settings_update",
     )
     @action(detail=False, methods=["get", "patch"], url_path="settings", url_name="settings")
-    def settings(self, request):
+    def entitlement_settings(self, request):
         if request.method == "GET":
             if not may_administer(request, write=False):
                 raise forbidden("Only people who administer the product may read its settings.")
@@ -330,7 +343,7 @@ class SettingsViewSet(GraphViewSet):
         current = EntitlementManagementSettings.current()
         for name, value in self.body(partial=True).items():
             setattr(current, name, value)
-        save_config(request.user, current)
+        _save(request.user, current, EntitlementManagementSettingsSerializer)
         return self.no_content()
 
 

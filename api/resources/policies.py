@@ -11,7 +11,6 @@ like the admin; anybody else with an admin role in the catalog only reads them.
 """
 
 from django.db.models import Prefetch
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import serializers
 
 from entitlements.models import (
@@ -34,6 +33,7 @@ from entitlements.policy_config import (
 )
 
 from ..graph.errors import bad_request, not_found
+from ..graph.schema import graph_schema
 from ..graph.serializers import Expand, GraphSerializer
 from ..graph.views import BASE, GraphViewSet
 from ..permissions import ENTITLEMENTS_READ, ENTITLEMENTS_WRITE
@@ -42,13 +42,13 @@ from .common import GraphDateTimeField, require
 from .policy_serializers import (
     TARGET_SCOPES,
     UNSUPPORTED_SCOPES,
-    AutomaticRequestSettingsSerializer,
-    ExpirationSerializer,
-    NotificationSettingsSerializer,
+    AccessPackageAssignmentApprovalSettingsSerializer,
+    AccessPackageAssignmentRequestorSettingsSerializer,
+    AccessPackageAssignmentReviewSettingsSerializer,
+    AccessPackageAutomaticRequestSettingsSerializer,
+    AccessPackageNotificationSettingsSerializer,
+    ExpirationPatternSerializer,
     QuestionSerializer,
-    RequestApprovalSettingsSerializer,
-    RequestorSettingsSerializer,
-    ReviewSettingsSerializer,
     Rows,
     subjects,
 )
@@ -56,7 +56,7 @@ from .policy_serializers import (
 Purpose = PolicySubjectSet.Purpose
 
 
-class PolicyPackageSerializer(GraphSerializer):
+class PolicyAccessPackageSerializer(GraphSerializer):
     """The policy's access package, as ``$expand=accessPackage`` shows it."""
 
     id = serializers.UUIDField(read_only=True)
@@ -67,7 +67,7 @@ class PolicyPackageSerializer(GraphSerializer):
     modifiedDateTime = GraphDateTimeField(source="modified", read_only=True)
 
 
-class PackageReference(serializers.Serializer):
+class PolicyAccessPackageReference(serializers.Serializer):
     id = serializers.UUIDField()
 
 
@@ -79,23 +79,29 @@ class PolicySerializer(GraphSerializer):
         source="allowed_target_scope", choices=TARGET_SCOPES, required=False
     )
     specificAllowedTargets = subjects(Purpose.ALLOWED_TARGET)
-    expiration = ExpirationSerializer(source="*", required=False)
-    requestorSettings = RequestorSettingsSerializer(source="*", required=False)
-    requestApprovalSettings = RequestApprovalSettingsSerializer(source="*", required=False)
-    reviewSettings = ReviewSettingsSerializer(source="*", required=False)
-    automaticRequestSettings = AutomaticRequestSettingsSerializer(source="*", required=False)
-    notificationSettings = NotificationSettingsSerializer(source="*", required=False)
+    expiration = ExpirationPatternSerializer(source="*", required=False)
+    requestorSettings = AccessPackageAssignmentRequestorSettingsSerializer(
+        source="*", required=False
+    )
+    requestApprovalSettings = AccessPackageAssignmentApprovalSettingsSerializer(
+        source="*", required=False
+    )
+    reviewSettings = AccessPackageAssignmentReviewSettingsSerializer(source="*", required=False)
+    automaticRequestSettings = AccessPackageAutomaticRequestSettingsSerializer(
+        source="*", required=False
+    )
+    notificationSettings = AccessPackageNotificationSettingsSerializer(source="*", required=False)
     questions = Rows(QuestionSerializer, related="questions", key="questions")
     customExtensionStageSettings = serializers.ListField(
         required=False, allow_null=True, write_only=True
     )
-    accessPackage = PackageReference(required=False, write_only=True)
+    accessPackage = PolicyAccessPackageReference(required=False, write_only=True)
     createdDateTime = GraphDateTimeField(source="created", read_only=True)
     modifiedDateTime = GraphDateTimeField(source="modified", read_only=True)
 
     expandable = {
         "accessPackage": Expand(
-            PolicyPackageSerializer, source="access_package", select="access_package"
+            PolicyAccessPackageSerializer, source="access_package", select="access_package"
         ),
         "catalog": Expand(
             CatalogSerializer, source="access_package.catalog", select="access_package__catalog"
@@ -294,23 +300,7 @@ def _join(path, name):
 # The resource
 # --------------------------------------------------------------------------------------
 
-_LIST_PARAMETERS = [
-    OpenApiParameter(name, str, OpenApiParameter.QUERY, required=False)
-    for name in ("$filter", "$select", "$expand", "$orderby", "$top", "$skiptoken", "$count")
-]
-_ENTITY_PARAMETERS = [
-    OpenApiParameter(name, str, OpenApiParameter.QUERY, required=False)
-    for name in ("$select", "$expand")
-]
 
-
-@extend_schema_view(
-    list=extend_schema(parameters=_LIST_PARAMETERS, responses=PolicySerializer(many=True)),
-    retrieve=extend_schema(parameters=_ENTITY_PARAMETERS, responses=PolicySerializer),
-    create=extend_schema(request=PolicySerializer, responses={201: PolicySerializer}),
-    update=extend_schema(request=PolicySerializer, responses={200: PolicySerializer}),
-    destroy=extend_schema(responses={204: None}),
-)
 class PolicyViewSet(GraphViewSet):
     context = f"{BASE}/assignmentPolicies"
     serializer_class = PolicySerializer
@@ -387,6 +377,7 @@ class PolicyViewSet(GraphViewSet):
         policy = self._save(PolicyBody(values, package=package))
         return self.created(policy)
 
+    @graph_schema(request=PolicySerializer, response=PolicySerializer)
     def update(self, request, pk=None):
         current = self.get_object()
         require(request.user, "change", current, what="this policy")

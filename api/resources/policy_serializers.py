@@ -18,7 +18,7 @@ half-yearly or yearly, expiration ``notSpecified``, durations in years or months
 from datetime import UTC, datetime, time, timedelta
 
 from django.utils.dateparse import parse_duration
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
 from directory.models import ConnectedOrganization, Group, User
@@ -220,7 +220,7 @@ def subjects(purpose):
 # --------------------------------------------------------------------------------------
 
 
-class ExpirationSerializer(serializers.Serializer):
+class ExpirationPatternSerializer(serializers.Serializer):
     """expirationPattern: when an assignment under the policy ends."""
 
     type = serializers.ChoiceField(
@@ -255,7 +255,7 @@ class ExpirationSerializer(serializers.Serializer):
         }
 
 
-class RequestorSettingsSerializer(serializers.Serializer):
+class AccessPackageAssignmentRequestorSettingsSerializer(serializers.Serializer):
     enableTargetsToSelfAddAccess = serializers.BooleanField(
         source="enable_targets_to_self_add_access", required=False
     )
@@ -280,7 +280,7 @@ class RequestorSettingsSerializer(serializers.Serializer):
     onBehalfRequestors = subjects(PolicySubjectSet.Purpose.ON_BEHALF_REQUESTOR)
 
 
-class ApprovalStageSerializer(serializers.Serializer):
+class AccessPackageApprovalStageSerializer(serializers.Serializer):
     """accessPackageApprovalStage; its number is its place in the list."""
 
     durationBeforeAutomaticDenial = GraphDurationField(
@@ -337,7 +337,7 @@ class ApprovalStageSerializer(serializers.Serializer):
         return data
 
 
-class RequestApprovalSettingsSerializer(serializers.Serializer):
+class AccessPackageAssignmentApprovalSettingsSerializer(serializers.Serializer):
     isApprovalRequiredForAdd = serializers.BooleanField(
         source="is_approval_required_for_add", required=False
     )
@@ -347,7 +347,7 @@ class RequestApprovalSettingsSerializer(serializers.Serializer):
     isRequestorJustificationRequired = serializers.BooleanField(
         source="is_requestor_justification_required", required=False
     )
-    stages = Rows(ApprovalStageSerializer, related="approval_stages", key="stages")
+    stages = Rows(AccessPackageApprovalStageSerializer, related="approval_stages", key="stages")
 
 
 # Graph's recurrence pattern (type, interval) for each review frequency the product has.
@@ -448,7 +448,7 @@ class ReviewScheduleField(serializers.Field):
         return values
 
 
-class ReviewSettingsSerializer(serializers.Serializer):
+class AccessPackageAssignmentReviewSettingsSerializer(serializers.Serializer):
     isEnabled = serializers.BooleanField(source="review_is_enabled", required=False)
     expirationBehavior = serializers.ChoiceField(
         source="review_expiration_behavior",
@@ -467,7 +467,7 @@ class ReviewSettingsSerializer(serializers.Serializer):
     fallbackReviewers = subjects(PolicySubjectSet.Purpose.FALLBACK_REVIEWER)
 
 
-class AutomaticRequestSettingsSerializer(serializers.Serializer):
+class AccessPackageAutomaticRequestSettingsSerializer(serializers.Serializer):
     requestAccessForAllowedTargets = serializers.BooleanField(required=False, write_only=True)
     removeAccessWhenTargetLeavesAllowedTargets = serializers.BooleanField(
         source="remove_access_when_target_leaves_allowed_targets", required=False
@@ -492,7 +492,7 @@ class AutomaticRequestSettingsSerializer(serializers.Serializer):
         return {"requestAccessForAllowedTargets": False, **data}
 
 
-class NotificationSettingsSerializer(serializers.Serializer):
+class AccessPackageNotificationSettingsSerializer(serializers.Serializer):
     isAssignmentNotificationDisabled = serializers.BooleanField(
         source="is_assignment_notification_disabled", required=False
     )
@@ -511,12 +511,12 @@ QUESTION_TYPES = {
 ODATA_TYPE_OF_QUESTION = {value: key for key, value in QUESTION_TYPES.items()}
 
 
-class LocalizedTextSerializer(serializers.Serializer):
+class AccessPackageLocalizedTextSerializer(serializers.Serializer):
     languageCode = serializers.CharField(source="language_code", max_length=8)
     text = serializers.CharField(max_length=1024)
 
 
-class AnswerChoiceSerializer(serializers.Serializer):
+class AccessPackageAnswerChoiceSerializer(serializers.Serializer):
     actualValue = serializers.CharField(source="actual_value", max_length=256)
     text = serializers.CharField(max_length=512)
     localizations = serializers.ListField(required=False, allow_null=True, write_only=True)
@@ -534,6 +534,7 @@ class AnswerChoiceSerializer(serializers.Serializer):
         return data
 
 
+@extend_schema_serializer(component_name="AccessPackageQuestion")
 class QuestionSerializer(GraphSerializer):
     """accessPackageQuestion: a text input or a multiple-choice question."""
 
@@ -542,7 +543,9 @@ class QuestionSerializer(GraphSerializer):
     isRequired = serializers.BooleanField(source="is_required", required=False)
     isAnswerEditable = serializers.BooleanField(source="is_answer_editable", required=False)
     text = serializers.CharField(max_length=1024)
-    localizations = Rows(LocalizedTextSerializer, related="localizations", key="localizations")
+    localizations = Rows(
+        AccessPackageLocalizedTextSerializer, related="localizations", key="localizations"
+    )
     isSingleLineQuestion = serializers.BooleanField(
         source="is_single_line_question", required=False
     )
@@ -561,7 +564,7 @@ class QuestionSerializer(GraphSerializer):
     isMultipleSelectionAllowed = serializers.BooleanField(
         source="is_multiple_selection_allowed", required=False
     )
-    choices = Rows(AnswerChoiceSerializer, related="choices", key="choices")
+    choices = Rows(AccessPackageAnswerChoiceSerializer, related="choices", key="choices")
 
     TEXT_ONLY = ("isSingleLineQuestion", "regexPattern", "formatHint")
     CHOICE_ONLY = ("isMultipleSelectionAllowed", "choices")
