@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core import signing
-from django.db.models import F, Q
+from django.core.exceptions import FieldDoesNotExist
+from django.db.models import F, Q, UUIDField, Value
+from django.db.models.expressions import ExpressionList
 from odata_query import ast
 from odata_query import exceptions as odata_errors
 from odata_query.django.django_q import AstToDjangoQVisitor
@@ -122,6 +124,42 @@ class _LambdaRenamer(_Renamer):
         return self._rename(node)
 
 
+class _Visitor(AstToDjangoQVisitor):
+    """odata-query's visitor, with a string compared to a UUID field read as a UUID: SQLite
+    keeps UUIDs as 32 hex digits, so ``accessPackage/id eq '<guid>'`` must be converted."""
+
+    def visit_Compare(self, node):
+        lookup = super().visit_Compare(node)
+        field = _uuid_field(self.root_model, getattr(lookup, "lhs", None))
+        if field is None:
+            return lookup
+        if isinstance(lookup.rhs, ExpressionList):  # in (...)
+            lookup.rhs.set_source_expressions(
+                [_typed(value, field) for value in lookup.rhs.get_source_expressions()]
+            )
+        else:
+            lookup.rhs = _typed(lookup.rhs, field)
+        return lookup
+
+
+def _typed(value, field):
+    return Value(value.value, output_field=field) if isinstance(value, Value) else value
+
+
+def _uuid_field(model, lhs):
+    if not isinstance(lhs, F):
+        return None
+    field = None
+    for part in lhs.name.split("__"):
+        try:
+            field = model._meta.pk if part == "pk" else model._meta.get_field(part)
+        except (FieldDoesNotExist, AttributeError):
+            return None
+        if field.is_relation and field.related_model is not None:
+            model = field.related_model
+    return field if isinstance(field, UUIDField) else None
+
+
 def filter_q(model, expression, fields):
     """The ``Q`` (and annotations) for a Graph ``$filter`` over ``model``.
 
@@ -138,7 +176,7 @@ def filter_q(model, expression, fields):
     if tree is None:
         raise _invalid_filter("the expression is empty.")
     tree = _Renamer(fields).visit(tree)
-    visitor = AstToDjangoQVisitor(model)
+    visitor = _Visitor(model)
     try:
         condition = visitor.visit(tree)
     except odata_errors.ODataException as exc:

@@ -9,6 +9,8 @@ delivery; ``additionalAccess`` lists who holds two packages at once (separation 
 import uuid
 
 from django.db.models import Exists, OuterRef
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -28,6 +30,7 @@ from ..graph.serializers import Expand, GraphSerializer
 from ..graph.views import BASE, GraphViewSet
 from ..permissions import ENTITLEMENTS_READ, ENTITLEMENTS_WRITE, MY_ACCESS_READ
 from .common import GraphDateTimeField
+from .packages import PackageSerializer
 
 # --------------------------------------------------------------------------------------
 # Serializers shared with assignmentRequests
@@ -48,12 +51,12 @@ class SubjectSerializer(GraphSerializer):
         return "user"
 
 
-class ExpirationSerializer(serializers.Serializer):
+class AssignmentExpirationSerializer(serializers.Serializer):
     """expirationPattern of a schedule: an end date, or none."""
 
     open_type = "noExpiration"  # what ``type`` says when there is no end
 
-    endDateTime = GraphDateTimeField(source="schedule_end", read_only=True)
+    endDateTime = GraphDateTimeField(source="schedule_end", read_only=True, allow_null=True)
     duration = serializers.SerializerMethodField()
     type = serializers.SerializerMethodField()
 
@@ -64,30 +67,20 @@ class ExpirationSerializer(serializers.Serializer):
         return "afterDateTime" if obj.schedule_end else self.open_type
 
 
-class ScheduleSerializer(serializers.Serializer):
+class AssignmentScheduleSerializer(serializers.Serializer):
     """entitlementManagementSchedule: when the access starts and ends."""
 
-    startDateTime = GraphDateTimeField(source="schedule_start", read_only=True)
-    expiration = ExpirationSerializer(source="*", read_only=True)
+    startDateTime = GraphDateTimeField(source="schedule_start", read_only=True, allow_null=True)
+    expiration = AssignmentExpirationSerializer(source="*", read_only=True)
     recurrence = serializers.SerializerMethodField()
 
     def get_recurrence(self, obj) -> dict | None:
         return None
 
 
-class PackageRefSerializer(GraphSerializer):
-    """accessPackage, as an assignment or a request expands it."""
-
-    id = serializers.UUIDField(read_only=True)
-    displayName = serializers.CharField(source="display_name", read_only=True)
-    description = serializers.CharField(read_only=True)
-    isHidden = serializers.BooleanField(source="is_hidden", read_only=True)
-    createdDateTime = GraphDateTimeField(source="created", read_only=True)
-    modifiedDateTime = GraphDateTimeField(source="modified", read_only=True)
-
-
 class PolicyRefSerializer(GraphSerializer):
-    """accessPackageAssignmentPolicy, as an assignment expands it."""
+    """accessPackageAssignmentPolicy's own properties, as an assignment expands it (the whole
+    policy, with its settings, is at assignmentPolicies/{id})."""
 
     id = serializers.UUIDField(read_only=True)
     displayName = serializers.CharField(source="display_name", read_only=True)
@@ -103,13 +96,13 @@ class AssignmentSerializer(GraphSerializer):
     id = serializers.UUIDField(read_only=True)
     state = serializers.ChoiceField(choices=AssignmentState.choices, read_only=True)
     status = serializers.CharField(read_only=True)
-    schedule = ScheduleSerializer(source="*", read_only=True)
-    expiredDateTime = GraphDateTimeField(source="expired_datetime", read_only=True)
+    schedule = AssignmentScheduleSerializer(source="*", read_only=True)
+    expiredDateTime = GraphDateTimeField(source="expired_datetime", read_only=True, allow_null=True)
     customExtensionCalloutInstances = serializers.SerializerMethodField()
 
     expandable = {
         "target": Expand(SubjectSerializer, "target", select="target"),
-        "accessPackage": Expand(PackageRefSerializer, "access_package", select="access_package"),
+        "accessPackage": Expand(PackageSerializer, "access_package", select="access_package"),
         "assignmentPolicy": Expand(
             PolicyRefSerializer, "assignment_policy", select="assignment_policy"
         ),
@@ -193,6 +186,10 @@ class AssignmentViewSet(GraphViewSet):
     @graph_schema(
         summary="Assignments of people who also hold an incompatible package",
         collection=AssignmentSerializer,
+        parameters=[
+            OpenApiParameter(name, OpenApiTypes.UUID, OpenApiParameter.PATH)
+            for name in ("access_package_id", "incompatible_access_package_id")
+        ],
     )
     @action(detail=False, methods=["get"], url_path=ADDITIONAL_ACCESS, url_name="additional-access")
     def additional_access(self, request, access_package_id, incompatible_access_package_id):

@@ -43,13 +43,13 @@ from ..graph.serializers import Expand, GraphSerializer
 from ..graph.views import BASE, GraphViewSet
 from ..permissions import EM_READWRITE, ENTITLEMENTS_READ, MY_ACCESS, MY_ACCESS_READ, granted
 from .assignments import (
+    AssignmentExpirationSerializer,
+    AssignmentScheduleSerializer,
     AssignmentSerializer,
-    ExpirationSerializer,
-    PackageRefSerializer,
-    ScheduleSerializer,
     SubjectSerializer,
 )
 from .common import GraphDateTimeField
+from .packages import PackageSerializer
 
 ANSWER_STRING = "#microsoft.graph.accessPackageAnswerString"
 QUESTION_TYPES = {
@@ -106,11 +106,11 @@ def answer_data(answer):
     }
 
 
-class RequestExpirationSerializer(ExpirationSerializer):
+class RequestExpirationSerializer(AssignmentExpirationSerializer):
     open_type = "notSpecified"
 
 
-class RequestScheduleSerializer(ScheduleSerializer):
+class RequestScheduleSerializer(AssignmentScheduleSerializer):
     expiration = RequestExpirationSerializer(source="*", read_only=True)
 
 
@@ -122,7 +122,9 @@ class AssignmentRequestSerializer(GraphSerializer):
     state = serializers.ChoiceField(choices=RequestState.choices, read_only=True)
     status = serializers.CharField(read_only=True)
     createdDateTime = GraphDateTimeField(source="created", read_only=True)
-    completedDateTime = GraphDateTimeField(source="completed_datetime", read_only=True)
+    completedDateTime = GraphDateTimeField(
+        source="completed_datetime", read_only=True, allow_null=True
+    )
     justification = serializers.CharField(read_only=True)
     schedule = RequestScheduleSerializer(source="*", read_only=True)
     answers = serializers.SerializerMethodField()
@@ -130,7 +132,7 @@ class AssignmentRequestSerializer(GraphSerializer):
     customExtensionCalloutInstances = serializers.SerializerMethodField()
 
     expandable = {
-        "accessPackage": Expand(PackageRefSerializer, "access_package", select="access_package"),
+        "accessPackage": Expand(PackageSerializer, "access_package", select="access_package"),
         "assignment": Expand(AssignmentSerializer, "assignment", select="assignment"),
         "requestor": Expand(SubjectSerializer, "requestor", select="requestor"),
     }

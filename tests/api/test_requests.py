@@ -722,3 +722,91 @@ def test_a_person_may_not_remove_or_extend_someone_elses_access(
         response = post(client, {"requestType": kind, "assignment": {"id": str(assignment.pk)}})
         assert response.status_code == 404, (kind, response.content)
     assert counts() == before
+
+
+@pytest.mark.parametrize("rows", [10, 200])
+def test_the_list_with_every_expand_and_the_answers_is_a_fixed_number_of_queries(
+    client, owner, package, rows, django_assert_max_num_queries
+):
+    policy = open_policy(package)
+    question = QuestionFactory(policy=policy)
+    for user in UserFactory.create_batch(rows):
+        request = AssignmentRequest.objects.create(
+            access_package=package,
+            assignment_policy=policy,
+            requestor=user,
+            target=user,
+            request_type="userAdd",
+            state=RequestState.PENDING_APPROVAL,
+        )
+        RequestAnswer.objects.create(
+            request=request, question=question, value="a", display_value="a"
+        )
+    client.force_login(owner)
+
+    with django_assert_max_num_queries(6):
+        response = client.get(f"{URL}?$expand=accessPackage,assignment,requestor&$top=999")
+
+    assert len(response.json()["value"]) == rows
+    assert all(row["answers"][0]["value"] == "a" for row in response.json()["value"])
+
+
+# --- tokens -------------------------------------------------------------------------------
+
+
+def test_an_application_cannot_make_a_user_add(api, app_token, package):
+    open_policy(package)
+    api.as_token(app_token(["EntitlementManagement.ReadWrite.All"]))
+    before = counts()
+
+    response = api.post(URL, add_body(package))
+
+    assert response.status_code == 400, response.content
+    assert "application assigns with adminAdd" in error_of(response)["message"]
+    assert counts() == before
+
+
+def test_an_application_assigns_directly_and_is_the_actor_of_the_audit_event(
+    api, app_token, requester, package
+):
+    open_policy(package)
+    api.as_token(app_token(["EntitlementManagement.ReadWrite.All"]))
+
+    response = api.post(URL, add_body(package, target=requester, kind="adminAdd"))
+
+    assert response.status_code == 201, response.content
+    principal = app_token.last.service_principal
+    request = AssignmentRequest.objects.get(pk=response.json()["id"])
+    assert request.requestor == principal
+    assert AuditEvent.objects.filter(request=request, actor=principal, channel="api").exists()
+
+
+def test_a_read_only_application_lists_but_may_not_submit(api, app_token, requester, package):
+    open_policy(package)
+    api.as_token(app_token(["EntitlementManagement.Read.All"]))
+    before = counts()
+
+    assert api.get(URL).status_code == 200
+    response = api.post(URL, add_body(package, target=requester, kind="adminAdd"))
+
+    assert response.status_code == 403
+    assert error_of(response)["code"] == "Forbidden"
+    assert counts() == before
+
+
+def test_a_personal_token_for_my_access_requests_but_does_not_assign(
+    api, user_token, owner, requester, package
+):
+    open_policy(package)
+    api.as_token(user_token(owner, ["EntitlementMgmt-SubjectAccess.ReadWrite"]))
+    before = counts()
+
+    refused = api.post(URL, add_body(package, target=requester, kind="adminAdd"))
+
+    assert refused.status_code == 403
+    assert "EntitlementManagement.ReadWrite.All" in error_of(refused)["message"]
+    assert counts() == before
+    own = api.post(URL, add_body(package))
+    assert own.status_code == 201, own.content
+    assert api.get(f"{URL}/{own.json()['id']}").status_code == 200
+    assert api.get(URL).status_code == 403  # the catalogs' list needs EntitlementManagement.*
