@@ -15,6 +15,7 @@ from ..models import (
     Assignment,
     AssignmentResourceRole,
     AssignmentState,
+    ConnectedSystem,
     GrantState,
 )
 from . import common
@@ -89,7 +90,22 @@ def assignments_reconcile(*, now=None, stuck_after=None):
         common.enqueue_task(common.DELIVER, pk)
     for pk in revoking:
         common.enqueue_task(common.REVOKE, pk)
-    return len(delivering), len(revoking)
+    # An unhealthy system's work waits without retries; once a probe is due, hand it out
+    # again: one call probes the system, the rest wait again unless it answers.
+    deliveries, revocations = len(delivering), len(revoking)
+    for system in ConnectedSystem.objects.filter(enabled=True, consecutive_failures__gt=0):
+        if system.is_unhealthy and _probe_due(system, now):
+            resumed = connected_system_resume(system_id=system.pk)
+            deliveries, revocations = deliveries + resumed[0], revocations + resumed[1]
+    return deliveries, revocations
+
+
+def _probe_due(system, now):
+    due = now - timedelta(seconds=system.probe_interval)
+    return all(
+        moment is None or moment <= due
+        for moment in (system.probe_datetime, system.last_error_datetime)
+    )
 
 
 def connected_system_resume(*, system_id):
