@@ -285,6 +285,28 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Three queues, so that slow work never delays a removal (docs/operations.md): "delivery"
+# (grants, revocations, expiry and the reconciler that re-queues them), "notifications"
+# (emails), "periodic" (beat's jobs and bulk work, and any task not routed). A worker started
+# without -Q consumes all three; deployments run one worker for delivery of its own.
+CELERY_TASK_QUEUES = {name: {} for name in ("delivery", "notifications", "periodic")}
+CELERY_TASK_DEFAULT_QUEUE = "periodic"
+CELERY_TASK_ROUTES = {
+    **{
+        f"entitlements.tasks.{name}": {"queue": "delivery"}
+        for name in (
+            "deliver_assignment",
+            "deliver_assignments",
+            "revoke_assignment_grants",
+            "revoke_grants_batch",
+            "resume_connected_system",
+            "expire_due_assignments",
+            "reconcile_assignments",
+        )
+    },
+    "notifications.tasks.send_notification": {"queue": "notifications"},
+    "notifications.tasks.send_notifications": {"queue": "notifications"},
+}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Periodic work. Beat's database scheduler copies these into django-celery-beat's tables on
 # start, where admins can change or pause them. Each task is idempotent and set-based.
