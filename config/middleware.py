@@ -8,10 +8,13 @@ from django.http import HttpResponseBadRequest
 from django.http.multipartparser import MultiPartParserError
 from django.template import loader
 
+from api.graph.errors import error_response
+
 logger = logging.getLogger("django.security.MalformedRequest")
 
 FORM_CONTENT_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 NUL = "\x00"
+API_PATHS = ("/v1.0/", "/oauth2/")
 
 
 def bad_request_response():
@@ -90,4 +93,6 @@ class RejectUnreadableRequestsMiddleware:
         if reason is None:
             return None
         logger.warning("Bad request %s %r: %s", request.method, request.path, reason)
+        if request.path_info.startswith(API_PATHS):  # API clients read Graph's JSON errors
+            return error_response(request, 400, "BadRequest", "The request could not be read.")
         return bad_request_response()

@@ -130,9 +130,10 @@ COUNT = OpenApiParameter(
 SEARCH = _query("$search", 'Free-text search, e.g. "displayName:sales".')
 CONSISTENCY_LEVEL = OpenApiParameter(
     "ConsistencyLevel",
-    {"type": "string", "enum": ["eventual"]},
+    str,
     OpenApiParameter.HEADER,
-    description="Accepted for Graph compatibility ($count and $search need no index here).",
+    description="Graph's 'eventual', which its SDKs send with $count and $search; accepted "
+    "and not needed here.",
 )
 
 ENTITY_PARAMETERS = [SELECT, EXPAND]
