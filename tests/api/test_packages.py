@@ -616,3 +616,22 @@ def test_no_requirements_for_someone_who_already_has_the_package(client, request
         f"{URL}/00000000-0000-0000-0000-000000000000/getApplicablePolicyRequirements"
     )
     assert missing.status_code == 404
+
+
+def test_a_packages_policies_are_listed_in_the_policy_resources_shape(
+    client, catalog_owner, shop, wrong_people
+):
+    package = shop["package"]
+    PolicyFactory(access_package=package, display_name="Staff")
+    PolicyFactory(access_package=AccessPackageFactory(catalog=shop["catalog"]), display_name="No")
+    client.force_login(catalog_owner)
+    response = client.get(f"{URL}/{package.pk}/assignmentPolicies")
+    assert response.status_code == 200, response.content
+    (policy,) = response.json()["value"]
+    assert policy["displayName"] == "Staff"
+    assert policy["expiration"]["type"] == "afterDuration"
+    assert "requestApprovalSettings" in policy
+    client.force_login(wrong_people["other_owner"])
+    assert client.get(f"{URL}/{package.pk}/assignmentPolicies").status_code == 404
+    assert client.get(f"{URL}/{package.pk}/incompatibleGroups").status_code == 404
+    assert client.get(f"{URL}/{package.pk}/resourceRoleScopes").status_code == 404
