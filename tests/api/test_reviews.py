@@ -349,6 +349,14 @@ def test_tokens_act_within_their_permissions(api, user_token, app_token, reviewe
     instance.refresh_from_db()
     assert instance.status == ReviewStatus.IN_PROGRESS
 
+    # AccessReview.ReadWrite.All is product-wide for an application, as in Graph.
+    api.as_token(app_token([REVIEW_READWRITE]))
+    assert api.post(f"{urls(instance)['instance']}/stop").status_code == 204
+    instance.refresh_from_db()
+    assert instance.status == ReviewStatus.COMPLETED
+    assert instance.stopped_by_id == app_token.last.service_principal.pk
+    assert AuditEvent.objects.filter(action="reviewInstance.stopped", channel="api").exists()
+
 
 @pytest.mark.parametrize("count", [3, 15])
 def test_listing_decisions_is_a_fixed_number_of_queries(
@@ -362,12 +370,21 @@ def test_listing_decisions_is_a_fixed_number_of_queries(
     ReviewItem.objects.filter(instance=instance).update(
         decision=Decision.APPROVE, decided_by=reviewer, decided_datetime=now
     )
+    for _ in range(count):  # more definitions, each with its reviewers and a run
+        other = PolicyFactory(review_is_enabled=True, review_start_date=policy.review_start_date)
+        add_subject(other, Purpose.PRIMARY_REVIEWER, SubjectType.SINGLE_USER, user=reviewer)
+        add_subject(other, Purpose.FALLBACK_REVIEWER, SubjectType.SINGLE_USER, user=admin_user)
+        review_instance_create(
+            policy=other, start=now - timedelta(days=1), end=now + timedelta(days=13), now=now
+        )
     for person in (admin_user, reviewer):
         client.force_login(person)
         with django_assert_max_num_queries(8):
             body = client.get(urls(instance)["decisions"]).json()
         assert len(body["value"]) == count
+    client.force_login(admin_user)
     with django_assert_max_num_queries(8):
-        client.get(URL)
+        definitions = client.get(URL).json()
+    assert len(definitions["value"]) == count + 1
     with django_assert_max_num_queries(8):
         client.get(f"{URL}/{policy.pk}/instances")
