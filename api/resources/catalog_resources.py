@@ -273,11 +273,18 @@ def _origin_object(origin_system, origin_id):
     return {field: obj}
 
 
+class _Absent:
+    """An inherited method this viewset does not have: the router maps no route to it."""
+
+    def __get__(self, instance, owner):
+        raise AttributeError("not served here")
+
+
 class ResourceRequestViewSet(GraphViewSet):
-    """POST only (see the module docstring): GET answers 405."""
+    """POST only (see the module docstring): no list or get routes."""
 
     context = f"{BASE}/resourceRequests"
-    http_method_names = ["post", "options"]
+    list = retrieve = _Absent()
     serializer_class = ResourceRequestSerializer
     read_permissions = ENTITLEMENTS_READ
     write_permissions = ENTITLEMENTS_WRITE

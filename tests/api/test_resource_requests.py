@@ -258,8 +258,9 @@ def test_a_reader_may_not_remove_a_resource(client, catalog):
     assert Resource.objects.filter(pk=resource.pk).exists()
 
 
-def test_resource_requests_cannot_be_listed(client, admin_user):
+def test_resource_requests_cannot_be_listed_or_read_back(client, admin_user):
     client.force_login(admin_user)
-    response = client.get(URL)
-    assert response.status_code == 405
-    assert response.json()["error"]["code"] == "MethodNotAllowed"
+    for url in (URL, f"{URL}/00000000-0000-0000-0000-000000000000"):
+        response = client.get(url)
+        assert response.status_code in (400, 405), response.content
+        assert response.json()["error"]["code"] in ("BadRequest", "MethodNotAllowed")
