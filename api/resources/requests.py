@@ -16,7 +16,6 @@ from datetime import timedelta
 
 from django.db.models import Prefetch
 from django.utils import timezone
-from django.utils.dateparse import parse_duration
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.decorators import action
@@ -50,6 +49,7 @@ from .assignments import (
 )
 from .common import GraphDateTimeField
 from .packages import PackageSerializer
+from .policy_serializers import GraphDurationField
 
 ANSWER_STRING = "#microsoft.graph.accessPackageAnswerString"
 QUESTION_TYPES = {
@@ -215,25 +215,16 @@ class AssignmentReferenceSerializer(serializers.Serializer):
 
 class ExpirationInputSerializer(serializers.Serializer):
     endDateTime = serializers.DateTimeField(required=False, allow_null=True)
-    duration = serializers.CharField(
-        required=False, allow_null=True, help_text="ISO 8601, e.g. P30D or PT8H."
-    )
+    duration = GraphDurationField(required=False, allow_null=True)
     type = serializers.ChoiceField(
         choices=["notSpecified", "noExpiration", "afterDateTime", "afterDuration"],
         required=False,
     )
 
     def validate_duration(self, value):
-        if value in (None, ""):
-            return None
-        duration = parse_duration(value) if value.lstrip("-").startswith("P") else None
-        if duration is None:
-            raise serializers.ValidationError(
-                "Give an ISO 8601 duration in days, hours, minutes or seconds, e.g. P30D."
-            )
-        if duration <= timedelta(0):
+        if value is not None and value <= timedelta(0):
             raise serializers.ValidationError("The duration must be positive.")
-        return duration
+        return value
 
 
 class ScheduleInputSerializer(serializers.Serializer):

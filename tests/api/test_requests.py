@@ -486,7 +486,7 @@ def _new(a, p, t):
                 "assignment": _new(a, p, t),
                 "schedule": {"expiration": {"duration": "P1Y"}},
             },
-            "ISO 8601",
+            "is not a duration",
         ),
         (
             lambda a, p, t: {
