@@ -68,17 +68,24 @@ class GraphDurationField(serializers.Field):
         "invalid": (
             "'{value}' is not a duration: give an ISO 8601 duration such as P30D or PT8H "
             "(years and months are not fixed lengths: give them in days)."
-        )
+        ),
+        "too_long": "A duration of more than 100 years (P36500D) is not accepted.",
     }
+    LONGEST = timedelta(days=36500)
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         extend_schema_field({"type": "string", "format": "duration", "example": "P30D"})(self)
 
     def to_internal_value(self, data):
-        value = parse_duration(data) if isinstance(data, str) else None
+        try:
+            value = parse_duration(data) if isinstance(data, str) else None
+        except (OverflowError, ValueError):
+            value = None
         if value is None:
             self.fail("invalid", value=str(data)[:64])
+        if abs(value) > self.LONGEST:
+            self.fail("too_long")
         return value
 
     def to_representation(self, value):
@@ -429,9 +436,12 @@ class ReviewScheduleField(serializers.Field):
         if not isinstance(recurrence, dict):
             raise serializers.ValidationError({"recurrence": "Expected an object."})
         pattern = recurrence.get("pattern") or {}
+        range_ = recurrence.get("range") or {}
+        if not isinstance(pattern, dict) or not isinstance(range_, dict):
+            raise serializers.ValidationError({"recurrence": "Expected an object."})
         if pattern:
             key = (pattern.get("type"), pattern.get("interval") or 1)
-            if key not in RECURRENCE_OF:
+            if not all(isinstance(part, str | int) for part in key) or key not in RECURRENCE_OF:
                 raise serializers.ValidationError(
                     {
                         "recurrence": "Reviews recur weekly (weekly, 1), monthly "
@@ -440,7 +450,6 @@ class ReviewScheduleField(serializers.Field):
                     }
                 )
             values["review_recurrence"] = RECURRENCE_OF[key]
-        range_ = recurrence.get("range") or {}
         if range_ and range_.get("type") not in (None, "noEnd"):
             raise serializers.ValidationError(
                 {"recurrence": "Reviews recur until the policy changes: use range type noEnd."}

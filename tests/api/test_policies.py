@@ -702,3 +702,61 @@ def test_people_without_a_role_in_the_catalog_see_nothing_and_change_nothing(
     assert client.delete(f"{URL}/{policy.pk}").status_code == 404
     assert AssignmentPolicy.objects.get().display_name == "Employees"
     assert not AuditEvent.objects.exists()
+
+
+JUNK = {
+    "specificAllowedTargets": "everyone",
+    "expiration": "never",
+    "requestorSettings": [],
+    "requestApprovalSettings": {"stages": {"0": {}}},
+    "questions": [1],
+    "reviewSettings": {"schedule": {"recurrence": "often"}},
+    "reviewSettings ": {"schedule": {"recurrence": {"pattern": {"type": [], "interval": {}}}}},
+    "accessPackage": "x",
+    "displayName": {"a": 1},
+    "allowedTargetScope": "everybody",
+}
+
+
+@pytest.mark.parametrize("name, value", JUNK.items(), ids=JUNK.keys())
+def test_junk_in_any_property_is_a_400(admin_client, package, people, name, value):
+    body = full_body(package, people)
+    if name.endswith(" "):
+        body["reviewSettings"]["schedule"] = value["schedule"]
+    else:
+        body[name] = value
+    response = post(admin_client, body)
+    assert response.status_code == 400, response.content
+    assert name.strip() in response.json()["error"]["message"]
+    assert not AssignmentPolicy.objects.exists()
+
+
+@pytest.mark.parametrize("duration", ["P9999999999D", "P36501D", "PT99999999999999H", "P1M"])
+def test_a_duration_out_of_range_is_a_400(admin_client, package, people, duration):
+    body = full_body(package, people)
+    body["expiration"]["duration"] = duration
+    response = post(admin_client, body)
+    assert response.status_code == 400, response.content
+    assert "expiration.duration" in response.json()["error"]["message"]
+
+
+def test_an_application_granted_read_write_with_a_catalog_role_writes_policies(
+    client, package, people, app_token, bearer
+):
+    token = app_token(
+        ["EntitlementManagement.ReadWrite.All"],
+        catalog_roles=[(AdminRole.ACCESS_PACKAGE_MANAGER, package.catalog)],
+    )
+    response = client.post(
+        URL, full_body(package, people), content_type="application/json", **bearer(token)
+    )
+    assert response.status_code == 201, response.content
+    listed = client.get(URL, **bearer(token)).json()["value"]
+    assert [row["id"] for row in listed] == [response.json()["id"]]
+    reader = app_token(
+        ["EntitlementManagement.Read.All"],
+        catalog_roles=[(AdminRole.CATALOG_OWNER, package.catalog)],
+    )
+    refused = client.delete(f"{URL}/{response.json()['id']}", **bearer(reader))
+    assert refused.status_code == 403
+    assert AssignmentPolicy.objects.count() == 1
