@@ -37,7 +37,7 @@ from reviews.services import (
     review_item_decide,
 )
 
-from ..graph.errors import bad_request
+from ..graph.errors import bad_request, forbidden
 from ..graph.schema import graph_schema
 from ..graph.serializers import GraphSerializer
 from ..graph.views import GraphViewSet, api_root
@@ -369,6 +369,9 @@ class InstanceViewSet(ReviewViewSet):
         """Decide the caller's undecided items as the decision helper recommends."""
         instance = self.get_object()
         values = self.body(JustificationSerializer)
+        # As in My Access: only someone who reviews items of this instance accepts for them.
+        if not reviewed_items(request.user).filter(instance=instance).exists():
+            raise forbidden("You are not a reviewer in this review.")
         review_accept_recommendations(
             actor=request.user,
             instance=instance,

@@ -317,6 +317,9 @@ def test_a_reviewer_may_not_stop_or_apply_and_a_catalog_owner_may_not_decide(
     )
     assert response.status_code == 403
     assert "not a reviewer" in response.json()["error"]["message"]
+    accepted = client.post(f"{urls(instance)['instance']}/acceptRecommendations")
+    assert accepted.status_code == 403
+    assert accepted.json()["error"]["message"] == "You are not a reviewer in this review."
     assert snapshot(instance) == before
 
 
