@@ -16,7 +16,7 @@ name, which is all the product keeps); tenants, federations and social providers
 import re
 
 from django.core.exceptions import ValidationError
-from rest_framework import serializers
+from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
 
 from directory.admin import DOMAIN
@@ -312,16 +312,26 @@ class EntitlementManagementSettingsSerializer(GraphSerializer):
         return {"id": str(instance.pk), **super().to_representation(instance)}
 
 
-class SettingsViewSet(GraphViewSet):
-    """``settings`` is a single object, not a collection: GET and PATCH on its own path."""
+class SettingsViewSet(viewsets.GenericViewSet):
+    """``settings`` is a single object, not a collection: GET and PATCH on its own path.
+
+    A plain viewset with GraphViewSet's entity and body helpers, and no list or retrieve,
+    so the router adds no collection routes for it."""
 
     context = f"{BASE}/settings"
     serializer_class = EntitlementManagementSettingsSerializer
     read_permissions = ENTITLEMENTS_READ
     write_permissions = ENTITLEMENTS_WRITE
+    entity = GraphViewSet.entity
+    body = GraphViewSet.body
+    query_options = GraphViewSet.query_options
+    context_url = GraphViewSet.context_url
+    options = GraphViewSet.options
+    no_content = staticmethod(GraphViewSet.no_content)
+    _reload = GraphViewSet._reload
 
-    def visible(self):
-        return EntitlementManagementSettings.objects.all()
+    def get_queryset(self):
+        return EntitlementManagementSettings.objects.none()
 
     @graph_schema(
         methods=["GET"],

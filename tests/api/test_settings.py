@@ -119,3 +119,10 @@ def test_an_application_token_with_read_write_changes_them(client, app_token, be
         ).status_code
         == 403
     )
+
+
+def test_the_settings_add_no_collection_routes(client, admin_user):
+    client.force_login(admin_user)
+    base = "/v1.0/identityGovernance/entitlementManagement"
+    assert client.get(f"{base}/").status_code in (400, 404)
+    assert client.get(f"{base}/00000000-0000-0000-0000-000000000000").status_code in (400, 404)
