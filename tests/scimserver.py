@@ -318,6 +318,20 @@ class ScimTenant:
         }
         return self._checked(self.http.post("/Users", json=body))
 
+    def patch_group(self, group_id, *operations):
+        body = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"]}
+        self._checked(
+            self.http.patch(f"/Groups/{group_id}", json={**body, "Operations": operations})
+        )
+
+    def add_member(self, group_id, user_id):
+        """Add a member by hand, as an administrator of the application would."""
+        self.patch_group(group_id, {"op": "add", "path": "members", "value": [{"value": user_id}]})
+
+    def remove_member(self, group_id, user_id):
+        """Remove a member by hand, as an administrator of the application would."""
+        self.patch_group(group_id, {"op": "remove", "path": f'members[value eq "{user_id}"]'})
+
     def users(self):
         found = self._checked(self.http.get("/Users", params={"count": 1000}))
         return found.get("Resources", [])

@@ -193,13 +193,7 @@ def test_holders_are_the_external_keys_of_the_members_whoever_added_them(
     rita = UserFactory(email="Rita@Example.com")
     connector.grant(member, rita)
     by_hand = scim_server.create_user("Henry.Hand@example.com")
-    scim_server.http.patch(
-        f"/Groups/{group['id']}",
-        json={
-            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-            "Operations": [{"op": "add", "path": "members", "value": [{"value": by_hand["id"]}]}],
-        },
-    )
+    scim_server.add_member(group["id"], by_hand["id"])
 
     holders = connector.call("holders", member)
 
