@@ -760,3 +760,23 @@ def test_an_application_granted_read_write_with_a_catalog_role_writes_policies(
     refused = client.delete(f"{URL}/{response.json()['id']}", **bearer(reader))
     assert refused.status_code == 403
     assert AssignmentPolicy.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    "sent, kept",
+    [
+        ("2027-03-01T12:00:00Z", "2027-03-01T12:00:00.000Z"),
+        ("2027-03-01T13:00:00.250000+01:00", "2027-03-01T12:00:00.250Z"),
+        ("2027-03-01T12:00:00", "2027-03-01T12:00:00.000Z"),  # the SDK's naive datetime: UTC
+    ],
+)
+def test_an_end_date_is_read_with_or_without_an_offset(admin_client, package, people, sent, kept):
+    body = full_body(package, people)
+    body["expiration"] = {"type": "afterDateTime", "endDateTime": sent}
+    response = post(admin_client, body)
+    assert response.status_code == 201, response.content
+    assert response.json()["expiration"] == {
+        "type": "afterDateTime",
+        "endDateTime": kept,
+        "duration": None,
+    }
