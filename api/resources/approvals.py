@@ -19,7 +19,7 @@ from entitlements.models import AssignmentRequest, Channel
 
 from ..graph.errors import bad_request
 from ..graph.schema import graph_schema
-from ..graph.serializers import GraphSerializer
+from ..graph.serializers import Expand, GraphSerializer
 from ..graph.views import BASE, GraphViewSet
 from ..permissions import MY_ACCESS, MY_ACCESS_READ
 from .common import GraphDateTimeField
@@ -63,6 +63,12 @@ class ApprovalStageSerializer(GraphSerializer):
 class ApprovalSerializer(GraphSerializer):
     id = serializers.UUIDField(read_only=True)
     stages = ApprovalStageSerializer(many=True, read_only=True, source="approval_stages")
+
+    # The stages are always there (prefetched by the view for the caller); ``$expand=stages``,
+    # which Graph scripts send, is accepted and may $select within them.
+    expandable = {
+        "stages": Expand(serializer=ApprovalStageSerializer, source="approval_stages", many=True)
+    }
 
 
 class StageDecisionSerializer(serializers.Serializer):

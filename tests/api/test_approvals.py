@@ -80,6 +80,16 @@ def test_an_approver_lists_the_approvals_waiting_for_them_with_their_stages(
     }
 
 
+def test_expand_stages_is_accepted_and_selects_within_them(client, approver, pending):
+    client.force_login(approver)
+
+    body = client.get(f"{MINE}?$expand=stages($select=status)").json()
+
+    assert body["value"][0]["stages"] == [
+        {"id": str(RequestApprovalStage.objects.get(request=pending).pk), "status": "InProgress"}
+    ]
+
+
 def test_an_approver_approves_a_stage_and_the_next_one_opens(client, approver, pending):
     client.force_login(approver)
     url, stage = stage_url(pending)
