@@ -7,9 +7,9 @@ test gets a tenant of its own, so its users and groups start empty.
 
 In front of it a small WSGI middleware lets a test make the server answer errors for a while
 (``POST /_control/<tenant>/faults``: the next ``count`` requests answer ``status``, with a
-``Retry-After`` header when given) and read what the server received
-(``GET /_control/<tenant>/requests``). The SCIM requests themselves are served by the real
-server: nothing of the protocol is imitated here.
+``Retry-After`` header when given; several such faults are answered one after the other)
+and read what the server received (``GET /_control/<tenant>/requests``). The SCIM requests
+themselves are served by the real server: nothing of the protocol is imitated here.
 
 Fixtures: ``scim_server_process`` (one per test session) and ``scim_server`` (a fresh tenant).
 Without the server the tests skip locally and fail in CI.
@@ -41,7 +41,8 @@ class Faults:
     def __init__(self, app):
         self.app = app
         self.lock = threading.Lock()
-        self.plans = {}  # tenant -> {"status", "count", "retry_after", "detail", "methods"}
+        # tenant -> faults to answer, in order: {"status", "count", "retry_after", "detail", ...}
+        self.plans = defaultdict(list)
         self.log = defaultdict(list)  # tenant -> [{"at", "method", "path", "query", "status"}]
 
     def __call__(self, environ, start_response):
@@ -59,11 +60,13 @@ class Faults:
         }
         with self.lock:
             self.log[tenant].append(entry)
-            plan = self.plans.get(tenant)
+            plans = self.plans[tenant]
             fault = None
-            if plan and plan["count"] > 0 and (not plan["methods"] or method in plan["methods"]):
-                plan["count"] -= 1
-                fault = dict(plan)
+            if plans and (not plans[0]["methods"] or method in plans[0]["methods"]):
+                fault = dict(plans[0])
+                plans[0]["count"] -= 1
+                if plans[0]["count"] <= 0:
+                    plans.pop(0)
         if fault is not None:
             entry["status"] = fault["status"]
             return self.answer_fault(fault, start_response)
@@ -93,14 +96,16 @@ class Faults:
             size = int(environ.get("CONTENT_LENGTH") or 0)
             body = json.loads(environ["wsgi.input"].read(size) or b"{}")
             with self.lock:
-                self.plans[tenant] = {
-                    "status": int(body.get("status", 500)),
-                    "count": int(body.get("count", 1)),
-                    "retry_after": body.get("retry_after"),
-                    "detail": body.get("detail", "Injected failure"),
-                    "scim_type": body.get("scim_type", ""),
-                    "methods": set(body.get("methods") or ()),
-                }
+                self.plans[tenant].append(
+                    {
+                        "status": int(body.get("status", 500)),
+                        "count": int(body.get("count", 1)),
+                        "retry_after": body.get("retry_after"),
+                        "detail": body.get("detail", "Injected failure"),
+                        "scim_type": body.get("scim_type", ""),
+                        "methods": set(body.get("methods") or ()),
+                    }
+                )
             answer = {"ok": True}
         elif what == "requests" and method == "GET":
             with self.lock:
@@ -277,7 +282,8 @@ class ScimTenant:
     # --- faults and the request log -------------------------------------------------------
 
     def fail_next(self, count, *, status=500, retry_after=None, detail=None, methods=()):
-        """Make the next ``count`` SCIM requests (of ``methods``, or any) answer ``status``."""
+        """Make the next ``count`` SCIM requests (of ``methods``, or any) answer ``status``;
+        after the faults asked for before, when there are some."""
         body = {
             "status": status,
             "count": count,

@@ -213,13 +213,21 @@ def test_an_ended_assignment_is_removed_from_the_scim_group(
     assert scim_server.member_ids(group["id"]) == []
 
 
+@pytest.fixture
+def quick_backoff(monkeypatch):
+    """The worker started after this fixture backs off from half a second, not 30."""
+    monkeypatch.setenv("CONNECTOR_RETRY_BACKOFF_SECONDS", "0.5")
+
+
 @pytest.mark.postgres_only
 @pytest.mark.django_db(transaction=True)
-def test_too_many_requests_is_retried_by_the_worker_no_earlier_than_retry_after(
-    requester, scim_server, engineers, celery_worker
+def test_500s_then_429_are_retried_by_the_worker_and_delivered_once_not_before_retry_after(
+    requester, scim_server, engineers, quick_backoff, celery_worker
 ):
     group, resource = engineers
     package, policy = package_giving(resource)
+    scim_server.forget_requests()
+    scim_server.fail_next(2, status=500, detail="Maintenance")
     scim_server.fail_next(1, status=429, retry_after=3, detail="Rate limit: 10 a minute")
 
     assignment = fulfil(approved_request(requester, package, policy))  # the worker delivers
@@ -232,8 +240,9 @@ def test_too_many_requests_is_retried_by_the_worker_no_earlier_than_retry_after(
         time.sleep(0.2)
     assert assignment.state == AssignmentState.DELIVERED, "".join(celery_worker.output[-30:])
     seen = scim_server.requests()
-    refused_at = next(r["at"] for r in seen if r["status"] == 429)
-    retried_at = min(r["at"] for r in seen if r["at"] > refused_at)
-    assert retried_at - refused_at >= 3
+    assert [r["status"] for r in seen[:4]] == [500, 500, 429, 200]
+    assert seen[3]["at"] - seen[2]["at"] >= 3  # not before Retry-After
+    assert len(_successful(scim_server, "POST")) == 1
+    assert len(_successful(scim_server, "PATCH")) == 1
     assert scim_server.member_names(group["id"]) == ["requester@example.com"]
-    assert assignment.grants.get().attempts == 2
+    assert assignment.grants.get().attempts == 4
