@@ -26,7 +26,7 @@ from entitlements.models import PolicySubjectSet, StageApproverSet
 
 from ..graph.errors import bad_request, conflict, forbidden, not_found
 from ..graph.schema import graph_schema
-from ..graph.serializers import GraphSerializer
+from ..graph.serializers import Expand, GraphSerializer
 from ..graph.views import BASE, GraphViewSet, api_root
 from ..permissions import EM_READ, EM_READWRITE, ENTITLEMENTS_READ, ENTITLEMENTS_WRITE, granted
 from .common import GraphDateTimeField, delete_config, save_config
@@ -114,6 +114,16 @@ class DomainIdentitySourceSerializer(serializers.Serializer):
         return {"@odata.type": DOMAIN_SOURCE, "domainName": domain, "displayName": domain}
 
 
+class SponsorUserSerializer(GraphSerializer):
+    """A sponsor, as a directoryObject of type user."""
+
+    odata_type = "#microsoft.graph.user"
+    id = serializers.UUIDField(read_only=True)
+    displayName = serializers.CharField(source="display_name", read_only=True)
+    mail = serializers.EmailField(source="email", read_only=True)
+    userPrincipalName = serializers.EmailField(source="email", read_only=True)
+
+
 class ConnectedOrganizationSerializer(GraphSerializer):
     id = serializers.UUIDField(read_only=True)
     displayName = serializers.CharField(source="display_name", max_length=256)
@@ -129,18 +139,16 @@ class ConnectedOrganizationSerializer(GraphSerializer):
     createdDateTime = GraphDateTimeField(source="created", read_only=True)
     modifiedDateTime = GraphDateTimeField(source="modified", read_only=True)
 
+    expandable = {
+        name: Expand(SponsorUserSerializer, source=relation, many=True, prefetch=relation)
+        for name, relation in (
+            ("internalSponsors", "internal_sponsors"),
+            ("externalSponsors", "external_sponsors"),
+        )
+    }
+
     def validate_domains(self, value):
         return list(dict.fromkeys(value))
-
-
-class SponsorUserSerializer(GraphSerializer):
-    """A sponsor, as a directoryObject of type user."""
-
-    odata_type = "#microsoft.graph.user"
-    id = serializers.UUIDField(read_only=True)
-    displayName = serializers.CharField(source="display_name", read_only=True)
-    mail = serializers.EmailField(source="email", read_only=True)
-    userPrincipalName = serializers.EmailField(source="email", read_only=True)
 
 
 class SponsorReferenceSerializer(serializers.Serializer):

@@ -225,7 +225,11 @@ def test_an_application_with_read_write_manages_them_and_one_with_read_only_read
 @pytest.mark.parametrize("count", [3, 30])
 def test_the_list_is_a_fixed_number_of_queries(admin_client, count, django_assert_max_num_queries):
     for _ in range(count):
-        ConnectedOrganizationFactory()
+        organization = ConnectedOrganizationFactory()
+        organization.internal_sponsors.add(UserFactory())
+        organization.external_sponsors.add(UserFactory(), UserFactory())
     with django_assert_max_num_queries(5):
-        response = admin_client.get(URL)
-    assert len(response.json()["value"]) == count
+        response = admin_client.get(f"{URL}?$expand=internalSponsors,externalSponsors")
+    rows = response.json()["value"]
+    assert len(rows) == count
+    assert [len(rows[0]["internalSponsors"]), len(rows[0]["externalSponsors"])] == [1, 2]
