@@ -26,6 +26,7 @@ from directory.models import AppRole, SiteRoleAssignment
 
 from . import permissions
 from .audit import audit_bulk, audit_event, audit_record
+from .connectors import connector_for_system
 from .errors import InvalidRequest, PermissionDenied
 from .models import (
     CATALOG_SCOPED_ROLES,
@@ -49,6 +50,10 @@ ORIGIN_FIELDS = {
 
 def resource_roles_for(resource):
     """The (origin_id, display_name) pairs of the roles a resource offers."""
+    if resource.origin_system == OriginSystem.GROUP and resource.group_id is None:
+        # A group of a connected system: Owner only where the system records owners.
+        has_owners = getattr(connector_for_system(resource.connected_system), "has_owners", False)
+        return [("Member", "Member")] + ([("Owner", "Owner")] if has_owners else [])
     if resource.origin_system == OriginSystem.GROUP:
         return [("Member", "Member"), ("Owner", "Owner")]
     if resource.origin_system == OriginSystem.APPLICATION:
@@ -65,7 +70,8 @@ def resource_roles_for(resource):
 
 def resource_origin_id(resource):
     """The id a built-in resource has in its origin system."""
-    if resource.origin_system == OriginSystem.GROUP:
+    if resource.origin_system == OriginSystem.GROUP and resource.group_id is None:
+        return resource.origin_id  # a group of a connected system: its DN or id there
         return str(resource.group_id)
     if resource.origin_system == OriginSystem.APPLICATION:
         return str(resource.application_id)
@@ -77,6 +83,8 @@ def resource_origin_id(resource):
 
 
 def resource_default_name(resource):
+    if resource.display_name:
+        return resource.display_name
     for attr in ("group", "application", "site"):
         obj = getattr(resource, attr, None)
         if obj is not None:
@@ -125,17 +133,41 @@ def resources_sync_roles(*, actor, resources, channel=Channel.SYSTEM, now=None):
 
 
 def resource_add_check(
-    *, actor, catalog, origin_system, group=None, application=None, site=None, role_catalog=None
+    *,
+    actor,
+    catalog,
+    origin_system,
+    group=None,
+    application=None,
+    site=None,
+    role_catalog=None,
+    connected_system=None,
+    discovered=None,
 ):
     """Raise PermissionDenied (or InvalidRequest when nothing is chosen), naming the field to
     correct, unless ``actor`` may add the object to ``catalog``. ``actor`` None is the system
-    itself (the demo seed, benchmarks); the admin form asks this too, to show a field error."""
+    itself (the demo seed, benchmarks); the admin form asks this too, to show a field error.
+    ``discovered``: a group of ``connected_system`` found by its connector (a
+    DiscoveredGroup), which a catalog owner may add only if the system lists them among its
+    owners."""
     if actor is None or permissions.is_superuser(actor):
         return
     if not permissions.can_change_catalog(actor, catalog):
         raise PermissionDenied(
             _("You can add resources only to a catalog you own."), field="catalog"
         )
+    if discovered is not None:
+        key = connector_for_system(connected_system).user_key(actor)
+        if not key or key not in discovered.owner_keys:
+            raise PermissionDenied(
+                _(
+                    "Only an owner of the group “%(name)s” in %(system)s or an administrator "
+                    "can add it to a catalog."
+                )
+                % {"name": discovered.display_name, "system": connected_system},
+                field="origin_id",
+            )
+        return
     if origin_system == OriginSystem.DIRECTORY_ROLE:
         raise PermissionDenied(
             _("Only an administrator can add directory roles to a catalog."),
@@ -168,6 +200,8 @@ def resource_add(
     application=None,
     site=None,
     role_catalog=None,
+    connected_system=None,
+    discovered=None,
     display_name="",
     description="",
     channel=Channel.SYSTEM,
@@ -176,7 +210,8 @@ def resource_add(
     """Add a group, application, site or directory role to a catalog, with its roles.
 
     Only someone allowed to (``resource_add_check``) may; adding the same object twice
-    returns the existing resource.
+    returns the existing resource. ``discovered`` (with ``connected_system``) adds a group
+    a connector found (``search_groups``) as a group of that system.
     """
     resource_add_check(
         actor=actor,
@@ -186,6 +221,8 @@ def resource_add(
         application=application,
         site=site,
         role_catalog=role_catalog,
+        connected_system=connected_system,
+        discovered=discovered,
     )
     resource = Resource(
         catalog=catalog,
@@ -196,6 +233,11 @@ def resource_add(
         role_catalog=role_catalog,
         description=description,
     )
+    if discovered is not None:
+        resource.connected_system = connected_system
+        resource.origin_id = discovered.origin_id
+        resource.display_name = display_name or discovered.display_name
+        resource.description = description or discovered.description
     resource.origin_id = resource_origin_id(resource)
     resource.display_name = display_name or resource_default_name(resource)
     existing = Resource.objects.filter(

@@ -3,6 +3,8 @@
 Locally a machine without slapd skips these tests; in CI (CI=true) that is a failure.
 """
 
+import secrets
+
 import pytest
 
 from demo.ldapserver import LdapServer, slapd_path
@@ -20,7 +22,7 @@ def require_slapd():
 @pytest.fixture(scope="session")
 def _ldap_process():
     require_slapd()
-    server = LdapServer()
+    server = LdapServer(password=f"pw-{secrets.token_hex(8)}")  # found in no page by chance
     server.start()
     server.add_people(PEOPLE)
     try:

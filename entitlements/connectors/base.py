@@ -129,6 +129,8 @@ class Connector:
     # the caller's connection, bounded by the database's statement timeout.
     in_thread = True
     _pool = None
+    # The system records owners of its groups: a group added from it gets an Owner role.
+    has_owners = False
 
     def __init__(self, system=None):
         self.system = system

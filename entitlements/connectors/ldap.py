@@ -86,6 +86,7 @@ class LdapConnector(Connector):
         )
         self.member_attribute = s.get("member_attribute") or default_member
         self.owner_attribute = s.get("owner_attribute", "owner")
+        self.has_owners = bool(self.owner_attribute)
         self.page_size = int(s.get("page_size", 500))
         self.pool_size = int(s.get("pool_size", 4))
         self._idle = queue.LifoQueue()

@@ -78,3 +78,8 @@ class DriftItem(BaseModel):
 
     def __str__(self):
         return f"{self.get_kind_display()}: {self.key}"
+
+    @property
+    def can_be_kept(self):
+        """An extra member not kept yet may be kept as a direct membership."""
+        return self.kind == DriftKind.EXTRA_IN_TARGET and not self.kept
