@@ -11,9 +11,10 @@ Who sees what: the admins of the package's catalog see the definitions, instance
 decisions (``restrict(user, "view")``); a reviewer sees the definitions and instances in
 which they review something, and the decisions they review (``restrict(user, "review")``).
 Anything else is 404. Writes go to ``reviews.services`` through the API channel: a decision
-(``review_item_decide``), accepting the recommendations (``review_accept_recommendations``),
-stopping (``review_instance_stop``) and applying (``review_instance_apply``); the services
-refuse the wrong person and a review that has ended.
+(``review_item_decide``), accepting the recommendations (``review_accept_recommendations``,
+offered, as in My Access, only to someone who reviews items of the instance), stopping
+(``review_instance_stop``) and applying (``review_instance_apply``); the services refuse the
+wrong person and a review that has ended.
 """
 
 from django.db.models import Exists, OuterRef, Prefetch, Q
@@ -143,9 +144,9 @@ def _reviewers(policy, purpose):
     return [_reviewer_scope(s) for s in policy.reviewer_sets if s.purpose == purpose]
 
 
-def _reviewer_sets():
+def _reviewer_sets(path="subject_sets"):
     return Prefetch(
-        "subject_sets",
+        path,
         queryset=PolicySubjectSet.objects.filter(
             purpose__in=[Purpose.PRIMARY_REVIEWER, Purpose.FALLBACK_REVIEWER]
         ).order_by("created", "pk"),
@@ -213,9 +214,17 @@ class InstanceSerializer(GraphSerializer):
     endDateTime = GraphDateTimeField(source="end", read_only=True)
     status = serializers.CharField(read_only=True)
     scope = serializers.SerializerMethodField()
+    reviewers = serializers.SerializerMethodField()
+    fallbackReviewers = serializers.SerializerMethodField()
 
     def get_scope(self, instance) -> dict:
         return _scope(instance.policy)
+
+    def get_reviewers(self, instance) -> list[dict]:
+        return _reviewers(instance.policy, Purpose.PRIMARY_REVIEWER)
+
+    def get_fallbackReviewers(self, instance) -> list[dict]:  # noqa: N802 - Graph's name
+        return _reviewers(instance.policy, Purpose.FALLBACK_REVIEWER)
 
 
 class DecisionSerializer(GraphSerializer):
@@ -350,6 +359,7 @@ class InstanceViewSet(ReviewViewSet):
             visible_instances(self.request.user)
             .filter(policy=self.definition())
             .select_related("policy", "access_package")
+            .prefetch_related(_reviewer_sets("policy__subject_sets"))
         )
 
     def list(self, request, *args, **kwargs):

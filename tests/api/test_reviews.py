@@ -112,7 +112,9 @@ def test_a_definition_is_a_policy_with_its_review_settings(client, admin_user, p
     assert [row["id"] for row in client.get(URL).json()["value"]] == [str(policy.pk)]
 
 
-def test_the_instances_and_decisions_of_a_review_as_graph_shows_them(client, admin_user, instance):
+def test_the_instances_and_decisions_of_a_review_as_graph_shows_them(
+    client, admin_user, reviewer, instance
+):
     client.force_login(admin_user)
     ann = item_of(instance, "Ann")
 
@@ -123,6 +125,8 @@ def test_the_instances_and_decisions_of_a_review_as_graph_shows_them(client, adm
 
     assert [row["id"] for row in instances] == [str(instance.pk)]
     assert one["status"] == "InProgress" and one["startDateTime"].endswith("Z")
+    assert [r["query"] for r in one["reviewers"]] == [f"/users/{reviewer.pk}"]
+    assert one["fallbackReviewers"] == []
     assert [row["principal"]["displayName"] for row in decisions] == ["Ann", "Ben"]
     assert decision["accessReviewId"] == str(instance.pk)
     assert decision["decision"] == "NotReviewed"
