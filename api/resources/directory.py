@@ -6,7 +6,8 @@ Group.Read.All or Directory.Read.All, checked by the views' permissions) and a p
 enter the admin (staff, superusers, anyone holding a catalog role) read the whole directory,
 as the admin's people pickers do; anybody else reads only themselves (and, through
 ``$expand=manager`` or ``/manager``, their own manager) and the groups they belong to, which
-is what My Access shows them. Only the properties below are exposed: never a password hash,
+is what My Access shows them. Applications' service principals are never listed as users.
+Only the properties below are exposed: never a password hash,
 the staff or superuser flags, or last sign-in.
 """
 
@@ -58,7 +59,9 @@ def sees_directory(request):
 
 
 def visible_users(request):
-    users = User.objects.all()
+    """People only: an application's service principal is a directory row of its own
+    (``api.models.Application``), never listed as a user."""
+    users = User.objects.filter(api_application__isnull=True)
     if not sees_directory(request):
         users = users.filter(pk=request.user.pk)
     return users

@@ -137,6 +137,21 @@ def test_me_is_the_signed_in_person(client, requester, manager):
     assert client.get(f"/v1.0/me/{requester.pk}").status_code == 400  # no such segment
 
 
+def test_an_applications_service_principal_is_not_a_user(api, app_token, requester):
+    group = GroupFactory()
+    add_member(group, requester)
+    api.as_token(app_token([USER_READ_ALL, GROUP_READ_ALL]))
+    principal = app_token.last.service_principal
+    add_member(group, principal)
+
+    listed = {u["id"] for u in api.get("/v1.0/users?$top=999").json()["value"]}
+    members = [m["id"] for m in api.get(f"/v1.0/groups/{group.pk}/members").json()["value"]]
+
+    assert str(requester.pk) in listed and str(principal.pk) not in listed
+    assert members == [str(requester.pk)]
+    assert api.get(f"/v1.0/users/{principal.pk}").status_code == 404
+
+
 def test_me_with_an_application_token_is_400_as_in_graph(api, app_token):
     api.as_token(app_token([USER_READ_ALL]))
 
