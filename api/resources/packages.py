@@ -302,10 +302,19 @@ class AccessPackageViewSet(PackageListMixin, GraphViewSet):
         save_config(request.user, package)
         return self.created(package)
 
+    @graph_schema(request=PackageBody)
     def partial_update(self, request, pk=None):
         package = self.get_object()
         require(request.user, "change", package, what="this access package")
-        for name, value in self.body(PackageSerializer, partial=True).items():
+        values = self.body(PackageBody, partial=True)
+        catalog_ref = values.pop("catalog", None) or values.pop("catalogId", None)
+        values.pop("catalogId", None)
+        if catalog_ref is not None and _body_id(catalog_ref, "catalog") != str(package.catalog_id):
+            raise bad_request(
+                "catalog: an access package stays in its catalog; create a new package in the "
+                "other catalog instead."
+            )
+        for name, value in values.items():
             setattr(package, name, value)
         save_config(request.user, package)
         return self.updated(package)

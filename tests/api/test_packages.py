@@ -147,6 +147,22 @@ def test_patch_changes_the_named_properties_and_answers_204(client, catalog_owne
     assert AuditEvent.objects.filter(action="accessPackage.changed", channel="api").exists()
 
 
+def test_a_package_stays_in_its_catalog(client, admin_user, shop):
+    package = shop["package"]
+    client.force_login(admin_user)
+    same = as_json(
+        client, "patch", f"{URL}/{package.pk}", {"catalog": {"id": str(package.catalog_id)}}
+    )
+    assert same.status_code == 204
+    moved = as_json(
+        client, "patch", f"{URL}/{package.pk}", {"catalog": {"id": str(CatalogFactory().pk)}}
+    )
+    assert moved.status_code == 400
+    assert "stays in its catalog" in moved.json()["error"]["message"]
+    package.refresh_from_db()
+    assert package.catalog == shop["catalog"]
+
+
 @pytest.mark.parametrize("who", ["reader", "other_owner", "outsider"])
 def test_the_wrong_people_cannot_change_or_delete_a_package(client, shop, wrong_people, who):
     package = shop["package"]
