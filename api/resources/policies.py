@@ -366,6 +366,8 @@ class PolicyViewSet(GraphViewSet):
             raise bad_request(body.describe(error)) from None
 
     def create(self, request):
+        # Somebody who may create policies nowhere is told so, whatever the body names.
+        require(request.user, "add", model=AssignmentPolicy, what="policies")
         values = self.body()
         package = self._package(values)
         require(
