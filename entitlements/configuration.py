@@ -72,6 +72,7 @@ def resource_origin_id(resource):
     """The id a built-in resource has in its origin system."""
     if resource.origin_system == OriginSystem.GROUP and resource.group_id is None:
         return resource.origin_id  # a group of a connected system: its DN or id there
+    if resource.origin_system == OriginSystem.GROUP:
         return str(resource.group_id)
     if resource.origin_system == OriginSystem.APPLICATION:
         return str(resource.application_id)
