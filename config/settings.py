@@ -125,6 +125,9 @@ MIDDLEWARE = [
     "config.middleware.RejectUnreadableRequestsMiddleware",
     # Every response carries a request-id header, as Graph's do; API errors repeat it.
     "api.middleware.RequestIdMiddleware",
+    # Request latency by view for /metrics; each request's log line and log context.
+    "config.metrics.MetricsMiddleware",
+    "config.logs.RequestLogMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -258,6 +261,21 @@ if REDIS_URL:
     CACHES = {"default": {"BACKEND": "config.cache.ResilientRedisCache", "LOCATION": REDIS_URL}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Where workers and beat leave their heartbeats for /readyz: a cache every process shares.
+CACHES["health"] = (
+    {**CACHES["default"], "KEY_PREFIX": "health"}
+    if REDIS_URL
+    else {
+        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        "LOCATION": str(VAR_DIR / "health"),
+    }
+)
+# /readyz: a worker on each queue seen within this many seconds (it beats every 10 s), and
+# beat within this many (it sends a task at least every 30 s).
+HEALTH_WORKER_MAX_AGE = _strict("int", "HEALTH_WORKER_MAX_AGE_SECONDS", default=60)
+HEALTH_BEAT_MAX_AGE = _strict("int", "HEALTH_BEAT_MAX_AGE_SECONDS", default=120)
+# /metrics answers only a bearer of this token (404 while it is unset).
+METRICS_TOKEN = _secret("METRICS_TOKEN", default="")
 
 # Without a Redis server, the local demo uses kombu's filesystem transport: worker and beat
 # exchange messages through files under var/celery, so no broker process is needed.
@@ -412,11 +430,26 @@ CONNECTOR_RETRY_BACKOFF_MAX = _strict(
     "float", "CONNECTOR_RETRY_BACKOFF_MAX_SECONDS", default=3600.0
 )
 
+# LOG_FORMAT=json: one JSON object per line, with request_id, actor, path, status, duration
+# (and task_id, task_name in a worker); see config/logs.py.
+LOG_FORMAT = _strict("str", "LOG_FORMAT", default="plain").lower()
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json, not {LOG_FORMAT!r}.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "config.logs.ContextFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "config.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": _strict("str", "LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

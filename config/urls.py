@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from config import health, metrics
 from config.views import view_on_site
 from entitlements.admin.site import open_admin_to_role_holders
 
@@ -27,6 +28,9 @@ def admin_urls():
 
 
 urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics.metrics, name="metrics"),
     path("admin/", admin_urls()),
     path("accounts/", include("allauth.urls")),
     path("approvals/email/", include("approvals.urls")),
