@@ -1,4 +1,4 @@
-"""Run the product locally: database, demo data, web server, Celery worker and beat."""
+"""Run the product locally: database, demo data, web server, a Celery worker per queue, beat."""
 
 import contextlib
 import os
@@ -27,8 +27,9 @@ STOP_TIMEOUT = 10  # seconds each process gets to finish after SIGTERM before SI
 class Command(BaseCommand):
     help = (
         "Run the product locally with no external service: migrate the database, load the "
-        "demo organisation, then run the web server and a Celery worker with beat until "
-        "Ctrl-C. Data stays in VAR_DIR (default var/) between runs."
+        "demo organisation, then run the web server, a Celery worker for each queue "
+        "(delivery, notifications, periodic with beat) until Ctrl-C. Data stays in VAR_DIR "
+        "(default var/) between runs."
     )
 
     def add_arguments(self, parser):
@@ -74,19 +75,31 @@ class Command(BaseCommand):
         web = [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}"]
         if not reload:
             web.append("--noreload")
-        worker = [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "-B",
-            "--loglevel=INFO",
-            "--pool=solo",
-            "--hostname=demo@%h",
-        ]
-        for name, command in (("web server", web), ("Celery worker", worker)):
+
+        def worker(queue, *extra):
+            return [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                *extra,
+                f"--queues={queue}",
+                "--loglevel=INFO",
+                "--pool=solo",
+                f"--hostname=demo-{queue}@%h",
+            ]
+
+        # One worker per queue, so that a batch of emails or a long review never delays a
+        # removal (docs/operations.md); beat runs inside the periodic one.
+        commands = (
+            ("web server", web),
+            ("delivery worker", worker("delivery")),
+            ("notifications worker", worker("notifications")),
+            ("Celery worker", worker("periodic", "-B")),
+        )
+        for name, command in commands:
             # Own process group each: Ctrl-C reaches only us, and stopping a group also stops
             # the processes it spawned (the runserver reloader, the embedded beat).
             process = subprocess.Popen(
