@@ -121,7 +121,8 @@ class Command(BaseCommand):
                 f"{'list':<24}{'median ms':>10}{'p95 ms':>9}{'queries':>9}{'rows':>6}{'status':>8}"
             )
             settings.DEBUG = False
-            logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request
+            for name in ("httpx", "config.requests"):  # one line per request
+                logging.getLogger(name).setLevel(logging.WARNING)
             for name, who, path in lists:
                 queries, rows, status = self._queries(path, tokens[who])
                 if status != 200:
@@ -211,6 +212,8 @@ class Command(BaseCommand):
             ],
             env=env,
             cwd=str(settings.BASE_DIR),
+            stdout=subprocess.DEVNULL,  # one log line per request; failures show as statuses
+            stderr=subprocess.DEVNULL,
         )
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
