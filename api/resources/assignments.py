@@ -10,7 +10,7 @@ import uuid
 
 from django.db.models import Exists, OuterRef
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter
+from drf_spectacular.utils import OpenApiParameter, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -92,6 +92,9 @@ class PolicyRefSerializer(GraphSerializer):
     modifiedDateTime = GraphDateTimeField(source="modified", read_only=True)
 
 
+# Named as Graph names it: drf-spectacular strips a trailing "Request" from component names
+# when it names enums, so "AssignmentRequest"'s state would otherwise share this one's enum.
+@extend_schema_serializer(component_name="AccessPackageAssignment")
 class AssignmentSerializer(GraphSerializer):
     id = serializers.UUIDField(read_only=True)
     state = serializers.ChoiceField(choices=AssignmentState.choices, read_only=True)
@@ -175,7 +178,7 @@ class AssignmentViewSet(GraphViewSet):
     @action(
         detail=False,
         methods=["get"],
-        url_path=r"filterByCurrentUser\(on='(?P<on>[A-Za-z]+)'\)",
+        url_path=r"filterByCurrentUser\(on='(?P<on>[^']*)'\)",
         url_name="filter-by-current-user",
     )
     def filter_by_current_user(self, request, on):

@@ -351,7 +351,7 @@ class AssignmentRequestViewSet(GraphViewSet):
     @action(
         detail=False,
         methods=["get"],
-        url_path=r"filterByCurrentUser\(on='(?P<on>[A-Za-z]+)'\)",
+        url_path=r"filterByCurrentUser\(on='(?P<on>[^']*)'\)",
         url_name="filter-by-current-user",
     )
     def filter_by_current_user(self, request, on):
