@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from ..audit import audit_for_request
-from ..errors import InvalidRequest, PermissionDenied, StateConflict
+from ..errors import InvalidRequest, NotEligible, PermissionDenied, StateConflict
 from ..models import (
     ADD_REQUEST_TYPES,
     AssignmentRequest,
@@ -116,6 +116,11 @@ def request_admin_update(
         raise StateConflict(_("This access has ended; assign the access package again."))
     policy = assignment.assignment_policy
     latest = policy.assignment_end(now)
+    if latest is not None and latest <= now:
+        raise NotEligible(
+            _("Access under the policy %(policy)s ended on %(end)s; it cannot be extended.")
+            % {"policy": policy.display_name, "end": format_when(latest)}
+        )
     if schedule_end is None:
         if latest is None and assignment.schedule_end is None:
             raise StateConflict(_("This access does not end, so there is nothing to extend."))

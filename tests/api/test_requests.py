@@ -434,6 +434,51 @@ def test_a_validation_only_removal_changes_nothing(client, owner, requester, pac
     assert assignment.state == AssignmentState.DELIVERED
 
 
+@pytest.mark.parametrize("kind", ["userExtend", "adminUpdate"])
+def test_a_validation_only_change_of_the_end_changes_nothing(
+    client, owner, requester, package, kind
+):
+    policy = open_policy(package, enable_targets_to_self_update_access=True)
+    assignment = assign(requester, package, policy, now=timezone.now() - timedelta(days=20))
+    end = assignment.schedule_end
+    client.force_login(requester if kind == "userExtend" else owner)
+    before = counts()
+
+    response = post(
+        client,
+        {"requestType": kind, "assignment": {"id": str(assignment.pk)}, "isValidationOnly": True},
+        "?$expand=assignment",
+    )
+
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert (body["requestType"], body["state"], body["id"]) == (kind, "delivered", None)
+    assert body["assignment"]["id"] == str(assignment.pk)
+    assert counts() == before
+    assignment.refresh_from_db()
+    assert assignment.schedule_end == end
+
+
+def test_an_admin_update_past_what_the_policy_allows_is_400(client, owner, requester, package):
+    assignment = assign(requester, package, open_policy(package))
+    client.force_login(owner)
+    before = counts()
+    too_late = (timezone.now() + timedelta(days=90)).isoformat()
+
+    response = post(
+        client,
+        {
+            "requestType": "adminUpdate",
+            "assignment": {"id": str(assignment.pk)},
+            "schedule": {"expiration": {"endDateTime": too_late}},
+        },
+    )
+
+    assert response.status_code == 400
+    assert "can be extended to" in error_of(response)["message"]
+    assert counts() == before
+
+
 # --- bad input --------------------------------------------------------------------------
 
 
