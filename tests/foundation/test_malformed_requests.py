@@ -46,7 +46,7 @@ from fido2.webauthn import (
 
 from approvals.links import decision_token
 from approvals.models import RequestApprovalStage
-from directory.models import Application, Site
+from directory.models import Application, EntitlementManagementSettings, Site
 from entitlements.models import (
     AccessPackage,
     AdminRole,
@@ -224,6 +224,7 @@ def _build_world():
     catalog = resource.catalog
     RoleAssignment.objects.create(role=AdminRole.CATALOG_OWNER, principal=approver, catalog=catalog)
     ConnectedOrganizationFactory()
+    EntitlementManagementSettings.objects.create()
     Application.objects.create(display_name="Fuzz application")
     Site.objects.create(display_name="Fuzz site", url="https://sites.example.com/fuzz")
     member = resource.roles.get(origin_id="Member")
