@@ -26,7 +26,7 @@ ENV_EXAMPLE = ROOT / ".env.example"
 README = ROOT / "README.md"
 SETTINGS = ROOT / "config" / "settings.py"
 
-EXPECTED_SERVICES = {"postgres", "redis", "web", "worker", "beat", "mailpit"}
+EXPECTED_SERVICES = {"postgres", "redis", "web", "worker-delivery", "worker", "beat", "mailpit"}
 LONG_RUNNING_RESTART_POLICIES = {"always", "unless-stopped", "on-failure"}
 # Read by docker compose (interpolation) or gunicorn, not by config/settings.py.
 CONTAINER_VARIABLES = {
