@@ -226,7 +226,7 @@ class ScimServerProcess:
 
         threading.Thread(target=drain, daemon=True).start()
         self.port = None
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90  # a loaded machine imports slowly
         while self.port is None and time.monotonic() < deadline:
             try:
                 line = lines.get(timeout=max(0.1, deadline - time.monotonic()))

@@ -215,6 +215,7 @@ class ScimConnector(Connector):
         except ConnectorRefused as exc:
             self._config_error = exc
         self._client = None
+        self._sorting = None  # whether the application sorts, once asked
         self._lock = threading.Lock()
 
     @property
@@ -298,12 +299,16 @@ class ScimConnector(Connector):
         return sentence
 
     def search_groups(self, query="", cursor=None, limit=50):
-        try:
-            start = max(1, int(cursor or 1))
-        except (TypeError, ValueError):
-            start = 1
+        """Groups whose displayName contains ``query``, or whose id it is (the admin finds a
+        group again by the id it posted). ``cursor``: the startIndex of the page; a cursor
+        that is not one raises ValueError."""
+        start = int(cursor or 1)
+        if start < 1:
+            raise ValueError(cursor)
+        filter_ = f"displayName co {_quoted(query)} or id eq {_quoted(query)}" if query else None
         search = SearchRequest(
-            filter=f"displayName co {_quoted(query)}" if query else None,
+            filter=filter_,
+            sort_by="displayName" if self._sorts() else None,
             attributes=["displayName", "externalId"],
             start_index=start,
             count=max(1, min(int(limit), 1000)),
@@ -317,6 +322,15 @@ class ScimConnector(Connector):
         total = page.total_results or 0
         more = found and start - 1 + len(found) < total
         return found, (str(start + len(found)) if more else None)
+
+    def _sorts(self):
+        """The application sorts lists (its ServiceProviderConfig says so): pages of groups
+        are then in name order, and stay stable from one page to the next."""
+        if self._sorting is None:
+            with self._answers(_("reading its service provider configuration")):
+                config = self.client.query(ServiceProviderConfig)
+            self._sorting = bool(config.sort and config.sort.supported)
+        return self._sorting
 
     # --- users --------------------------------------------------------------------------
 

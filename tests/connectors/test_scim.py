@@ -8,13 +8,8 @@ from entitlements.connectors import ConnectorError, ConnectorRefused, ConnectorT
 from entitlements.connectors import scim as scim_module
 from entitlements.connectors.scim import ScimConnector
 from entitlements.models import ConnectedSystem, ResourceRole
-from tests import scimserver
 from tests.factories import UserFactory
 from tests.scimserver import scim_group_resource, scim_system
-
-# The real SCIM server's fixtures, used by name.
-scim_server_process = scimserver.scim_server_process
-scim_server = scimserver.scim_server
 
 pytestmark = pytest.mark.django_db
 
@@ -301,7 +296,7 @@ def test_search_groups_pages_through_the_groups_whose_name_contains_the_query(
             break
 
     assert pages == 3
-    assert sorted(g.display_name for g in seen) == [
+    assert [g.display_name for g in seen] == [  # in name order, the application sorts
         "Gamma team",
         "Team Alpha",
         "Team Beta",
@@ -320,6 +315,20 @@ def test_search_groups_with_no_query_lists_every_group(scim_server, connector):
 
     assert sorted(g.display_name for g in found) == ["A", "B"]
     assert cursor is None
+
+
+def test_search_groups_finds_a_group_by_its_id_and_refuses_a_cursor_it_did_not_give(
+    scim_server, connector
+):
+    group = scim_server.create_group("Engineers")
+    scim_server.create_group("Sales")
+
+    found, _cursor = connector.search_groups(group["id"])
+
+    assert [(g.origin_id, g.display_name) for g in found] == [(group["id"], "Engineers")]
+    for cursor in ("abc", "0"):
+        with pytest.raises(ValueError):
+            connector.search_groups("", cursor=cursor)
 
 
 def test_a_query_with_quotes_is_searched_for_as_text(scim_server, connector):

@@ -15,15 +15,10 @@ from entitlements.models import AssignmentState, Channel, GrantState, RequestSta
 from entitlements.services.ending import assignment_remove
 from entitlements.services.requests import request_submit
 from entitlements.tasks import deliver_assignment, revoke_assignment_grants
-from tests import scimserver
 from tests.factories import AccessPackageFactory, grant_role
 from tests.lifecycle.assignment_helpers import approved_request, fulfil, package_giving
 from tests.lifecycle.requests_setup import approval_policy
 from tests.scimserver import scim_group_resource, scim_system
-
-# The real SCIM server's fixtures, used by name.
-scim_server_process = scimserver.scim_server_process
-scim_server = scimserver.scim_server
 
 
 @pytest.fixture

@@ -5,14 +5,9 @@ import pytest
 from entitlements.models import AuditEvent, DriftKind, DriftMode
 from entitlements.services.drift import system_drift_reconcile
 from entitlements.tasks import deliver_assignment
-from tests import scimserver
 from tests.factories import UserFactory
 from tests.lifecycle.assignment_helpers import approved_request, fulfil, package_giving
 from tests.scimserver import scim_group_resource, scim_system
-
-# The real SCIM server's fixtures, used by name.
-scim_server_process = scimserver.scim_server_process
-scim_server = scimserver.scim_server
 
 pytestmark = pytest.mark.django_db
 
