@@ -28,6 +28,7 @@ class QueueWorker:
             "SITE_URL": settings.SITE_URL,
             **(extra_env or {}),
         }
+        self.env = env
         self.proc = subprocess.Popen(
             [
                 sys.executable,
