@@ -110,6 +110,20 @@ def test_users_can_be_matched_by_email_instead_of_user_name(scim_server, monkeyp
     assert connector.holders(role) == {connector.user_key(rita)} == {"rita@example.com"}
 
 
+def test_a_user_name_taken_by_someone_else_is_refused_with_the_applications_message(
+    scim_server, monkeypatch, group
+):
+    system = scim_system(scim_server, monkeypatch, user_match="emails")
+    role = scim_group_resource(system, group).roles.get()
+    scim_server.create_user("rita@example.com", "rita.old@example.com")  # another email
+
+    with pytest.raises(ConnectorRefused) as refused:
+        ScimConnector(system).grant(role, UserFactory(email="rita@example.com"))
+
+    assert str(refused.value).startswith("Wiki refused creating the user rita@example.com (409): ")
+    assert scim_server.member_ids(group["id"]) == []
+
+
 def test_a_batch_of_fifty_is_added_and_removed_in_one_patch_each(
     scim_server, connector, member, group
 ):
