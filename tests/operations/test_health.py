@@ -140,7 +140,6 @@ def test_readyz_makes_a_bounded_number_of_queries(
 def test_a_real_worker_and_beat_write_the_heartbeats_readyz_reads(
     start_worker, redis_broker, settings
 ):
-    import os
     import subprocess
     import sys
 
