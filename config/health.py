@@ -207,10 +207,7 @@ def healthz(request):
 @require_GET
 def readyz(request):
     ready, checks = readiness()
-    response = JsonResponse(
+    return JsonResponse(
         {"status": "ok" if ready else "unavailable", "checks": checks},
         status=200 if ready else 503,
     )
-    # A probe every few seconds is not a server error: keep django.request from logging it.
-    response._has_been_logged = True
-    return response

@@ -132,8 +132,19 @@ class RequestLogMiddleware:
         try:
             response = self.get_response(request)
             duration = round(1000 * (time.perf_counter() - started), 1)
-            # Probes and scrapes every few seconds would drown the other lines.
-            level = logging.DEBUG if request.path in QUIET_PATHS else logging.INFO
+            if request.path in QUIET_PATHS:
+                # Probes and scrapes every few seconds would drown the other lines.
+                level = logging.DEBUG
+            else:
+                status = response.status_code
+                level = (
+                    logging.ERROR
+                    if status >= 500
+                    else (logging.WARNING if status >= 400 else logging.INFO)
+                )
+            # This line replaces django.request's "Not Found: <path>", which Django writes
+            # after every middleware has returned: outside this context, so unredacted.
+            response._has_been_logged = True
             request_logger.log(
                 level,
                 "%s %s %s",
