@@ -156,3 +156,26 @@ def test_queue_lengths_come_from_the_redis_broker(client, token):
     assert samples[("celery_queue_length", (("queue", "delivery"),))] == 3
     assert samples[("celery_queue_length", (("queue", "notifications"),))] == 1
     assert samples[("celery_queue_length", (("queue", "periodic"),))] == 0
+
+
+def test_the_grafana_dashboard_charts_only_metrics_the_endpoint_serves(client, token, world):
+    import json
+    import re
+
+    from django.conf import settings
+
+    client.get("/healthz")
+    old = use_broker(redis_url(), eager=True)  # queue lengths are read from Redis
+    try:
+        served = {name for name, _ in scrape(client, token)}
+    finally:
+        use_broker(*old)
+    dashboard = json.loads((settings.BASE_DIR / "docs" / "grafana-dashboard.json").read_text())
+    charted = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"\b(?:http_request|celery|entitlements)_\w+", target["expr"])
+    }
+    assert len(charted) >= 8
+    assert charted <= served, charted - served
