@@ -44,6 +44,9 @@ from fido2.webauthn import (
     CollectedClientData,
 )
 
+from api.models import AccessToken
+from api.permissions import EM_READ
+from api.tokens import application_register, personal_token_create, secret_create
 from approvals.links import decision_token
 from approvals.models import RequestApprovalStage
 from directory.models import Application, EntitlementManagementSettings, Site
@@ -52,6 +55,8 @@ from entitlements.models import (
     AdminRole,
     Assignment,
     AssignmentRequest,
+    DriftItem,
+    DriftReport,
     RequestState,
     RoleAssignment,
     SubjectType,
@@ -109,7 +114,10 @@ def _walk(patterns, prefix="", namespace=""):
             yield Route(prefix + str(entry.pattern), name, entry)
 
 
-ROUTES = list(_walk(get_resolver().url_patterns))
+# The Graph API's routes (/v1.0/...) are fuzzed from their OpenAPI by schemathesis
+# (tests/api/test_fuzz_schema.py) and tried by every persona in tests/api/test_access_matrix.py;
+# an unreadable request there is a Graph JSON 400 (tests/api, config.middleware).
+ROUTES = [r for r in _walk(get_resolver().url_patterns) if not r.route.lstrip("^").startswith("v1")]
 
 
 # --- A small world of real objects ----------------------------------------------------------
@@ -145,6 +153,7 @@ class World:
             "reviews:accept": self.review.pk,
             "mfa_remove_webauthn": self.webauthn.pk,
             "mfa_edit_webauthn": self.webauthn.pk,
+            "api-token-revoke": AccessToken.objects.filter(name="Fuzz token").get().pk,
         }
         values = {
             "pk": by_name.get(name, ""),
@@ -156,9 +165,13 @@ class World:
             "key": "a-key",
             "uidb36": "1",
             "url": "no-such-page/",
+            "tenant": "common",
+            "item": DriftItem.objects.order_by("pk").first().pk,
         }
         target = model if model and name != "admin:view_on_site" else AccessPackage
         values["object_id"] = target._default_manager.order_by("pk").first().pk
+        if model and not values["pk"]:  # an admin page of its own about one row
+            values["pk"] = values["object_id"]
         return {key: str(value) for key, value in values.items()}
 
 
@@ -245,6 +258,17 @@ def _build_world():
             policy=policy, start=now - timedelta(days=1), end=now + timedelta(days=13), now=now
         )
     _third_party_rows(user)
+    application = application_register(
+        actor=admin_user, display_name="Fuzz API client", permissions=[EM_READ]
+    )
+    secret_create(actor=admin_user, application=application)
+    personal_token_create(
+        actor=user, name="Fuzz token", permissions=[EM_READ], expires=now + timedelta(days=7)
+    )
+    report = DriftReport.objects.create(system=resource.connected_system, started=now, finished=now)
+    DriftItem.objects.create(
+        report=report, resource_role=member, key="someone@example.com", kind="extra", detected=now
+    )
     return World(
         anonymous=None,
         user=user,
