@@ -103,6 +103,8 @@ class Command(BaseCommand):
             ),
             ("users", "app", "/v1.0/users"),
         ]
+        for name in ("httpx", "config.requests"):  # one log line per request
+            logging.getLogger(name).setLevel(logging.WARNING)
         server = None
         if not url:
             url, server = self._start_server(workers)
@@ -121,8 +123,6 @@ class Command(BaseCommand):
                 f"{'list':<24}{'median ms':>10}{'p95 ms':>9}{'queries':>9}{'rows':>6}{'status':>8}"
             )
             settings.DEBUG = False
-            for name in ("httpx", "config.requests"):  # one line per request
-                logging.getLogger(name).setLevel(logging.WARNING)
             for name, who, path in lists:
                 queries, rows, status = self._queries(path, tokens[who])
                 if status != 200:
