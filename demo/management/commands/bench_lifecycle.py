@@ -10,13 +10,23 @@ random ``bench-`` prefix), runs
 2. expiry of M assignments that all end in the same minute (assignments_expire_due and the
    revocations it hands over),
 
-prints the figures, and deletes what it built (unless --keep). Delivery and revocation run
+prints the figures, and deletes what it built (unless --keep).
+
+With ``--workers`` the expiry runs as in a deployment instead: the assignments end a few
+seconds ahead, and real processes started by the command (a worker for the delivery queue, one
+for notifications and periodic work, and beat, as docker-compose.yml runs them, on REDIS_URL)
+find them, remove the memberships and send the "access ended" emails (EMAIL_URL, default a
+dummy backend); it prints when the last membership was removed and the last email sent,
+counted from the assignments' end. Delivery and revocation run
 inline, as the worker would run them; the other tasks the services enqueue (notifications) go
 to an in-memory broker and are dropped, and mail goes to a dummy backend. Run it on a
 database of its own.
 """
 
+import os
 import secrets
+import subprocess
+import sys
 import time
 from datetime import timedelta
 from unittest import mock
@@ -63,10 +73,17 @@ class Command(BaseCommand):
         parser.add_argument("--expire", type=int, default=1000, help="assignments to expire")
         parser.add_argument("--batch-size", type=int, default=1000, help="expiry batch size")
         parser.add_argument("--keep", action="store_true", help="keep the data afterwards")
+        parser.add_argument(
+            "--workers",
+            action="store_true",
+            help="expire through real workers and beat on REDIS_URL (needs PostgreSQL)",
+        )
 
-    def handle(self, *args, requests, expire, batch_size, keep, **options):
+    def handle(self, *args, requests, expire, batch_size, keep, workers, **options):
         if requests < 0 or expire < 0:
             raise CommandError("--requests and --expire cannot be negative.")
+        if workers:
+            return self._bench_with_workers(expire, keep)
 
         prefix = f"bench-{secrets.token_hex(3)}"
         saved = (app.conf.task_always_eager, app.conf.broker_url, settings.EMAIL_BACKEND)
@@ -253,6 +270,112 @@ class Command(BaseCommand):
         )
         if ended != len(holders) or members:
             raise CommandError("Not every assignment expired and lost its membership.")
+
+    # --- With real workers and beat ---------------------------------------------------------
+
+    def _bench_with_workers(self, expire, keep):
+        from notifications.models import Notification, NotificationKind
+
+        if not settings.CELERY_BROKER_URL.startswith("redis"):
+            raise CommandError("--workers needs REDIS_URL (or CELERY_BROKER_URL) on Redis.")
+        if connection.vendor != "postgresql":
+            raise CommandError("--workers needs PostgreSQL: the workers share its database.")
+        prefix = f"bench-{secrets.token_hex(3)}"
+        self.stdout.write(f"{prefix}: database {connection.settings_dict['NAME']}")
+        world = self._build(prefix, 0, expire)
+        package = world["expiring"]
+        end = timezone.now() + timedelta(seconds=20)
+        assignments = self._expiring(world, end)
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env.setdefault("EMAIL_URL", "dummymail://")
+        celery = [sys.executable, "-m", "celery", "-A", "config"]
+        commands = {
+            "delivery worker": [*celery, "worker", "--queues=delivery", "--concurrency=2"],
+            "worker": [*celery, "worker", "--queues=notifications,periodic", "--concurrency=2"],
+            "beat": [*celery, "beat", "--scheduler", settings.CELERY_BEAT_SCHEDULER],
+        }
+        processes = [
+            subprocess.Popen(
+                [*command, "--loglevel=WARNING"],
+                env=env,
+                cwd=settings.BASE_DIR,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for command in commands.values()
+        ]
+        ids = [a.pk for a in assignments]
+        emails = Notification.objects.filter(kind=NotificationKind.ACCESS_ENDED, assignment__in=ids)
+        removed_at = sent_at = None
+        try:
+            deadline = time.monotonic() + 600
+            while time.monotonic() < deadline and sent_at is None:
+                time.sleep(0.5)
+                now = timezone.now()
+                if removed_at is None:
+                    if not GroupMembership.objects.filter(group=package.group).exists():
+                        removed_at = now
+                elif emails.exists() and not emails.exclude(state=Notification.State.SENT).exists():
+                    sent_at = now
+        finally:
+            for process in processes:
+                process.terminate()
+            for process in processes:
+                process.wait(timeout=60)
+            if not keep:
+                self._clean(prefix)
+        if removed_at is None:
+            raise CommandError("The memberships were not all removed within 10 minutes.")
+        emails_line = (
+            f"the last 'access ended' email sent {(sent_at - end).total_seconds():.1f} s after"
+            if sent_at
+            else "not every 'access ended' email was sent within 10 minutes of"
+        )
+        self.stdout.write(
+            f"workers: {len(ids)} assignments ending within the same second; the last "
+            f"membership removed {(removed_at - end).total_seconds():.1f} s after their end; "
+            f"{emails_line} their end"
+        )
+
+    def _expiring(self, world, end):
+        package, holders = world["expiring"], world["holders"]
+        policy = package.assignment_policies.get()
+        role_id = package.resource_role_scopes.get().role_id
+        with transaction.atomic():
+            assignments = Assignment.objects.bulk_create(
+                [
+                    Assignment(
+                        access_package=package,
+                        assignment_policy=policy,
+                        target=user,
+                        state=AssignmentState.DELIVERED,
+                        schedule_start=end - timedelta(days=30),
+                        schedule_end=end + timedelta(milliseconds=i % 1000),
+                    )
+                    for i, user in enumerate(holders)
+                ],
+                batch_size=2000,
+            )
+            AssignmentResourceRole.objects.bulk_create(
+                [
+                    AssignmentResourceRole(
+                        assignment=a,
+                        resource_role_id=role_id,
+                        target_id=a.target_id,
+                        state=GrantState.DELIVERED,
+                    )
+                    for a in assignments
+                ],
+                batch_size=2000,
+            )
+            GroupMembership.objects.bulk_create(
+                [
+                    GroupMembership(group=package.group, user=u, source=GrantSource.ENTITLEMENT)
+                    for u in holders
+                ],
+                batch_size=2000,
+            )
+        return assignments
 
     # --- Clean-up -----------------------------------------------------------------------------
 
