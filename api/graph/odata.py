@@ -7,13 +7,19 @@ field paths, and odata-query's Django visitor turns it into a ``Q``. A property 
 list (a password, an internal field) is an ``InvalidFilter`` error, never a query.
 """
 
+import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 
 from django.conf import settings
 from django.core import signing
 from django.core.exceptions import FieldDoesNotExist
-from django.db.models import F, Q, UUIDField, Value
+from django.db import models
+from django.db.models import F, Q, Value
 from django.db.models.expressions import ExpressionList
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime, parse_duration
 from odata_query import ast
 from odata_query import exceptions as odata_errors
 from odata_query.django.django_q import AstToDjangoQVisitor
@@ -124,13 +130,48 @@ class _LambdaRenamer(_Renamer):
         return self._rename(node)
 
 
+class GraphLexer(ODataLexer):
+    """odata-query's lexer, with its keywords ending where a word ends.
+
+    Its own matches ``true``, ``false``, ``null``, ``any`` and ``all`` at the start of any
+    word, so a property such as ``allowedTargetScope`` or ``anyone`` could not be named.
+    Here a literal keyword must not run on into a name, and ``any``/``all`` must open a
+    lambda's parenthesis.
+    """
+
+    tokens = ODataLexer.tokens
+    literals = ODataLexer.literals
+
+    @_(r"(?:true|false)(?![\w.])")  # noqa: F821 (sly's decorator, defined by its metaclass)
+    def BOOLEAN(self, t):  # noqa: N802
+        t.value = ast.Boolean(t.value)
+        return t
+
+    @_(r"null(?![\w.])")  # noqa: F821
+    def NULL(self, t):  # noqa: N802
+        t.value = ast.Null()
+        return t
+
+    @_(r"any(?=\s*\()")  # noqa: F821
+    def ANY(self, t):  # noqa: N802
+        t.value = ast.Any()
+        return t
+
+    @_(r"all(?=\s*\()")  # noqa: F821
+    def ALL(self, t):  # noqa: N802
+        t.value = ast.All()
+        return t
+
+
 class _Visitor(AstToDjangoQVisitor):
-    """odata-query's visitor, with a string compared to a UUID field read as a UUID: SQLite
-    keeps UUIDs as 32 hex digits, so ``accessPackage/id eq '<guid>'`` must be converted."""
+    """odata-query's visitor, with every literal read as a value of the property it is
+    compared with: a string compared to a UUID field is a UUID (SQLite keeps UUIDs as 32 hex
+    digits), a date-time string a date-time; a literal of another type (``displayName eq
+    5``, ``createdDateTime gt 'abc'``) is an InvalidFilter error, not a database error."""
 
     def visit_Compare(self, node):
         lookup = super().visit_Compare(node)
-        field = _uuid_field(self.root_model, getattr(lookup, "lhs", None))
+        field = _field_of(self.root_model, getattr(lookup, "lhs", None))
         if field is None:
             return lookup
         if isinstance(lookup.rhs, ExpressionList):  # in (...)
@@ -142,11 +183,51 @@ class _Visitor(AstToDjangoQVisitor):
         return lookup
 
 
+_TEXT = (models.CharField, models.TextField)
+_NUMBER = (models.IntegerField, models.FloatField, models.DecimalField)
+
+
 def _typed(value, field):
-    return Value(value.value, output_field=field) if isinstance(value, Value) else value
+    if not isinstance(value, Value) or value.value is None:
+        return value
+    raw = value.value
+    name = field.name
+    if isinstance(field, models.BooleanField):
+        ok = isinstance(raw, bool)
+    elif isinstance(field, _NUMBER):
+        ok = isinstance(raw, int | float | Decimal) and not isinstance(raw, bool)
+    elif isinstance(field, _TEXT):
+        ok = isinstance(raw, str)
+    elif isinstance(field, models.DateTimeField):
+        if isinstance(raw, str):
+            raw = parse_datetime(raw)
+        ok = isinstance(raw, datetime)
+        if ok and timezone.is_naive(raw):
+            raw = timezone.make_aware(raw, UTC)
+    elif isinstance(field, models.DateField):
+        if isinstance(raw, str):
+            raw = parse_date(raw)
+        ok = isinstance(raw, date)
+    elif isinstance(field, models.DurationField):
+        if isinstance(raw, str):
+            raw = parse_duration(raw)
+        ok = isinstance(raw, timedelta)
+    elif isinstance(field, models.UUIDField):
+        try:
+            raw = uuid.UUID(str(raw))
+            ok = True
+        except ValueError:
+            ok = False
+    else:
+        return value
+    if not ok:
+        raise _invalid_filter(f"{value.value!r} is not a value that {name} can be compared with.")
+    return Value(raw, output_field=field)
 
 
-def _uuid_field(model, lhs):
+def _field_of(model, lhs):
+    """The model field ``lhs`` (an F over a path) names; a relation's target pk for a
+    foreign key named by itself."""
     if not isinstance(lhs, F):
         return None
     field = None
@@ -157,7 +238,9 @@ def _uuid_field(model, lhs):
             return None
         if field.is_relation and field.related_model is not None:
             model = field.related_model
-    return field if isinstance(field, UUIDField) else None
+            if field.many_to_one or field.one_to_one:
+                field = model._meta.pk
+    return field
 
 
 def filter_q(model, expression, fields):
@@ -168,9 +251,9 @@ def filter_q(model, expression, fields):
     path (``display_name``, ``access_package__id``, ``resource_role_scopes``).
     """
     try:
-        tree = ODataParser().parse(ODataLexer().tokenize(expression))
+        tree = ODataParser().parse(GraphLexer().tokenize(expression))
     except odata_errors.ODataException as exc:
-        raise _invalid_filter(_reason(exc)) from None
+        raise _invalid_filter(_syntax_error(exc, expression)) from None
     except Exception:  # the grammar's lexer raises bare errors on stray characters
         raise _invalid_filter("the expression could not be read.") from None
     if tree is None:
@@ -186,6 +269,17 @@ def filter_q(model, expression, fields):
     if not isinstance(condition, Q):
         raise _invalid_filter("the expression is not a condition.")
     return condition, visitor.queryset_annotations
+
+
+def _syntax_error(exc, expression):
+    """Where the expression stops making sense, as Graph says it: a position, not tokens."""
+    token = getattr(exc, "token", None)
+    if token is None:
+        return f"the expression ends too early: '{expression[:200]}'."
+    index = getattr(token, "index", None)
+    if index is None:
+        return f"syntax error in '{expression[:200]}'."
+    return f"syntax error at position {index} in '{expression[:200]}'."
 
 
 def _reason(exc):

@@ -162,3 +162,46 @@ def test_a_nul_character_in_a_body_is_400_and_nothing_is_written(admin_client):
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "BadRequest"
     assert not Catalog.objects.filter(display_name__startswith="A").exists()
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "$filter=createdDateTime gt 'abc'",
+        "$filter=displayName eq 5",
+        "$filter=isExternallyVisible eq 'x'",
+        "$filter=id eq 'not-a-guid'",
+        "$filter=state in ('published', 5)",
+    ],
+)
+def test_a_literal_of_the_wrong_type_is_invalid_filter_not_a_database_error(admin_client, query):
+    response = admin_client.get(f"{URL}?{query}")
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["code"] == "InvalidFilter"
+
+
+def test_a_property_may_start_like_an_odata_keyword(admin_client):
+    CatalogFactory(display_name="Visible", is_externally_visible=True)
+    body = admin_client.get(
+        f"{URL}?$filter=isExternallyVisible eq true and displayName ne 'null'"
+    ).json()
+    assert [row["displayName"] for row in body["value"]] == ["Visible"]
+    # a property beginning with all/any/null/true is a name, not a keyword
+    response = admin_client.get(f"{URL}?$filter=anyThing eq 'x'")
+    assert response.json()["error"]["message"].endswith(
+        "'anyThing' is not a property that can be filtered on."
+    )
+
+
+def test_a_syntax_error_says_where_it_is(admin_client):
+    error = admin_client.get(f"{URL}?$filter=displayName eq 'a' and").json()["error"]
+    assert error["code"] == "InvalidFilter"
+    assert "Token(" not in error["message"]
+
+
+def test_a_date_time_literal_filters_by_time(admin_client):
+    CatalogFactory(display_name="Dated")
+    body = admin_client.get(f"{URL}?$filter=createdDateTime gt 2000-01-01T00:00:00Z").json()
+    assert "Dated" in [row["displayName"] for row in body["value"]]
+    body = admin_client.get(f"{URL}?$filter=createdDateTime lt '2000-01-01T00:00:00Z'").json()
+    assert body["value"] == []
