@@ -48,5 +48,5 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("v1.0/$metadata", SpectacularAPIView.as_view(), name="api-metadata"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
-    re_path(r"^v1\.0(?:/.*)?$", unknown_segment),
+    re_path(r"^v1\.0(?:/[\s\S]*)?$", unknown_segment),
 ]

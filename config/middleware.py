@@ -17,6 +17,12 @@ NUL = "\x00"
 API_PATHS = ("/v1.0/", "/oauth2/")
 
 
+def is_api_path(path):
+    """Whether ``path`` is the Graph API's or the token endpoint's (``/{tenant}/oauth2/...``),
+    whose clients read JSON errors, not pages."""
+    return path.startswith(API_PATHS) or path == "/v1.0" or "/oauth2/v2.0/" in path
+
+
 def bad_request_response():
     """The 400 page. It reads neither the body, the session nor the user: any of them may be
     what could not be read."""
@@ -93,6 +99,6 @@ class RejectUnreadableRequestsMiddleware:
         if reason is None:
             return None
         logger.warning("Bad request %s %r: %s", request.method, request.path, reason)
-        if request.path_info.startswith(API_PATHS):  # API clients read Graph's JSON errors
+        if is_api_path(request.path_info):  # API clients read Graph's JSON errors
             return error_response(request, 400, "BadRequest", "The request could not be read.")
         return bad_request_response()

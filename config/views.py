@@ -1,21 +1,37 @@
 """Error handlers and the one admin view the product wraps; the pages themselves live in apps."""
 
 from django.contrib.contenttypes import views as contenttype_views
-from django.core.exceptions import ValidationError
+from django.core.exceptions import RequestDataTooBig, ValidationError
 from django.http import Http404, HttpResponseServerError
 from django.template import loader
 
-from config.middleware import bad_request_response
+from api.graph.errors import error_response
+from config.middleware import bad_request_response, is_api_path
 
 
 def bad_request(request, exception=None):
     """``handler400``. Django's default is wrapped in ``requires_csrf_token``, which parses the
-    POST body again and so turned a body it could not read into a server error."""
+    POST body again and so turned a body it could not read into a server error. API clients
+    get Graph's JSON error instead of the page."""
+    if is_api_path(request.path_info):
+        if isinstance(exception, RequestDataTooBig):
+            return error_response(
+                request, 413, "RequestEntityTooLarge", "The request body is too large."
+            )
+        return error_response(request, 400, "BadRequest", "The request could not be read.")
     return bad_request_response()
 
 
 def server_error(request):
-    """``handler500``, for the same reason: the server error page must not fail in its turn."""
+    """``handler500``, for the same reason: the server error page must not fail in its turn.
+    API clients get Graph's JSON error, with the request id to quote."""
+    if is_api_path(request.path_info):
+        return error_response(
+            request,
+            500,
+            "InternalServerError",
+            "The server failed to answer; the error was logged with this request id.",
+        )
     return HttpResponseServerError(loader.render_to_string("500.html"))
 
 

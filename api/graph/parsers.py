@@ -10,19 +10,34 @@ from rest_framework.parsers import JSONParser
 NUL = "\x00"
 
 
-def _has_nul(value):
-    if isinstance(value, str):
-        return NUL in value
-    if isinstance(value, dict):
-        return any(_has_nul(key) or _has_nul(item) for key, item in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(item) for item in value)
-    return False
+MAX_DEPTH = 64  # deeper than any Graph body; a deeper one is refused, not recursed into
+TOO_DEEP = f"The request body is nested deeper than {MAX_DEPTH} levels."
+
+
+def _check(data):
+    """Refuses a NUL anywhere and nesting deeper than MAX_DEPTH, walking without recursion."""
+    pending = [(data, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if depth > MAX_DEPTH:
+            raise ParseError(TOO_DEEP)
+        if isinstance(value, str):
+            if NUL in value:
+                raise ParseError("The request body contains a NUL character (\\u0000).")
+        elif isinstance(value, dict):
+            pending.extend((key, depth) for key in value)
+            pending.extend((item, depth + 1) for item in value.values())
+        elif isinstance(value, list):
+            pending.extend((item, depth + 1) for item in value)
 
 
 class GraphJSONParser(JSONParser):
     def parse(self, stream, media_type=None, parser_context=None):
-        data = super().parse(stream, media_type, parser_context)
-        if _has_nul(data):
-            raise ParseError("The request body contains a NUL character (\\u0000).")
+        try:
+            data = super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise ParseError(
+                f"The request body is nested deeper than {MAX_DEPTH} levels."
+            ) from None
+        _check(data)
         return data

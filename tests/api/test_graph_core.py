@@ -1,6 +1,8 @@
 """Graph's conventions, shown on catalogs: lists, paging, $filter, $orderby, $select,
 errors in Graph's shape, request ids, create/update/delete through the audited services."""
 
+import json
+
 import pytest
 
 from entitlements.models import AdminRole, AuditEvent, Catalog, RoleAssignment
@@ -205,3 +207,41 @@ def test_a_date_time_literal_filters_by_time(admin_client):
     assert "Dated" in [row["displayName"] for row in body["value"]]
     body = admin_client.get(f"{URL}?$filter=createdDateTime lt '2000-01-01T00:00:00Z'").json()
     assert body["value"] == []
+
+
+def test_a_body_nested_too_deep_is_400(admin_client):
+    deep = "[" * 100_000 + "]" * 100_000
+    response = admin_client.post(URL, deep, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "BadRequest"
+    shallow_but_over = '{"a": ' * 70 + "1" + "}" * 70
+    assert (
+        admin_client.post(URL, shallow_but_over, content_type="application/json").status_code == 400
+    )
+
+
+def test_a_body_too_large_is_413_in_graphs_shape(admin_client, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    body = '{"displayName": "' + "x" * 5000 + '"}'
+    response = admin_client.post(URL, body, content_type="application/json")
+    assert response.status_code == 413
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["error"]["code"] == "RequestEntityTooLarge"
+
+
+def test_a_server_error_on_an_api_path_is_graph_json_with_the_request_id(rf):
+    from config.views import server_error
+
+    request = rf.get(URL)
+    request.request_id = "rid-1"
+    response = server_error(request)
+    assert response.status_code == 500
+    error = json.loads(response.content)["error"]
+    assert error["code"] == "InternalServerError"
+    assert error["innerError"]["request-id"] == "rid-1"
+
+
+def test_a_path_with_a_newline_is_a_graph_400(admin_client):
+    response = admin_client.get("/v1.0/identityGovernance/%0Acatalogs")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "BadRequest"
