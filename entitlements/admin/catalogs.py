@@ -120,7 +120,7 @@ class ResourceAdmin(ConfigurationAdmin):
     autocomplete_fields = ["catalog", "group", "application", "site", "role_catalog"]
     inlines = [ResourceRoleInline]
     actions = ["sync_roles"]
-    change_fields = ["display_name", "description"]
+    change_fields = ["display_name", "description", "drift_mode"]
     origin_fields = [
         "catalog",
         "origin_system",

@@ -15,6 +15,7 @@ from entitlements.models import (
     AuditEvent,
     ConnectedSystem,
     DriftItem,
+    DriftMode,
     OriginSystem,
     Resource,
 )
@@ -218,3 +219,28 @@ def test_the_drift_report_lists_the_differences_and_keeps_an_extra_member(
 
     client.force_login(UserFactory(is_staff=True))
     assert client.post(url("driftreport_keep", report.pk, item.pk)).status_code == 403
+
+
+def test_an_administrator_sets_a_resource_to_enforce_on_its_change_page_audited(
+    client, admin_user, ldap_server, ldap_system
+):
+    resource = ldap_resource(ldap_system, ldap_server.add_group(f"mode-{uuid.uuid4().hex[:6]}"))
+    client.force_login(admin_user)
+    change = url("resource_change", resource.pk)
+    assert "Report only" in client.get(change).content.decode()
+
+    response = client.post(
+        change,
+        {
+            "display_name": resource.display_name,
+            "description": "",
+            "drift_mode": DriftMode.ENFORCE,
+            "roles-TOTAL_FORMS": "0",
+            "roles-INITIAL_FORMS": "0",
+        },
+    )
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    resource.refresh_from_db()
+    assert resource.drift_mode == DriftMode.ENFORCE
+    assert AuditEvent.objects.filter(object_id=str(resource.pk), action="resource.changed").exists()
