@@ -8,6 +8,7 @@ serializers.CharField(source="display_name")``), declares what can be expanded i
 list is a fixed number of queries whatever its length.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from django.db.models import Prefetch
@@ -33,7 +34,36 @@ class Expand:
     select: str | None = None
 
 
-class GraphSerializer(serializers.Serializer):
+class StrictInput:
+    """What Graph does with a body: a property the type does not have is a 400 (a typo is
+    never silently ignored), and a text property given a number or a boolean is a 400 (not
+    turned into text). Annotations (``@odata.type``, ``x@odata.bind``) are allowed."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, Mapping):
+            errors = {}
+            for key, value in data.items():
+                if not isinstance(key, str) or "@odata." in key or key.startswith("@"):
+                    continue
+                field = self.fields.get(key)
+                if field is None:
+                    errors[key] = [f"'{key}' is not a property of this object."]
+                elif (
+                    isinstance(field, serializers.CharField)
+                    and not field.read_only
+                    and isinstance(value, bool | int | float)
+                ):
+                    errors[key] = ["Must be a string."]
+            if errors:
+                raise serializers.ValidationError(errors)
+        return super().to_internal_value(data)
+
+
+class InputSerializer(StrictInput, serializers.Serializer):
+    """A request body's part that is not an entity of its own."""
+
+
+class GraphSerializer(StrictInput, serializers.Serializer):
     odata_type = None  # "#microsoft.graph.accessPackage" where Graph writes @odata.type
     expandable = {}  # Graph navigation property -> Expand
 

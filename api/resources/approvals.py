@@ -19,7 +19,7 @@ from entitlements.models import AssignmentRequest, Channel
 
 from ..graph.errors import bad_request
 from ..graph.schema import graph_schema
-from ..graph.serializers import Expand, GraphSerializer
+from ..graph.serializers import Expand, GraphSerializer, InputSerializer
 from ..graph.views import BASE, GraphViewSet
 from ..permissions import MY_ACCESS, MY_ACCESS_READ
 from .common import GraphDateTimeField
@@ -71,7 +71,7 @@ class ApprovalSerializer(GraphSerializer):
     }
 
 
-class StageDecisionSerializer(serializers.Serializer):
+class StageDecisionSerializer(InputSerializer):
     reviewResult = serializers.ChoiceField(choices=list(DECISIONS))
     justification = serializers.CharField(
         required=False, allow_blank=True, allow_null=True, default="", max_length=4000

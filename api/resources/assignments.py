@@ -26,7 +26,7 @@ from entitlements.services.delivery import assignment_reprocess
 
 from ..graph.errors import bad_request
 from ..graph.schema import graph_schema
-from ..graph.serializers import Expand, GraphSerializer
+from ..graph.serializers import Expand, GraphSerializer, InputSerializer
 from ..graph.views import BASE, GraphViewSet
 from ..permissions import ENTITLEMENTS_READ, ENTITLEMENTS_WRITE, MY_ACCESS_READ
 from .common import GraphDateTimeField
@@ -51,7 +51,7 @@ class SubjectSerializer(GraphSerializer):
         return "user"
 
 
-class AssignmentExpirationSerializer(serializers.Serializer):
+class AssignmentExpirationSerializer(InputSerializer):
     """expirationPattern of a schedule: an end date, or none."""
 
     open_type = "noExpiration"  # what ``type`` says when there is no end
@@ -67,7 +67,7 @@ class AssignmentExpirationSerializer(serializers.Serializer):
         return "afterDateTime" if obj.schedule_end else self.open_type
 
 
-class AssignmentScheduleSerializer(serializers.Serializer):
+class AssignmentScheduleSerializer(InputSerializer):
     """entitlementManagementSchedule: when the access starts and ends."""
 
     startDateTime = GraphDateTimeField(source="schedule_start", read_only=True, allow_null=True)

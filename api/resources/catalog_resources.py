@@ -36,7 +36,7 @@ from entitlements.models import (
 
 from ..graph.errors import bad_request, conflict, not_found
 from ..graph.schema import graph_schema
-from ..graph.serializers import Expand, GraphSerializer
+from ..graph.serializers import Expand, GraphSerializer, InputSerializer
 from ..graph.views import BASE, GraphViewSet, api_root
 from ..permissions import ENTITLEMENTS_READ, ENTITLEMENTS_WRITE
 from .catalogs import CatalogSerializer
@@ -214,11 +214,11 @@ def optional_text():
     return serializers.CharField(required=False, allow_null=True, allow_blank=True)
 
 
-class CatalogReference(serializers.Serializer):
+class CatalogReference(InputSerializer):
     id = serializers.CharField()
 
 
-class ResourceReference(serializers.Serializer):
+class ResourceReference(InputSerializer):
     """The resource to add (originId and originSystem) or to remove (id, or the same)."""
 
     id = optional_text()
@@ -228,7 +228,7 @@ class ResourceReference(serializers.Serializer):
     originSystem = optional_text()
 
 
-class ResourceRequestBody(serializers.Serializer):
+class ResourceRequestBody(InputSerializer):
     """What a POST may say; the resource is read further by the view (by origin system)."""
 
     requestType = serializers.ChoiceField(choices=[ADMIN_ADD, ADMIN_REMOVE])

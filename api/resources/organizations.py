@@ -26,7 +26,7 @@ from entitlements.models import PolicySubjectSet, StageApproverSet
 
 from ..graph.errors import bad_request, conflict, forbidden, not_found
 from ..graph.schema import graph_schema
-from ..graph.serializers import Expand, GraphSerializer
+from ..graph.serializers import Expand, GraphSerializer, InputSerializer
 from ..graph.views import BASE, GraphViewSet, api_root
 from ..permissions import EM_READ, EM_READWRITE, ENTITLEMENTS_READ, ENTITLEMENTS_WRITE, granted
 from .common import GraphDateTimeField, delete_config, save_config
@@ -76,7 +76,7 @@ def require_administer(request, what):
 DOMAIN_SOURCE = "#microsoft.graph.domainIdentitySource"
 
 
-class DomainIdentitySourceSerializer(serializers.Serializer):
+class DomainIdentitySourceSerializer(InputSerializer):
     domainName = serializers.CharField(max_length=253)
     displayName = serializers.CharField(required=False, allow_null=True, allow_blank=True)
 
@@ -151,7 +151,7 @@ class ConnectedOrganizationSerializer(GraphSerializer):
         return list(dict.fromkeys(value))
 
 
-class SponsorReferenceSerializer(serializers.Serializer):
+class SponsorReferenceSerializer(InputSerializer):
     """``{"@odata.id": "https://host/v1.0/users/{id}"}``"""
 
     def get_fields(self):

@@ -39,7 +39,7 @@ from entitlements.services.packages import package_role_add, package_role_remove
 
 from ..graph.errors import bad_request, conflict, not_found
 from ..graph.schema import collection_of, graph_schema
-from ..graph.serializers import Expand, GraphSerializer
+from ..graph.serializers import Expand, GraphSerializer, InputSerializer
 from ..graph.views import BASE, GraphViewSet
 from ..permissions import ENTITLEMENTS_READ, ENTITLEMENTS_WRITE, MY_ACCESS_READ
 from .catalog_resources import (
@@ -95,7 +95,7 @@ class PackageSerializer(GraphSerializer):
         return value or ""
 
 
-class IdReference(serializers.Serializer):
+class IdReference(InputSerializer):
     id = serializers.CharField()
 
 
@@ -107,7 +107,7 @@ class PackageBody(PackageSerializer):
     catalogId = serializers.CharField(required=False)
 
 
-class RefBody(serializers.Serializer):
+class RefBody(InputSerializer):
     """``{"@odata.id": "<URL of the object>"}``."""
 
     def get_fields(self):
@@ -182,7 +182,7 @@ def _schedule(policy):
     }
 
 
-class RequirementsSerializer(serializers.Serializer):
+class RequirementsSerializer(InputSerializer):
     """accessPackageAssignmentRequestRequirements: what the request form of one policy asks."""
 
     policyId = serializers.CharField(source="pk")
@@ -466,7 +466,7 @@ class AccessPackageViewSet(PackageListMixin, GraphViewSet):
         url_name="incompatible-access-package-ref",
     )
     def remove_incompatible_access_package(self, request, pk=None, other_id=None):
-        other = self.find(AccessPackage.objects.all(), other_id, what="access package")
+        other = self.find(self.visible(), other_id, what="access package")
         return self._change_incompatible("incompatible_access_packages", other, add=False)
 
     @graph_schema(request=RefBody, status=204)
@@ -551,7 +551,7 @@ def _check_scope(role, data):
         raise bad_request(f"{resource.display_name} has only its root scope.")
 
 
-class RoleReference(serializers.Serializer):
+class RoleReference(InputSerializer):
     id = optional_text()
     displayName = optional_text()
     description = optional_text()
@@ -560,7 +560,7 @@ class RoleReference(serializers.Serializer):
     resource = ResourceReference(required=False)
 
 
-class ScopeReference(serializers.Serializer):
+class ScopeReference(InputSerializer):
     id = optional_text()
     displayName = optional_text()
     description = optional_text()
@@ -569,7 +569,7 @@ class ScopeReference(serializers.Serializer):
     isRootScope = serializers.BooleanField(required=False, allow_null=True)
 
 
-class RoleScopeBody(serializers.Serializer):
+class RoleScopeBody(InputSerializer):
     """A POST: the role (by id, or by originId within its resource) and, optionally, the
     scope, which can only be the resource's root."""
 

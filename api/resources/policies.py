@@ -34,7 +34,7 @@ from entitlements.policy_config import (
 
 from ..graph.errors import bad_request, not_found
 from ..graph.schema import graph_schema
-from ..graph.serializers import Expand, GraphSerializer
+from ..graph.serializers import Expand, GraphSerializer, InputSerializer
 from ..graph.views import BASE, GraphViewSet
 from ..permissions import ENTITLEMENTS_READ, ENTITLEMENTS_WRITE
 from .catalogs import CatalogSerializer
@@ -67,7 +67,7 @@ class PolicyAccessPackageSerializer(GraphSerializer):
     modifiedDateTime = GraphDateTimeField(source="modified", read_only=True)
 
 
-class PolicyAccessPackageReference(serializers.Serializer):
+class PolicyAccessPackageReference(InputSerializer):
     id = serializers.UUIDField()
 
 

@@ -33,7 +33,7 @@ from entitlements.models import (
     SubjectType,
 )
 
-from ..graph.serializers import GraphSerializer
+from ..graph.serializers import GraphSerializer, InputSerializer
 from .common import GraphDateTimeField
 
 GRAPH = "#microsoft.graph."
@@ -121,7 +121,7 @@ SUBJECT_REFERENCES = {
 MANAGER_TYPES = (SubjectType.REQUESTOR_MANAGER, SubjectType.TARGET_MANAGER)
 
 
-class SubjectSetSerializer(serializers.Serializer):
+class SubjectSetSerializer(InputSerializer):
     """A subjectSet; which properties apply depends on its ``@odata.type``."""
 
     userId = serializers.UUIDField(required=False, allow_null=True)
@@ -227,7 +227,7 @@ def subjects(purpose):
 # --------------------------------------------------------------------------------------
 
 
-class ExpirationPatternSerializer(serializers.Serializer):
+class ExpirationPatternSerializer(InputSerializer):
     """expirationPattern: when an assignment under the policy ends."""
 
     type = serializers.ChoiceField(
@@ -262,7 +262,7 @@ class ExpirationPatternSerializer(serializers.Serializer):
         }
 
 
-class AccessPackageAssignmentRequestorSettingsSerializer(serializers.Serializer):
+class AccessPackageAssignmentRequestorSettingsSerializer(InputSerializer):
     enableTargetsToSelfAddAccess = serializers.BooleanField(
         source="enable_targets_to_self_add_access", required=False
     )
@@ -287,7 +287,7 @@ class AccessPackageAssignmentRequestorSettingsSerializer(serializers.Serializer)
     onBehalfRequestors = subjects(PolicySubjectSet.Purpose.ON_BEHALF_REQUESTOR)
 
 
-class AccessPackageApprovalStageSerializer(serializers.Serializer):
+class AccessPackageApprovalStageSerializer(InputSerializer):
     """accessPackageApprovalStage; its number is its place in the list."""
 
     durationBeforeAutomaticDenial = GraphDurationField(
@@ -344,7 +344,7 @@ class AccessPackageApprovalStageSerializer(serializers.Serializer):
         return data
 
 
-class AccessPackageAssignmentApprovalSettingsSerializer(serializers.Serializer):
+class AccessPackageAssignmentApprovalSettingsSerializer(InputSerializer):
     isApprovalRequiredForAdd = serializers.BooleanField(
         source="is_approval_required_for_add", required=False
     )
@@ -457,7 +457,7 @@ class ReviewScheduleField(serializers.Field):
         return values
 
 
-class AccessPackageAssignmentReviewSettingsSerializer(serializers.Serializer):
+class AccessPackageAssignmentReviewSettingsSerializer(InputSerializer):
     isEnabled = serializers.BooleanField(source="review_is_enabled", required=False)
     expirationBehavior = serializers.ChoiceField(
         source="review_expiration_behavior",
@@ -476,7 +476,7 @@ class AccessPackageAssignmentReviewSettingsSerializer(serializers.Serializer):
     fallbackReviewers = subjects(PolicySubjectSet.Purpose.FALLBACK_REVIEWER)
 
 
-class AccessPackageAutomaticRequestSettingsSerializer(serializers.Serializer):
+class AccessPackageAutomaticRequestSettingsSerializer(InputSerializer):
     requestAccessForAllowedTargets = serializers.BooleanField(required=False, write_only=True)
     removeAccessWhenTargetLeavesAllowedTargets = serializers.BooleanField(
         source="remove_access_when_target_leaves_allowed_targets", required=False
@@ -501,7 +501,7 @@ class AccessPackageAutomaticRequestSettingsSerializer(serializers.Serializer):
         return {"requestAccessForAllowedTargets": False, **data}
 
 
-class AccessPackageNotificationSettingsSerializer(serializers.Serializer):
+class AccessPackageNotificationSettingsSerializer(InputSerializer):
     isAssignmentNotificationDisabled = serializers.BooleanField(
         source="is_assignment_notification_disabled", required=False
     )
@@ -520,12 +520,12 @@ QUESTION_TYPES = {
 ODATA_TYPE_OF_QUESTION = {value: key for key, value in QUESTION_TYPES.items()}
 
 
-class AccessPackageLocalizedTextSerializer(serializers.Serializer):
+class AccessPackageLocalizedTextSerializer(InputSerializer):
     languageCode = serializers.CharField(source="language_code", max_length=8)
     text = serializers.CharField(max_length=1024)
 
 
-class AccessPackageAnswerChoiceSerializer(serializers.Serializer):
+class AccessPackageAnswerChoiceSerializer(InputSerializer):
     actualValue = serializers.CharField(source="actual_value", max_length=256)
     text = serializers.CharField(max_length=512)
     localizations = serializers.ListField(required=False, allow_null=True, write_only=True)

@@ -38,7 +38,7 @@ from entitlements.services.requests import request_cancel, request_extend, reque
 
 from ..graph.errors import bad_request, forbidden
 from ..graph.schema import graph_schema
-from ..graph.serializers import Expand, GraphSerializer
+from ..graph.serializers import Expand, GraphSerializer, InputSerializer
 from ..graph.views import BASE, GraphViewSet
 from ..permissions import EM_READWRITE, ENTITLEMENTS_READ, MY_ACCESS, MY_ACCESS_READ, granted
 from .assignments import (
@@ -62,7 +62,7 @@ QUESTION_TYPES = {
 # --------------------------------------------------------------------------------------
 
 
-class QuestionRefSerializer(serializers.Serializer):
+class QuestionRefSerializer(InputSerializer):
     """The question an answer answers (accessPackageQuestion)."""
 
     id = serializers.UUIDField()
@@ -76,7 +76,7 @@ class QuestionRefSerializer(serializers.Serializer):
         return fields
 
 
-class AnswerSerializer(serializers.Serializer):
+class AnswerSerializer(InputSerializer):
     """accessPackageAnswerString: an answer to a text or a multiple-choice question (whose
     ``value`` is the chosen answer's ``actualValue``)."""
 
@@ -177,7 +177,7 @@ REQUEST_FILTER_FIELDS = {
 # --------------------------------------------------------------------------------------
 
 
-class AssignmentReferenceSerializer(serializers.Serializer):
+class AssignmentReferenceSerializer(InputSerializer):
     """The assignment a request is about: a new one (``targetId``, ``accessPackageId``,
     ``assignmentPolicyId``) or an existing one (``id``). ``target: {objectId}``,
     ``accessPackage: {id}`` and ``assignmentPolicy: {id}`` are read as the same."""
@@ -213,7 +213,7 @@ class AssignmentReferenceSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
-class ExpirationInputSerializer(serializers.Serializer):
+class ExpirationInputSerializer(InputSerializer):
     endDateTime = serializers.DateTimeField(required=False, allow_null=True)
     duration = GraphDurationField(required=False, allow_null=True)
     type = serializers.ChoiceField(
@@ -227,7 +227,7 @@ class ExpirationInputSerializer(serializers.Serializer):
         return value
 
 
-class ScheduleInputSerializer(serializers.Serializer):
+class ScheduleInputSerializer(InputSerializer):
     startDateTime = serializers.DateTimeField(required=False, allow_null=True)
     expiration = ExpirationInputSerializer(required=False, allow_null=True)
     recurrence = serializers.JSONField(required=False, allow_null=True)
@@ -238,7 +238,7 @@ class ScheduleInputSerializer(serializers.Serializer):
         return value
 
 
-class AssignmentRequestCreateSerializer(serializers.Serializer):
+class AssignmentRequestCreateSerializer(InputSerializer):
     requestType = serializers.CharField()
     assignment = AssignmentReferenceSerializer(required=False)
     accessPackageAssignment = AssignmentReferenceSerializer(

@@ -40,7 +40,7 @@ from reviews.services import (
 
 from ..graph.errors import bad_request, forbidden
 from ..graph.schema import graph_schema
-from ..graph.serializers import GraphSerializer
+from ..graph.serializers import GraphSerializer, InputSerializer
 from ..graph.views import GraphViewSet, api_root
 from ..permissions import REVIEWS_READ, REVIEWS_WRITE
 from .common import GraphDateTimeField
@@ -276,14 +276,14 @@ class DecisionSerializer(GraphSerializer):
         )
 
 
-class DecisionBodySerializer(serializers.Serializer):
+class DecisionBodySerializer(InputSerializer):
     decision = serializers.ChoiceField(choices=list(REVIEWER_DECISIONS))
     justification = serializers.CharField(
         required=False, allow_blank=True, allow_null=True, default="", max_length=4000
     )
 
 
-class JustificationSerializer(serializers.Serializer):
+class JustificationSerializer(InputSerializer):
     justification = serializers.CharField(
         required=False, allow_blank=True, allow_null=True, default="", max_length=4000
     )

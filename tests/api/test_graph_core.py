@@ -245,3 +245,25 @@ def test_a_path_with_a_newline_is_a_graph_400(admin_client):
     response = admin_client.get("/v1.0/identityGovernance/%0Acatalogs")
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "BadRequest"
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"displayName": "Typo", "descripton": "x"}, "descripton"),
+        ({"displayName": 5}, "displayName"),
+        ({"displayName": True}, "displayName"),
+    ],
+)
+def test_an_unknown_property_or_a_number_for_text_is_400_and_nothing_is_made(
+    admin_client, body, field
+):
+    response = admin_client.post(URL, body, content_type="application/json")
+    assert response.status_code == 400, response.content
+    assert field in response.json()["error"]["message"]
+    assert not Catalog.objects.filter(display_name__in=["Typo", "5", "True"]).exists()
+
+
+def test_odata_annotations_are_not_unknown_properties(admin_client):
+    body = {"@odata.type": "#microsoft.graph.accessPackageCatalog", "displayName": "Annotated"}
+    assert admin_client.post(URL, body, content_type="application/json").status_code == 201
