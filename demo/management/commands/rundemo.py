@@ -76,7 +76,7 @@ class Command(BaseCommand):
         if not reload:
             web.append("--noreload")
 
-        def worker(queue, *extra):
+        def worker(queue, *extra, hostname=None):
             return [
                 sys.executable,
                 "-m",
@@ -88,7 +88,7 @@ class Command(BaseCommand):
                 f"--queues={queue}",
                 "--loglevel=INFO",
                 "--pool=solo",
-                f"--hostname=demo-{queue}@%h",
+                f"--hostname={hostname or f'demo-{queue}'}@%h",
             ]
 
         # One worker per queue, so that a batch of emails or a long review never delays a
@@ -97,7 +97,7 @@ class Command(BaseCommand):
             ("web server", web),
             ("delivery worker", worker("delivery")),
             ("notifications worker", worker("notifications")),
-            ("Celery worker", worker("periodic", "-B")),
+            ("Celery worker", worker("periodic", "-B", hostname="demo")),
         )
         for name, command in commands:
             # Own process group each: Ctrl-C reaches only us, and stopping a group also stops
