@@ -244,5 +244,13 @@ class EntitlementManagementSettingsAdmin(ReadableByAdmins, admin.ModelAdmin):
         "duration_until_external_user_deleted_after_blocked",
     ]
 
+    # One row: the list shows it (stored with the defaults the first time it is opened),
+    # and there is nothing to add. Asking whether the row exists from has_add_permission
+    # would cost every admin page a query.
     def has_add_permission(self, request):
-        return super().has_add_permission(request) and not self.model.objects.exists()
+        return False
+
+    def changelist_view(self, request, extra_context=None):
+        if self.has_view_or_change_permission(request):
+            self.model.objects.get_or_create(key=1)
+        return super().changelist_view(request, extra_context)

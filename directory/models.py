@@ -187,6 +187,9 @@ class User(BaseModel, AbstractBaseUser, PermissionsMixin):
     class Meta:
         ordering = ["display_name"]
         verbose_name = _("user")
+        # Lists of people (the API's /users, the admin) are read in name order, a page at a
+        # time: this index serves the order and the keyset of the next page.
+        indexes = [models.Index(fields=["display_name", "id"], name="user_name_order_idx")]
 
     def __str__(self):
         return f"{self.display_name} <{self.email}>"
