@@ -3,46 +3,18 @@ them and approves a stage, as a Graph script would."""
 
 import asyncio
 
-import httpx
 import pytest
-from kiota_abstractions.authentication import (
-    AccessTokenProvider,
-    AllowedHostsValidator,
-    BaseBearerTokenAuthenticationProvider,
-)
-from msgraph import GraphRequestAdapter, GraphServiceClient
 from msgraph.generated.models.approval_stage import ApprovalStage
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 
 from api.permissions import SUBJECT_ACCESS
 from approvals.models import RequestApprovalStage, ReviewResult
 from entitlements.services.requests import request_submit
+from tests.api.sdk import graph_as
 from tests.factories import UserFactory
 from tests.lifecycle.requests_setup import approval_policy
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-class StaticToken(AccessTokenProvider):
-    """A personal token made beforehand, as a script holding one would send it."""
-
-    def __init__(self, base_url, token):
-        self.base_url, self.token = base_url, token
-
-    async def get_authorization_token(self, uri, additional_authentication_context=None):
-        return self.token
-
-    def get_allowed_hosts_validator(self):
-        return AllowedHostsValidator([httpx.URL(self.base_url).host])
-
-
-def graph_as(live_server, token):
-    """A GraphServiceClient calling the live server with ``token``."""
-    adapter = GraphRequestAdapter(
-        BaseBearerTokenAuthenticationProvider(StaticToken(live_server.url, token))
-    )
-    adapter.base_url = f"{live_server.url}/v1.0"
-    return GraphServiceClient(request_adapter=adapter)
 
 
 def test_an_approver_approves_with_the_graph_sdk(live_server, user_token):

@@ -9,7 +9,7 @@ from msgraph.generated.models.user import User as GraphUser
 from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 
 from api.permissions import USER_READ_ALL
-from tests.api.test_approvals_sdk import graph_as
+from tests.api.sdk import graph_as
 from tests.factories import GroupFactory, UserFactory, add_member
 
 pytestmark = pytest.mark.django_db(transaction=True)

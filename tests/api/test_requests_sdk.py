@@ -4,15 +4,8 @@ way a Graph script does, with the SDK's own models and serialisation."""
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-import httpx
 import pytest
-from kiota_abstractions.authentication import (
-    AccessTokenProvider,
-    AllowedHostsValidator,
-    BaseBearerTokenAuthenticationProvider,
-)
 from kiota_abstractions.base_request_configuration import RequestConfiguration
-from msgraph import GraphRequestAdapter, GraphServiceClient
 from msgraph.generated.identity_governance.entitlement_management.assignments.assignments_request_builder import (  # noqa: E501
     AssignmentsRequestBuilder,
 )
@@ -46,29 +39,11 @@ from entitlements.models import (
     AssignmentState,
     RoleAssignment,
 )
+from tests.api.sdk import graph_as
 from tests.factories import QuestionFactory, UserFactory
 from tests.lifecycle.requests_setup import approval_policy, open_policy, package_with_roles
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-class StaticToken(AccessTokenProvider):
-    def __init__(self, base_url, token):
-        self.base_url, self.token = base_url, token
-
-    async def get_authorization_token(self, uri, additional_authentication_context=None):
-        return self.token
-
-    def get_allowed_hosts_validator(self):
-        return AllowedHostsValidator([httpx.URL(self.base_url).host])
-
-
-def graph_as(live_server, token):
-    adapter = GraphRequestAdapter(
-        BaseBearerTokenAuthenticationProvider(StaticToken(live_server.url, token))
-    )
-    adapter.base_url = f"{live_server.url}/v1.0"
-    return GraphServiceClient(request_adapter=adapter)
 
 
 def test_an_application_assigns_lists_and_removes_with_the_sdk(live_server, app_token):

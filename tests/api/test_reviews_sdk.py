@@ -18,7 +18,7 @@ from api.permissions import REVIEW_READWRITE
 from entitlements.models import PolicySubjectSet, SubjectType
 from reviews.models import Decision
 from reviews.services import review_instance_create
-from tests.api.test_approvals_sdk import graph_as
+from tests.api.sdk import graph_as
 from tests.factories import AccessPackageFactory, PolicyFactory, UserFactory, add_subject
 from tests.reviews.conftest import open_assignments
 

@@ -10,16 +10,9 @@ tests), so "wait until delivered" polls the API as a script would.
 import asyncio
 import time
 from datetime import timedelta
-from urllib.parse import urlparse
 
 import pytest
-from kiota_abstractions.authentication import (
-    AccessTokenProvider,
-    AllowedHostsValidator,
-    BaseBearerTokenAuthenticationProvider,
-)
 from kiota_abstractions.base_request_configuration import RequestConfiguration
-from msgraph import GraphRequestAdapter, GraphServiceClient
 from msgraph.generated.identity_governance.entitlement_management.assignments.assignments_request_builder import (  # noqa: E501
     AssignmentsRequestBuilder,
 )
@@ -66,39 +59,16 @@ from msgraph.generated.models.single_user import SingleUser
 from api.permissions import APPLICATION_PERMISSIONS, DELEGATED_PERMISSIONS, MY_ACCESS
 from entitlements.models import Assignment, AssignmentState, AuditEvent, Channel, GrantState
 from tests.api.conftest import issue_app_token, issue_user_token, make_app
+from tests.api.sdk import graph_as
 from tests.factories import GroupFactory, UserFactory, add_member
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-class StaticToken(AccessTokenProvider):
-    """Our bearer token, for the live server's host only (as kiota's providers check)."""
-
-    def __init__(self, token, host):
-        self.token = token
-        self.validator = AllowedHostsValidator([host])
-
-    async def get_authorization_token(self, uri, additional_authentication_context=None):
-        if not self.validator.is_url_host_valid(uri):
-            return ""
-        return self.token
-
-    def get_allowed_hosts_validator(self):
-        return self.validator
-
-
 @pytest.fixture
 def graph(live_server):
     """``graph(token)`` → a GraphServiceClient talking to the live server with ``token``."""
-    host = urlparse(live_server.url).hostname  # kiota compares host names, not ports
-
-    def client(token):
-        provider = BaseBearerTokenAuthenticationProvider(StaticToken(token, host))
-        adapter = GraphRequestAdapter(provider)
-        adapter.base_url = live_server.url + "/v1.0"
-        return GraphServiceClient(request_adapter=adapter)
-
-    return client
+    return lambda token: graph_as(live_server, token)
 
 
 _loop = None
