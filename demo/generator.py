@@ -137,6 +137,40 @@ class GenerateResult:
         return any(self.created.values())
 
 
+def delivered_assignments(package, users, end, *, batch_size=2000):
+    """Delivered assignments of ``users`` to ``package`` (its one policy and one role), ending
+    within a second after ``end``, with their delivered grants: what the benchmarks expire."""
+    policy = package.assignment_policies.get()
+    role_id = package.resource_role_scopes.get().role_id
+    assignments = Assignment.objects.bulk_create(
+        [
+            Assignment(
+                access_package=package,
+                assignment_policy=policy,
+                target=user,
+                state=AssignmentState.DELIVERED,
+                schedule_start=end - timedelta(days=30),
+                schedule_end=end + timedelta(milliseconds=i % 1000),
+            )
+            for i, user in enumerate(users)
+        ],
+        batch_size=batch_size,
+    )
+    AssignmentResourceRole.objects.bulk_create(
+        [
+            AssignmentResourceRole(
+                assignment=a,
+                resource_role_id=role_id,
+                target_id=a.target_id,
+                state=GrantState.DELIVERED,
+            )
+            for a in assignments
+        ],
+        batch_size=batch_size,
+    )
+    return assignments
+
+
 def default_sizes(*, users=0, packages=0, assignments=0, groups=None, catalogs=None):
     """Fill in groups (one per package) and catalogs (one per 100 packages) when not given."""
     if groups is None:

@@ -35,6 +35,7 @@ from django.utils import timezone
 from approvals.models import ReviewResult
 from approvals.services import stage_decide
 from config.celery import app
+from demo.generator import delivered_assignments
 from demo.ldapserver import LdapServer, slapd_path
 from directory.models import User
 from entitlements.configuration import resource_add
@@ -45,13 +46,10 @@ from entitlements.models import (
     Assignment,
     AssignmentPolicy,
     AssignmentRequest,
-    AssignmentResourceRole,
-    AssignmentState,
     AuditEvent,
     Catalog,
     Channel,
     ConnectedSystem,
-    GrantState,
     OriginSystem,
     ResourceRoleScope,
     StageApproverSet,
@@ -201,35 +199,8 @@ class Command(BaseCommand):
 
     def _delivered(self, package, users, end):
         """Assignments of ``users`` to ``package``, delivered, ending at ``end``."""
-        policy = package.assignment_policies.get()
-        role_id = package.resource_role_scopes.get().role_id
         with transaction.atomic():
-            assignments = Assignment.objects.bulk_create(
-                [
-                    Assignment(
-                        access_package=package,
-                        assignment_policy=policy,
-                        target=user,
-                        state=AssignmentState.DELIVERED,
-                        schedule_start=end - timedelta(days=30),
-                        schedule_end=end + timedelta(milliseconds=i % 1000),
-                    )
-                    for i, user in enumerate(users)
-                ],
-                batch_size=2000,
-            )
-            AssignmentResourceRole.objects.bulk_create(
-                [
-                    AssignmentResourceRole(
-                        assignment=a,
-                        resource_role_id=role_id,
-                        target_id=a.target_id,
-                        state=GrantState.DELIVERED,
-                    )
-                    for a in assignments
-                ],
-                batch_size=2000,
-            )
+            assignments = delivered_assignments(package, users, end)
         return assignments
 
     # --- Measurements -------------------------------------------------------------------------

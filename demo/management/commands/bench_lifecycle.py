@@ -40,6 +40,7 @@ from django.utils import timezone
 from approvals.models import ReviewResult
 from approvals.services import stage_decide
 from config.celery import app
+from demo.generator import delivered_assignments
 from directory.models import GrantSource, Group, GroupMembership, User
 from entitlements.configuration import resource_add
 from entitlements.models import (
@@ -339,35 +340,8 @@ class Command(BaseCommand):
 
     def _expiring(self, world, end):
         package, holders = world["expiring"], world["holders"]
-        policy = package.assignment_policies.get()
-        role_id = package.resource_role_scopes.get().role_id
         with transaction.atomic():
-            assignments = Assignment.objects.bulk_create(
-                [
-                    Assignment(
-                        access_package=package,
-                        assignment_policy=policy,
-                        target=user,
-                        state=AssignmentState.DELIVERED,
-                        schedule_start=end - timedelta(days=30),
-                        schedule_end=end + timedelta(milliseconds=i % 1000),
-                    )
-                    for i, user in enumerate(holders)
-                ],
-                batch_size=2000,
-            )
-            AssignmentResourceRole.objects.bulk_create(
-                [
-                    AssignmentResourceRole(
-                        assignment=a,
-                        resource_role_id=role_id,
-                        target_id=a.target_id,
-                        state=GrantState.DELIVERED,
-                    )
-                    for a in assignments
-                ],
-                batch_size=2000,
-            )
+            assignments = delivered_assignments(package, holders, end)
             GroupMembership.objects.bulk_create(
                 [
                     GroupMembership(group=package.group, user=u, source=GrantSource.ENTITLEMENT)
