@@ -8,7 +8,7 @@ from entitlements.models import Catalog, Channel
 from ..graph.serializers import GraphSerializer
 from ..graph.views import BASE, GraphViewSet
 from ..permissions import ENTITLEMENTS_READ, ENTITLEMENTS_WRITE
-from .common import GraphDateTimeField, delete_config, require, save_config
+from .common import GraphDateTimeField, delete_config, graph_clean, require, save_config
 
 
 class CatalogSerializer(GraphSerializer):
@@ -52,7 +52,7 @@ class CatalogViewSet(GraphViewSet):
         require(request.user, "add", model=Catalog, what="catalogs")
         values = self.body()
         catalog = Catalog(**values)
-        catalog.full_clean()
+        graph_clean(catalog, CatalogSerializer)
         catalog_save(actor=request.user, catalog=catalog, channel=Channel.API)
         return self.created(catalog)
 
@@ -61,7 +61,7 @@ class CatalogViewSet(GraphViewSet):
         require(request.user, "change", catalog, what="this catalog")
         for name, value in self.body(partial=True).items():
             setattr(catalog, name, value)
-        save_config(request.user, catalog)
+        save_config(request.user, catalog, serializer_class=CatalogSerializer)
         return self.updated(catalog)
 
     def destroy(self, request, pk=None):

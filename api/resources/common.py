@@ -2,6 +2,7 @@
 
 from datetime import UTC
 
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError
 from django.db.models import ProtectedError
 from rest_framework import serializers
@@ -32,9 +33,27 @@ def require(user, action, obj=None, *, model=None, what="this"):
         raise forbidden(f"The caller may not {action} {what}.")
 
 
-def save_config(user, obj, *, m2m=None):
+def graph_clean(obj, serializer_class=None):
+    """``obj.full_clean()``, its errors named by Graph's properties (``displayName``, not
+    ``display_name``) where ``serializer_class`` declares them; a 400 with the message."""
+    try:
+        obj.full_clean()
+    except ValidationError as exc:
+        if serializer_class is None or not hasattr(exc, "error_dict"):
+            raise
+        names = {
+            field.source: name
+            for name, field in serializer_class().fields.items()
+            if field.source and field.source != "*"
+        }
+        raise ValidationError(
+            {names.get(key, key): value for key, value in exc.error_dict.items()}
+        ) from None
+
+
+def save_config(user, obj, *, m2m=None, serializer_class=None):
     """Validate and save a configuration row through the audited service."""
-    obj.full_clean()  # a ValidationError is a 400 with the field's message
+    graph_clean(obj, serializer_class)  # a ValidationError is a 400 with the field's message
     try:
         return configuration.config_save(actor=user, obj=obj, m2m=m2m, channel=Channel.API)
     except IntegrityError as exc:

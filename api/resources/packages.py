@@ -299,7 +299,7 @@ class AccessPackageViewSet(PackageListMixin, GraphViewSet):
             package,
             what=f"access packages in the catalog {catalog.display_name}",
         )
-        save_config(request.user, package)
+        save_config(request.user, package, serializer_class=PackageBody)
         return self.created(package)
 
     @graph_schema(request=PackageBody)
@@ -316,7 +316,7 @@ class AccessPackageViewSet(PackageListMixin, GraphViewSet):
             )
         for name, value in values.items():
             setattr(package, name, value)
-        save_config(request.user, package)
+        save_config(request.user, package, serializer_class=PackageBody)
         return self.updated(package)
 
     def destroy(self, request, pk=None):

@@ -57,6 +57,12 @@ QUESTION_TYPES = {
     Question.QuestionType.MULTIPLE_CHOICE: "#microsoft.graph.accessPackageMultipleChoiceQuestion",
 }
 
+
+def _a(kind):
+    """The request type with its article: "An adminAdd", "A userAdd"."""
+    return f"{'An' if kind[:1].lower() in 'aeiou' else 'A'} {kind}"
+
+
 # --------------------------------------------------------------------------------------
 # What a request looks like
 # --------------------------------------------------------------------------------------
@@ -377,12 +383,12 @@ class AssignmentRequestViewSet(GraphViewSet):
         reference = body.get("assignment") or body.get("accessPackageAssignment") or {}
         if _is_application(request) and kind in PERSONAL_TYPES:
             raise bad_request(
-                f"A {kind} request is made by a person about their own access, with their "
+                f"{_a(kind)} request is made by a person about their own access, with their "
                 "own token; an application assigns with adminAdd and removes with adminRemove."
             )
         if kind in ADMIN_TYPES and EM_READWRITE not in granted(request):
             raise forbidden(
-                f"A {kind} request needs the permission {EM_READWRITE}; this token lacks it."
+                f"{_a(kind)} request needs the permission {EM_READWRITE}; this token lacks it."
             )
         submit = self._submission(kind, reference, body)
         if body["isValidationOnly"]:
@@ -398,11 +404,11 @@ class AssignmentRequestViewSet(GraphViewSet):
         if kind in ADD_TYPES:
             if reference.get("id") or not reference.get("accessPackageId"):
                 raise bad_request(
-                    f"A {kind} request creates an assignment: give assignment.accessPackageId "
+                    f"{_a(kind)} request creates an assignment: give assignment.accessPackageId "
                     "(and targetId, assignmentPolicyId), not the id of an existing assignment."
                 )
             if kind != RequestType.USER_ADD and not reference.get("targetId"):
-                raise bad_request(f"A {kind} request needs assignment.targetId: who it is for.")
+                raise bad_request(f"{_a(kind)} request needs assignment.targetId: who it is for.")
             packages = AccessPackage.objects.select_related("catalog")
             if kind == RequestType.ADMIN_ADD:
                 packages = AccessPackage.objects.restrict(actor, "view").select_related("catalog")
@@ -432,10 +438,10 @@ class AssignmentRequestViewSet(GraphViewSet):
 
         if not reference.get("id"):
             raise bad_request(
-                f"A {kind} request is about an existing assignment: give assignment.id."
+                f"{_a(kind)} request is about an existing assignment: give assignment.id."
             )
         if answers:
-            raise bad_request(f"A {kind} request takes no answers.")
+            raise bad_request(f"{_a(kind)} request takes no answers.")
         rows = Assignment.objects.restrict(actor, "view" if kind in ADMIN_TYPES else "own")
         assignment = self.find(
             rows.select_related("access_package__catalog", "assignment_policy", "target"),
@@ -444,7 +450,7 @@ class AssignmentRequestViewSet(GraphViewSet):
         )
         if kind in REMOVE_TYPES:
             if schedule:
-                raise bad_request(f"A {kind} request takes no schedule: it ends the access now.")
+                raise bad_request(f"{_a(kind)} request takes no schedule: it ends the access now.")
             return lambda: api_requests.request_remove(
                 actor=actor,
                 assignment=assignment,
@@ -455,7 +461,7 @@ class AssignmentRequestViewSet(GraphViewSet):
             )
         start, end = _period(schedule, now)
         if start is not None:
-            raise bad_request(f"A {kind} request moves the end of the access, not its start.")
+            raise bad_request(f"{_a(kind)} request moves the end of the access, not its start.")
         if kind == RequestType.ADMIN_UPDATE:
             return lambda: api_requests.request_admin_update(
                 actor=actor,

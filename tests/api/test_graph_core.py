@@ -267,3 +267,18 @@ def test_an_unknown_property_or_a_number_for_text_is_400_and_nothing_is_made(
 def test_odata_annotations_are_not_unknown_properties(admin_client):
     body = {"@odata.type": "#microsoft.graph.accessPackageCatalog", "displayName": "Annotated"}
     assert admin_client.post(URL, body, content_type="application/json").status_code == 201
+
+
+def test_a_model_check_names_graphs_property(admin_client):
+    CatalogFactory(display_name="Taken")
+    response = admin_client.post(URL, {"displayName": "Taken"}, content_type="application/json")
+    assert response.status_code == 400
+    message = response.json()["error"]["message"]
+    assert message.startswith("displayName:") and "display_name" not in message
+
+
+def test_swagger_ui_is_served_without_a_cdn(admin_client):
+    response = admin_client.get("/api/docs/")
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "swagger-ui" in page and "cdn" not in page.lower()
