@@ -95,6 +95,15 @@ def policy_check(policy, *, subject_sets, stages, questions):
         _check(validation.check_policy_reviewers, "", errors, policy, subject_sets)
 
     _check(validation.check_stage_count, "", errors, policy, stages=[p.stage for p in stages])
+    if policy.is_approval_required_for_add and not stages:
+        # The admin saves stages after their policy and only warns; a whole policy saved at
+        # once has no such step between, so it would be requestable and never approvable.
+        errors.setdefault("is_approval_required_for_add", []).append(
+            _(
+                "Approval is required, but no approval stage is given: add a stage, or do not "
+                "require approval."
+            )
+        )
     seen = []
     for i, plan in enumerate(stages):
         stage = plan.stage

@@ -151,6 +151,7 @@ POLICY_PATHS = {
     "review_start_date": "reviewSettings.schedule.startDateTime",
     "review_duration_in_days": "reviewSettings.schedule.expiration.duration",
     "policy": "requestApprovalSettings.stages",
+    "is_approval_required_for_add": "requestApprovalSettings.isApprovalRequiredForAdd",
 }
 SUBJECT_PATHS = {
     "subject_type": "@odata.type",

@@ -213,13 +213,31 @@ def test_a_full_policy_round_trips(admin_client, package, people):
 
 
 def test_a_minimal_body_takes_the_defaults(admin_client, package):
-    response = post(admin_client, {"displayName": "All", "accessPackage": {"id": str(package.pk)}})
+    response = post(
+        admin_client,
+        {
+            "displayName": "All",
+            "accessPackage": {"id": str(package.pk)},
+            "requestApprovalSettings": {"isApprovalRequiredForAdd": False},
+        },
+    )
     assert response.status_code == 201, response.content
     body = response.json()
     assert body["allowedTargetScope"] == "allMemberUsers"
     assert body["expiration"] == {"type": "afterDuration", "endDateTime": None, "duration": "P365D"}
     assert body["requestApprovalSettings"]["stages"] == []
     assert body["questions"] == [] and body["specificAllowedTargets"] == []
+
+
+def test_approval_required_without_a_stage_is_400_and_nothing_is_made(admin_client, package):
+    """Approval is required by default: a body that gives no stage would make a policy
+    people could request and nobody could approve."""
+    response = post(admin_client, {"displayName": "All", "accessPackage": {"id": str(package.pk)}})
+    assert response.status_code == 400
+    assert response.json()["error"]["message"].startswith(
+        "requestApprovalSettings.isApprovalRequiredForAdd:"
+    )
+    assert not package.assignment_policies.filter(display_name="All").exists()
 
 
 # ---- the Python SDK as a client -------------------------------------------------------
