@@ -125,7 +125,7 @@ class GraphSerializer(StrictInput, serializers.Serializer):
             for part in spec.source.split("."):
                 value = getattr(value, part, None) if value is not None else None
             if spec.many and value is not None and hasattr(value, "all"):
-                value = value.all()
+                value = value.get_queryset()  # a prefetched list as it is (all() copies)
             if value is None:
                 data[name] = [] if spec.many else None
             else:

@@ -194,16 +194,23 @@ class Rows(serializers.Field):
         self.related = related
         self.key = key
         self.purpose = purpose
+        self._renderer = None
         extend_schema_field(child_class(many=True))(self)
 
     def rows(self, instance):
-        rows = getattr(instance, self.related).all()
+        # get_queryset(), not all(): a prefetched list is read as it is; all() would copy
+        # the prefetch's query (with its IN list of every parent) once per row.
+        rows = getattr(instance, self.related).get_queryset()
         if self.purpose is not None:
             rows = [row for row in rows if row.purpose == self.purpose]
         return rows
 
     def to_representation(self, instance):
-        return self.child_class(self.rows(instance), many=True, context=self.context).data
+        # One child serializer per field, not per row: building a serializer copies its
+        # declared fields, which was most of a policy list's time.
+        if self._renderer is None:
+            self._renderer = self.child_class(many=True, context=self.context)
+        return self._renderer.to_representation(self.rows(instance))
 
     def to_internal_value(self, data):
         if data is None:
