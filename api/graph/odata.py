@@ -268,7 +268,21 @@ def filter_q(model, expression, fields):
         raise _invalid_filter(str(exc) or "the expression is not supported.") from None
     if not isinstance(condition, Q):
         raise _invalid_filter("the expression is not a condition.")
+    _check_bare_properties(model, condition)
     return condition, visitor.queryset_annotations
+
+
+def _check_bare_properties(model, condition):
+    """A property alone (``$filter=isHidden``) is a condition only when it is a boolean,
+    and then means ``isHidden eq true``."""
+    for index, child in enumerate(condition.children):
+        if isinstance(child, Q):
+            _check_bare_properties(model, child)
+        elif isinstance(child, F):
+            field = _field_of(model, child)
+            if not isinstance(field, models.BooleanField):
+                raise _invalid_filter(f"'{child.name}' is not a condition: compare it to a value.")
+            condition.children[index] = (child.name, True)
 
 
 def _syntax_error(exc, expression):
@@ -422,7 +436,7 @@ def parse_options(params):
     if "$top" in params:
         options.top = _parse_top(params["$top"])
     options.skiptoken = params.get("$skiptoken", "")
-    count = params.get("$count", "false").lower()
+    count = params.get("$count", "false")
     if count not in ("true", "false"):
         raise bad_request("$count must be true or false.")
     options.count = count == "true"

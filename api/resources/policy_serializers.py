@@ -54,7 +54,11 @@ def iso_duration(value):
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
     text = f"{sign}P{days}D" if days else f"{sign}P"
-    clock = "".join(f"{n}{u}" for n, u in ((hours, "H"), (minutes, "M"), (secs, "S")) if n)
+    # RFC 3339's grammar of durations has no gaps: hours with seconds carry their minutes
+    # ("PT4H0M36S"), which validators of the "duration" format insist on.
+    units = [(hours, "H"), (minutes, "M"), (secs, "S")]
+    used = [i for i, (n, _unit) in enumerate(units) if n]
+    clock = "".join(f"{n}{u}" for n, u in units[used[0] : used[-1] + 1]) if used else ""
     if clock:
         text += f"T{clock}"
     return text if text not in ("P", "-P") else "PT0S"

@@ -282,3 +282,16 @@ def test_swagger_ui_is_served_without_a_cdn(admin_client):
     assert response.status_code == 200
     page = response.content.decode()
     assert "swagger-ui" in page and "cdn" not in page.lower()
+
+
+def test_a_property_alone_is_a_condition_only_when_it_is_a_boolean(admin_client):
+    CatalogFactory(display_name="Outside", is_externally_visible=True)
+    body = admin_client.get(f"{URL}?$filter=isExternallyVisible").json()
+    assert [row["displayName"] for row in body["value"]] == ["Outside"]
+    response = admin_client.get(f"{URL}?$filter=state")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "InvalidFilter"
+
+
+def test_count_is_true_or_false_as_written(admin_client):
+    assert admin_client.get(f"{URL}?$count=TRUE").status_code == 400
