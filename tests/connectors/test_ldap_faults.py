@@ -161,7 +161,8 @@ def test_a_worker_killed_in_the_middle_of_100_grants_delivers_each_exactly_once(
     worker = start_celery_worker()  # on an emptied broker: the reconciler re-enqueues
     try:
         assignments_reconcile(stuck_after=timedelta(microseconds=1))
-        wait_until(lambda: grants.filter(state=GrantState.DELIVERED).count() == 100, timeout=120)
+        # Exactly once is the point here, not speed: a loaded CI machine gets time.
+        wait_until(lambda: grants.filter(state=GrantState.DELIVERED).count() == 100, timeout=300)
     finally:
         worker.close()
     assert ldap_server.members(name) == set(uids)
