@@ -148,9 +148,21 @@ def use_broker(url, eager=False):
 
 
 class WorkerProcess:
-    """A real ``celery worker`` process on Redis, reading the test database."""
+    """A real ``celery worker`` process on Redis, reading the test database.
 
-    def __init__(self, *, email_url="consolemail://"):
+    By default it gets an emptied Redis database as the broker of this process too (restored
+    by ``close``) and consumes every queue; ``broker`` names one already in use, ``queues``
+    the queues it consumes, as the compose file's workers do."""
+
+    def __init__(
+        self,
+        *,
+        email_url="consolemail://",
+        broker=None,
+        queues=None,
+        concurrency=4,
+        extra_env=None,
+    ):
         import os
         import subprocess
         import sys
@@ -164,8 +176,9 @@ class WorkerProcess:
         from tests.services import redis_url, require_postgres
 
         require_postgres()
-        url = redis_url()
-        redis.Redis.from_url(url).flushdb()
+        url = broker or redis_url()
+        if broker is None:
+            redis.Redis.from_url(url).flushdb()
         db = connection.settings_dict
         env = {
             **os.environ,
@@ -176,7 +189,10 @@ class WorkerProcess:
             "CELERY_TASK_ALWAYS_EAGER": "false",
             "EMAIL_URL": email_url,
             "SITE_URL": settings.SITE_URL,
+            **(extra_env or {}),
         }
+        self.env = env
+        name = f"{queues.replace(',', '-')}-{os.getpid()}" if queues else f"test-{os.getpid()}"
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -185,14 +201,15 @@ class WorkerProcess:
                 "-A",
                 "config",
                 "worker",
+                *([f"--queues={queues}"] if queues else []),
                 "--pool=threads",
-                "--concurrency=4",
+                f"--concurrency={concurrency}",
                 "--loglevel=INFO",
                 "--without-heartbeat",
                 "--without-gossip",
                 "--without-mingle",
                 "-n",
-                f"test-{os.getpid()}@%h",
+                f"{name}@%h",
             ],
             env=env,
             stdout=subprocess.PIPE,
@@ -213,7 +230,7 @@ class WorkerProcess:
             self.proc.kill()
             raise AssertionError("Celery worker did not start:\n" + "".join(self.output))
         threading.Thread(target=lambda: self.output.extend(self.proc.stdout), daemon=True).start()
-        self._old = use_broker(url)
+        self._old = use_broker(url) if broker is None else None
 
     def close(self):
         import subprocess
@@ -223,7 +240,8 @@ class WorkerProcess:
             self.proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-        use_broker(*self._old)
+        if self._old is not None:
+            use_broker(*self._old)
 
 
 def start_celery_worker(*, smtp_port=None):

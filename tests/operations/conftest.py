@@ -1,78 +1,21 @@
 """Workers started as the compose file starts them: one per set of queues."""
 
-import os
-import subprocess
-import sys
-import threading
-import time
-
 import pytest
 
+from tests.conftest import WorkerProcess
 
-class QueueWorker:
-    """A real ``celery worker`` process consuming ``queues``, reading the test database."""
+
+class QueueWorker(WorkerProcess):
+    """A real ``celery worker`` process consuming ``queues``, on the broker already in use."""
 
     def __init__(self, *, queues, concurrency, broker, email_url, extra_env=None):
-        from django.conf import settings
-        from django.db import connection
-
-        db = connection.settings_dict
-        env = {
-            **os.environ,
-            "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:"
-            f"{db['PORT'] or 5432}/{db['NAME']}",
-            "CELERY_BROKER_URL": broker,
-            "REDIS_URL": broker,
-            "CELERY_TASK_ALWAYS_EAGER": "false",
-            "EMAIL_URL": email_url,
-            "SITE_URL": settings.SITE_URL,
-            **(extra_env or {}),
-        }
-        self.env = env
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                f"--queues={queues}",
-                "--pool=threads",
-                f"--concurrency={concurrency}",
-                "--loglevel=INFO",
-                "--without-heartbeat",
-                "--without-gossip",
-                "--without-mingle",
-                "-n",
-                f"{queues.replace(',', '-')}-{os.getpid()}@%h",
-            ],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            cwd=str(settings.BASE_DIR),
+        super().__init__(
+            email_url=email_url,
+            broker=broker,
+            queues=queues,
+            concurrency=concurrency,
+            extra_env=extra_env,
         )
-        self.output = []
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                break
-            self.output.append(line)
-            if " ready." in line:
-                break
-        if self.proc.poll() is not None or not any(" ready." in x for x in self.output):
-            self.proc.kill()
-            raise AssertionError("Celery worker did not start:\n" + "".join(self.output))
-        threading.Thread(target=lambda: self.output.extend(self.proc.stdout), daemon=True).start()
-
-    def close(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
 
 
 @pytest.fixture
