@@ -109,8 +109,10 @@ INSTALLED_APPS = [
     "notifications",
     "approvals",
     "reviews",
+    "identity",
     "myaccess",
     "api",
+    "scim",
     "drf_spectacular_sidecar",
     "demo",
 ]

@@ -35,6 +35,7 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("approvals/email/", include("approvals.urls")),
     path("access-reviews/", include("reviews.urls")),
+    path("scim/v2/", include("scim.urls")),
     path("", include("api.urls")),
     path("", include("myaccess.urls")),
 ]

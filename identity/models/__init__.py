@@ -1,0 +1,1 @@
+"""The identity app's models, one module per concern."""
