@@ -11,7 +11,14 @@ system's Retry-After; a refusal is not retried, nor is work waiting for an unhea
 from celery import shared_task
 
 from entitlements.connectors import ConnectorError
-from entitlements.services import delivery, drift, eligibility, ending, reconciliation
+from entitlements.services import (
+    automatic,
+    delivery,
+    drift,
+    eligibility,
+    ending,
+    reconciliation,
+)
 
 RETRYING = {"acks_late": True, "bind": True, "max_retries": 10}
 
@@ -77,3 +84,9 @@ def reconcile_drift():
 @shared_task(acks_late=True)
 def reconcile_system_drift(system_id):
     return drift.system_drift_reconcile(system_id=system_id).pk
+
+
+@shared_task(acks_late=True)
+def users_reevaluate(user_ids):
+    """Some people changed in the directory: re-evaluate their access."""
+    return automatic.users_reevaluate(user_ids=user_ids)

@@ -17,30 +17,32 @@ from ..selectors import users_in_scope
 from .ending import assignments_end
 
 
-def assignments_remove_ineligible(*, now=None):
+def assignments_remove_ineligible(*, user_ids=None, now=None):
     """End the assignments whose holder is no longer eligible; returns how many ended.
 
     Eligibility is lost when the account is disabled or, except for direct assignments by
     an administrator, when the user has left the policy's scope. Only policies that remove
     access on leaving the scope take part. The first run that sees the loss records when; the
     assignment ends once the policy's grace period has passed, and regaining eligibility
-    before then clears the record.
+    before then clears the record. ``user_ids`` limits the check to these users' assignments
+    (a change in the directory); ``None`` checks everyone's.
     """
     now = now or timezone.now()
     removed = 0
+    open_assignments = Assignment.objects.filter(state__in=OPEN_ASSIGNMENT_STATES)
+    if user_ids is not None:
+        open_assignments = open_assignments.filter(target_id__in=list(user_ids))
     policies = AssignmentPolicy.objects.filter(
         remove_access_when_target_leaves_allowed_targets=True,
-        assignments__state__in=OPEN_ASSIGNMENT_STATES,
-    ).distinct()
+        pk__in=open_assignments.values("assignment_policy_id"),
+    )
     for policy in policies:
-        removed += _remove_ineligible_of(policy, now)
+        removed += _remove_ineligible_of(policy, open_assignments, now)
     return removed
 
 
-def _remove_ineligible_of(policy, now):
-    open_assignments = Assignment.objects.filter(
-        assignment_policy=policy, state__in=OPEN_ASSIGNMENT_STATES
-    )
+def _remove_ineligible_of(policy, open_assignments, now):
+    open_assignments = open_assignments.filter(assignment_policy=policy)
     in_scope = set(
         users_in_scope(policy)
         .filter(pk__in=open_assignments.values("target_id"))
