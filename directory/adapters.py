@@ -1,12 +1,41 @@
 """django-allauth adapters: the directory is the source of accounts, nobody signs up."""
 
+import logging
+
 from allauth.account.adapter import DefaultAccountAdapter
+from allauth.core.exceptions import ImmediateHttpResponse
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
+from django.shortcuts import render
+
+logger = logging.getLogger(__name__)
 
 
 class DirectoryAccountAdapter(DefaultAccountAdapter):
     def is_open_for_signup(self, request):
         return False
+
+
+def _claims(sociallogin):
+    """The provider's claims; allauth 65.11+ keeps them under "userinfo" and "id_token"."""
+    extra = sociallogin.account.extra_data or {}
+    nested = [extra.get("userinfo"), extra.get("id_token")]
+    return [claims for claims in nested if isinstance(claims, dict)] or [extra]
+
+
+def _refuse(request, sociallogin, reason, email=""):
+    logger.info(
+        "Single sign-on refused (%s) for %s subject %s",
+        reason,
+        sociallogin.account.provider,
+        sociallogin.account.uid,
+    )
+    response = render(
+        request,
+        "socialaccount/sso_refused.html",
+        {"reason": reason, "email": email},
+        status=403,
+    )
+    raise ImmediateHttpResponse(response)
 
 
 class DirectorySocialAccountAdapter(DefaultSocialAccountAdapter):
@@ -17,6 +46,10 @@ class DirectorySocialAccountAdapter(DefaultSocialAccountAdapter):
 
     def pre_social_login(self, request, sociallogin):
         if sociallogin.is_existing:
+            # A person disabled in the directory (by SCIM, an import or an admin) stays out,
+            # however valid their session at the provider still is.
+            if not sociallogin.user.is_active:
+                _refuse(request, sociallogin, "disabled")
             return
         from directory.models import User
 
@@ -25,11 +58,18 @@ class DirectorySocialAccountAdapter(DefaultSocialAccountAdapter):
         verified = {
             address.email.lower() for address in sociallogin.email_addresses if address.verified
         }
-        if sociallogin.account.extra_data.get("email_verified") is True and sociallogin.user.email:
+        if sociallogin.user.email and any(
+            claims.get("email_verified") is True for claims in _claims(sociallogin)
+        ):
             verified.add(sociallogin.user.email.lower())
         email = (sociallogin.user.email or "").lower()
-        if not email or email not in verified:
+        if not email:
+            _refuse(request, sociallogin, "no_email")
+        if email not in verified:
+            _refuse(request, sociallogin, "unverified", email)
+        user = User.objects.filter(email__iexact=email).first()
+        if user is None:
             return
-        user = User.objects.filter(email__iexact=email, is_active=True).first()
-        if user is not None:
-            sociallogin.connect(request, user)
+        if not user.is_active:
+            _refuse(request, sociallogin, "disabled")
+        sociallogin.connect(request, user)

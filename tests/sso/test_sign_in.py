@@ -1,0 +1,128 @@
+"""Single sign-on in a real browser against a real OpenID Connect provider (oidc-provider)."""
+
+import pytest
+from allauth.socialaccount.models import SocialAccount
+from django.contrib.sessions.models import Session
+from django.urls import reverse
+
+from identity.services import Source, user_disable
+from tests.browser import chromium, screenshot
+
+from .conftest import PASSWORD, PROVIDER_NAME
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with chromium() as browser:
+        yield browser
+
+
+@pytest.fixture
+def page(browser, live_server, sso):
+    context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(15000)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def start_single_sign_on(page):
+    page.goto(reverse("account_login"))
+    page.get_by_role("link", name=f"Sign in with {PROVIDER_NAME}").click()
+    page.get_by_role("button", name="Continue").click()
+
+
+def sign_in_at_provider(page, email, password=PASSWORD):
+    page.get_by_role("heading", name="Test identity provider").wait_for()
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def signed_in_as(page, live_server):
+    """Who the browser's session belongs to, read from the session store."""
+    cookie = next(
+        (c for c in page.context.cookies(live_server.url) if c["name"] == "sessionid"), None
+    )
+    if cookie is None:
+        return None
+    session = Session.objects.filter(session_key=cookie["value"]).first()
+    if session is None:
+        return None
+    return session.get_decoded().get("_auth_user_id")
+
+
+def test_a_verified_email_signs_in_as_the_directory_user_with_that_email(
+    page, live_server, sso, requester
+):
+    sso.add_account(sub="rita-at-idp", email=requester.email.upper(), email_verified=True)
+
+    start_single_sign_on(page)
+    sign_in_at_provider(page, requester.email)
+
+    page.wait_for_url(f"{live_server.url}{reverse('myaccess:home')}")
+    screenshot(page, "sso-01-signed-in")
+    assert page.get_by_text(requester.display_name).first.is_visible()
+    assert signed_in_as(page, live_server) == str(requester.pk)
+    account = SocialAccount.objects.get(uid="rita-at-idp")
+    assert account.user == requester
+    assert account.provider == "sso"
+
+
+def test_an_unverified_email_is_refused_and_links_nobody(page, live_server, sso, requester):
+    sso.add_account(sub="someone-else", email=requester.email, email_verified=False)
+
+    start_single_sign_on(page)
+    sign_in_at_provider(page, requester.email)
+
+    page.get_by_role("heading", name="Single sign-on could not sign you in").wait_for()
+    screenshot(page, "sso-02-unverified")
+    assert page.get_by_text("has not confirmed that you own").is_visible()
+    assert signed_in_as(page, live_server) is None
+    assert not SocialAccount.objects.exists()
+    page.goto(reverse("myaccess:home"))
+    assert page.url.startswith(f"{live_server.url}{reverse('account_login')}")
+
+
+def test_a_user_disabled_by_scim_is_refused_although_the_provider_session_is_valid(
+    page, live_server, sso, requester
+):
+    sso.add_account(sub="rita-at-idp", email=requester.email, email_verified=True)
+    start_single_sign_on(page)
+    sign_in_at_provider(page, requester.email)
+    page.wait_for_url(f"{live_server.url}{reverse('myaccess:home')}")
+
+    user_disable(user=requester, source=Source(kind=Source.SCIM, name="HR system"))
+
+    page.goto(reverse("myaccess:home"))
+    assert page.url.startswith(f"{live_server.url}{reverse('account_login')}")
+    visited = []
+    page.on("request", lambda r: visited.append(r.url) if r.is_navigation_request() else None)
+    start_single_sign_on(page)
+    page.get_by_role("heading", name="Single sign-on could not sign you in").wait_for()
+    screenshot(page, "sso-03-disabled")
+    assert page.get_by_text("Your account is disabled").is_visible()
+    assert signed_in_as(page, live_server) is None
+    # The provider answered from its session: its sign-in form was never shown again.
+    assert any(url.startswith(f"{sso.issuer}/auth") for url in visited)
+    assert not any(url.startswith(f"{sso.issuer}/interaction/") for url in visited)
+
+
+def test_signing_out_ends_the_session(page, live_server, sso, requester, client):
+    sso.add_account(sub="rita-at-idp", email=requester.email, email_verified=True)
+    start_single_sign_on(page)
+    sign_in_at_provider(page, requester.email)
+    page.wait_for_url(f"{live_server.url}{reverse('myaccess:home')}")
+    session_key = next(c for c in page.context.cookies() if c["name"] == "sessionid")["value"]
+
+    page.locator(".account-menu summary").click()
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url(f"**{reverse('account_login')}**")
+
+    assert not Session.objects.filter(session_key=session_key).exists()
+    client.cookies["sessionid"] = session_key
+    response = client.get(reverse("myaccess:home"))
+    assert response.status_code == 302
+    assert response["Location"] == f"{reverse('account_login')}?next={reverse('myaccess:home')}"
