@@ -505,3 +505,191 @@ def _audit_stage(stage, action, actor, channel, before, now, reason="", **data):
         data=data,
         now=now,
     )
+
+
+# --------------------------------------------------------------------------------------
+# People who leave or move: their stages find other approvers
+# --------------------------------------------------------------------------------------
+
+MANAGER_SUBJECTS = (SubjectType.REQUESTOR_MANAGER, SubjectType.TARGET_MANAGER)
+# The approvers a stage resolves, in pairs: first these, or the fallback when they are nobody.
+APPROVER_PAIRS = (
+    (SetPurpose.PRIMARY, SetPurpose.FALLBACK_PRIMARY),
+    (SetPurpose.ESCALATION, SetPurpose.FALLBACK_ESCALATION),
+)
+
+
+def _locked_open_stages(stages):
+    """Lock each open stage of ``stages`` (a queryset) with its pendingApproval request, in
+    the lock order (request, then stage); yields (request, stage)."""
+    rows = list(
+        stages.filter(status__in=OPEN_STAGE_STATUSES, request__state=RequestState.PENDING_APPROVAL)
+        .order_by("request_id", "sequence")
+        .values_list("pk", "request_id")
+    )
+    for stage_pk, request_pk in rows:
+        request = _lock_request(request_pk)
+        if request is None or request.state != RequestState.PENDING_APPROVAL:
+            continue
+        stage = (
+            RequestApprovalStage.objects.select_for_update()
+            .select_related("policy_stage")
+            .filter(pk=stage_pk, status__in=OPEN_STAGE_STATUSES)
+            .first()
+        )
+        if stage is None:
+            continue
+        stage.request = request
+        yield request, stage
+
+
+def _pairs_of(stage):
+    """The approver pairs that apply to an open stage: escalation only once it escalated."""
+    return APPROVER_PAIRS if stage.status == StageStatus.ESCALATED else APPROVER_PAIRS[:1]
+
+
+def _resolve_pair(sets, request, pair):
+    people, purpose = _approvers_for(sets, request, *pair)
+    return [(person, KIND_BY_PURPOSE[purpose]) for person in people]
+
+
+def _nobody_left(request, stage, reason, now):
+    """The stage has no approver any more: it ends as a stage nobody could approve does when
+    it opens (canceled, and the request denied with NoApprovers)."""
+    before = stage.status
+    stage.status = StageStatus.CANCELED
+    stage.save(update_fields=["status", "modified"])
+    _audit_stage(stage, "stage.cancel", None, None, before, now, reason)
+    request_deny(
+        request=request, status=RequestStatus.NO_APPROVERS, reason=reason, stage=stage, now=now
+    )
+
+
+def _add_approvers(stage, people, now):
+    StageApprover.objects.bulk_create(
+        [StageApprover(created=now, stage=stage, user=user, kind=kind) for user, kind in people]
+    )
+    asked = [user for user, _kind in people]
+    if asked:
+        transaction.on_commit(
+            lambda: stage_opened.send(sender=RequestApprovalStage, stage=stage, approvers=asked)
+        )
+
+
+def approvals_reroute_from(*, user, reason="", data=None, now=None):
+    """Take ``user`` (disabled: they left) off the open stages they were to decide; returns
+    how many stages changed.
+
+    A stage that other approvers can still decide simply loses them. A stage they were the
+    last approver of resolves its approvers again, as when it opened (its approvers, else its
+    fallback approvers; once escalated, also its escalation approvers), and the new approvers
+    are asked. When that finds nobody, the stage ends as one nobody could approve does: the
+    request is denied with NoApprovers.
+    """
+    now = now or timezone.now()
+    changed = 0
+    with transaction.atomic():
+        stages = RequestApprovalStage.objects.filter(approvers__user=user)
+        for request, stage in _locked_open_stages(stages):
+            StageApprover.objects.filter(stage=stage, user=user).delete()
+            others = stage.approvers.filter(user__is_active=True)
+            details = {"removed": [str(user.pk)], **(data or {})}
+            if others.exists():
+                _audit_stage(
+                    stage, "stage.rerouted", None, None, stage.status, now, reason, **details
+                )
+                changed += 1
+                continue
+            sets = list(StageApproverSet.objects.filter(stage_id=stage.policy_stage_id))
+            people = [
+                pair
+                for purposes in _pairs_of(stage)
+                for pair in _resolve_pair(sets, request, purposes)
+                if pair[0].pk != user.pk
+            ]
+            if not people:
+                _nobody_left(
+                    request,
+                    stage,
+                    _("Nobody is left to approve stage %(n)s of this request: %(name)s left.")
+                    % {"n": stage.sequence, "name": user.display_name},
+                    now,
+                )
+                changed += 1
+                continue
+            people = list({person.pk: (person, kind) for person, kind in people}.values())
+            _add_approvers(stage, people, now)
+            _audit_stage(
+                stage,
+                "stage.rerouted",
+                None,
+                None,
+                stage.status,
+                now,
+                reason,
+                added=[str(person.pk) for person, _kind in people],
+                **details,
+            )
+            changed += 1
+    return changed
+
+
+def approvals_reresolve_managers(*, target_ids, reason="", data=None, now=None):
+    """Resolve again the approvers that open stages took from a manager, for the requests of
+    the people ``target_ids`` (whose manager, or manager's manager, changed); returns how many
+    stages changed.
+
+    Only stages whose policy names the requestor's or target's manager are looked at; in
+    them the approvers of that kind are replaced by what the directory says now, and the
+    new ones are asked. When nobody is left to decide, the request is denied with
+    NoApprovers, as when a stage opens with nobody.
+    """
+    now = now or timezone.now()
+    changed = 0
+    managed = StageApproverSet.objects.filter(subject_type__in=MANAGER_SUBJECTS)
+    with transaction.atomic():
+        stages = RequestApprovalStage.objects.filter(
+            request__target_id__in=list(target_ids),
+            policy_stage__in=managed.values("stage_id"),
+        )
+        for request, stage in _locked_open_stages(stages):
+            sets = list(StageApproverSet.objects.filter(stage_id=stage.policy_stage_id))
+            current = {row.user_id: row for row in stage.approvers.all()}
+            added, removed = [], []
+            for pair in _pairs_of(stage):
+                if not any(s.subject_type in MANAGER_SUBJECTS for s in sets if s.purpose in pair):
+                    continue
+                kinds = {KIND_BY_PURPOSE[purpose] for purpose in pair}
+                now_resolved = _resolve_pair(sets, request, pair)
+                wanted = {person.pk for person, _kind in now_resolved}
+                removed += [
+                    row for pk, row in current.items() if row.kind in kinds and pk not in wanted
+                ]
+                added += [(p, kind) for p, kind in now_resolved if p.pk not in current]
+            if not added and not removed:
+                continue
+            StageApprover.objects.filter(pk__in=[row.pk for row in removed]).delete()
+            changed += 1
+            if not added and not stage.approvers.exists():
+                _nobody_left(
+                    request,
+                    stage,
+                    _("Nobody is left to approve stage %(n)s of this request: the manager changed.")
+                    % {"n": stage.sequence},
+                    now,
+                )
+                continue
+            _add_approvers(stage, added, now)
+            _audit_stage(
+                stage,
+                "stage.reresolved",
+                None,
+                None,
+                stage.status,
+                now,
+                reason,
+                added=[str(person.pk) for person, _kind in added],
+                removed=[str(row.user_id) for row in removed],
+                **(data or {}),
+            )
+    return changed

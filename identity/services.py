@@ -18,11 +18,20 @@ from django.db import models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from approvals.services import approvals_reresolve_managers, approvals_reroute_from
 from directory.models import GrantSource, Group, GroupMembership, User
 from entitlements.audit import audit_bulk, audit_event
 from entitlements.errors import InvalidRequest
-from entitlements.models import Channel
+from entitlements.models import (
+    OPEN_ASSIGNMENT_STATES,
+    OPEN_REQUEST_STATES,
+    Assignment,
+    AssignmentRequest,
+    Channel,
+    RequestType,
+)
 from entitlements.queue import enqueue_on_commit
+from entitlements.services.ending import assignments_end
 from entitlements.tasks import users_reevaluate
 
 from .guests import classify
@@ -213,6 +222,8 @@ def user_update(*, user, changes, source, actor=None, now=None):
     values = _field_values(User, USER_FIELDS, changes)
     changed = set()
     with transaction.atomic():
+        if "manager" in values:
+            _lock_open_requests_of(user)  # before the person's row: see user_disable
         locked = _lock_user(user)
         email = values.get("email")
         taken = User.objects.filter(email__iexact=email).exclude(pk=locked.pk)
@@ -239,6 +250,15 @@ def user_update(*, user, changes, source, actor=None, now=None):
             )
             changed.update(diff)
             _reevaluate_on_commit([locked.pk])
+        if "manager" in diff:
+            # Stages resolved from their manager (or, for their reports, manager's manager).
+            reports = User.objects.filter(manager_id=locked.pk).values_list("pk", flat=True)
+            approvals_reresolve_managers(
+                target_ids=[locked.pk, *reports],
+                reason=_("The manager of %(name)s changed.") % {"name": locked.display_name},
+                data=source.data(),
+                now=now,
+            )
         if active is not None and bool(active) != locked.is_active:
             if active:
                 user_enable(user=locked, source=source, actor=actor, now=now)
@@ -252,13 +272,21 @@ def user_update(*, user, changes, source, actor=None, now=None):
 
 
 def user_disable(*, user, source, actor=None, reason="", now=None):
-    """A leaver: the person can no longer sign in and their sessions end.
+    """A leaver: the person can no longer sign in, and everything they had or waited for ends.
 
+    Their sessions end; the approval stages they were to decide go to the stage's other
+    approvers, or to its fallback approvers (``approvals_reroute_from``); their access is
+    removed through the normal lifecycle (systemRemove requests, revoked by the delivery
+    path, the access-ended email as the policy says). All of it is audited with the source.
     Disabling someone already disabled changes nothing and writes no event; returns whether
     this call disabled them.
     """
     now = now or timezone.now()
     with transaction.atomic():
+        # Lock order: the person's open requests, then their row. Deciding a request locks it,
+        # then its target's row (separation of duties), so taking them the other way round
+        # here could deadlock with an approval of one of their requests.
+        _lock_open_requests_of(user)
         locked = _lock_user(user)
         if not locked.is_active:
             return False
@@ -281,9 +309,45 @@ def user_disable(*, user, source, actor=None, reason="", now=None):
             ]
         )
         sessions_end(user_id=locked.pk)
-        _reevaluate_on_commit([locked.pk])
+        why = _leaver_reason(locked, source, reason)
+        approvals_reroute_from(user=locked, reason=why, data=source.data(), now=now)
+        _access_remove(locked, source, why, now)
     user.is_active = False
     return True
+
+
+def _leaver_reason(user, source, reason):
+    """The reason every consequence of disabling ``user`` gives, naming its source."""
+    where = f"{source.kind} {source.name}".strip()
+    text = _("%(name)s was disabled (%(source)s).") % {"name": user.display_name, "source": where}
+    return f"{text} {reason}".strip() if reason else text
+
+
+def _lock_open_requests_of(user):
+    return list(
+        AssignmentRequest.objects.select_for_update(of=("self",))
+        .filter(target_id=user.pk, state__in=OPEN_REQUEST_STATES)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+
+
+def _access_remove(user, source, reason, now):
+    """End every open assignment of the person with a systemRemove request each."""
+    open_ids = list(
+        Assignment.objects.filter(target_id=user.pk, state__in=OPEN_ASSIGNMENT_STATES)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    if open_ids:
+        assignments_end(
+            assignment_ids=open_ids,
+            request_type=RequestType.SYSTEM_REMOVE,
+            reason=reason,
+            notify=True,
+            data=source.data(notify=True),
+            now=now,
+        )
 
 
 def user_enable(*, user, source, actor=None, now=None):
