@@ -1,6 +1,7 @@
 """A real OpenID Connect provider (node's oidc-provider, tests/oidc/) for the sign-in tests."""
 
 import json
+import runpy
 import shutil
 import subprocess
 import urllib.request
@@ -107,20 +108,14 @@ def oidc_provider(live_server, tmp_path_factory):
 
 
 @pytest.fixture
-def sso(oidc_provider, settings):
-    """The product configured as config/settings.py does from OIDC_* for this provider."""
-    settings.SOCIALACCOUNT_PROVIDERS = {
-        "openid_connect": {
-            "APPS": [
-                {
-                    "provider_id": PROVIDER_ID,
-                    "name": PROVIDER_NAME,
-                    "client_id": CLIENT_ID,
-                    "secret": CLIENT_SECRET,
-                    "settings": {"server_url": oidc_provider.issuer},
-                }
-            ]
-        }
-    }
+def sso(oidc_provider, settings, monkeypatch):
+    """The product configured for this provider exactly as config/settings.py reads OIDC_*."""
+    monkeypatch.setenv("OIDC_CLIENT_ID", CLIENT_ID)
+    monkeypatch.setenv("OIDC_CLIENT_SECRET", CLIENT_SECRET)
+    monkeypatch.setenv("OIDC_SERVER_URL", oidc_provider.issuer)
+    monkeypatch.setenv("OIDC_PROVIDER_ID", PROVIDER_ID)
+    monkeypatch.setenv("OIDC_PROVIDER_NAME", PROVIDER_NAME)
+    configured = runpy.run_path(str(Path(settings.BASE_DIR) / "config" / "settings.py"))
+    settings.SOCIALACCOUNT_PROVIDERS = configured["SOCIALACCOUNT_PROVIDERS"]
     yield oidc_provider
     oidc_provider.clear()
