@@ -38,6 +38,23 @@ def _refuse(request, sociallogin, reason, email=""):
     raise ImmediateHttpResponse(response)
 
 
+def verified_email(request, sociallogin):
+    """The sign-in's email address, lower case, when the identity provider vouches for it;
+    otherwise the sign-in is refused. Some providers let people set their own email claim,
+    which would otherwise take over an account."""
+    email = (sociallogin.user.email or "").strip().lower()
+    if not email:
+        _refuse(request, sociallogin, "no_email")
+    verified = {
+        address.email.lower() for address in sociallogin.email_addresses if address.verified
+    }
+    if any(claims.get("email_verified") is True for claims in _claims(sociallogin)):
+        verified.add(email)
+    if email not in verified:
+        _refuse(request, sociallogin, "unverified", email)
+    return email
+
+
 class DirectorySocialAccountAdapter(DefaultSocialAccountAdapter):
     """Single sign-on links to an existing directory user with the same email address."""
 
@@ -51,25 +68,17 @@ class DirectorySocialAccountAdapter(DefaultSocialAccountAdapter):
             if not sociallogin.user.is_active:
                 _refuse(request, sociallogin, "disabled")
             return
-        from directory.models import User
-
-        # Only an address the identity provider vouches for links an account: some providers
-        # let people set their own email claim, which would otherwise take over an account.
-        verified = {
-            address.email.lower() for address in sociallogin.email_addresses if address.verified
-        }
-        if sociallogin.user.email and any(
-            claims.get("email_verified") is True for claims in _claims(sociallogin)
-        ):
-            verified.add(sociallogin.user.email.lower())
-        email = (sociallogin.user.email or "").lower()
-        if not email:
-            _refuse(request, sociallogin, "no_email")
-        if email not in verified:
-            _refuse(request, sociallogin, "unverified", email)
-        user = User.objects.filter(email__iexact=email).first()
+        email = verified_email(request, sociallogin)
+        user = self.directory_user(request, sociallogin, email)
         if user is None:
             return
         if not user.is_active:
             _refuse(request, sociallogin, "disabled")
         sociallogin.connect(request, user)
+
+    def directory_user(self, request, sociallogin, email):
+        """The directory user a sign-in with this verified address is for; None leaves it to
+        allauth's sign-up, which is closed."""
+        from directory.models import User
+
+        return User.objects.filter(email__iexact=email).first()
