@@ -1,0 +1,40 @@
+"""django-allauth adapters: the directory is the source of accounts, nobody signs up, except
+guests of connected organizations, whose accounts single sign-on creates just in time."""
+
+from directory.adapters import DirectoryAccountAdapter, DirectorySocialAccountAdapter
+from directory.models import User
+
+from .guests import guest_sign_up
+from .services import Source
+
+__all__ = ["DirectoryAccountAdapter", "GuestSocialAccountAdapter"]
+
+
+class GuestSocialAccountAdapter(DirectorySocialAccountAdapter):
+    """Single sign-on as the directory's adapter does it (a verified address links the
+    directory user; unverified and disabled sign-ins are refused), and an address nobody has
+    yet, of a connected organization's domain, becomes a guest account."""
+
+    def populate_user(self, request, sociallogin, data):
+        user = super().populate_user(request, sociallogin, data)
+        full = " ".join(p for p in (data.get("first_name"), data.get("last_name")) if p)
+        user.display_name = (data.get("name") or full or user.display_name or "").strip()
+        return user
+
+    def pre_social_login(self, request, sociallogin):
+        super().pre_social_login(request, sociallogin)
+        if sociallogin.is_existing:
+            return
+        # The directory's adapter vouched for the address (or refused) and linked whoever
+        # has it; only a person the directory does not know is left.
+        email = sociallogin.user.email.lower()
+        if User.objects.filter(email__iexact=email).exists():
+            return
+        account = sociallogin.account
+        user = guest_sign_up(
+            email=email,
+            display_name=sociallogin.user.display_name,
+            source=Source(kind=Source.SSO, name=account.provider, id=str(account.uid)),
+        )
+        if user is not None:
+            sociallogin.connect(request, user)
