@@ -7,7 +7,7 @@ Each module of ``api.resources`` registers its viewsets on the router of its bas
 from importlib import import_module
 
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import SimpleRouter
 
 from .views import unknown_segment
@@ -47,6 +47,6 @@ urlpatterns = [
     path("", include("api.auth_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("v1.0/$metadata", SpectacularAPIView.as_view(), name="api-metadata"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     re_path(r"^v1\.0(?:/[\s\S]*)?$", unknown_segment),
 ]

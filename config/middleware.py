@@ -7,6 +7,7 @@ from django.core.exceptions import BadRequest, SuspiciousOperation, ValidationEr
 from django.http import HttpResponseBadRequest
 from django.http.multipartparser import MultiPartParserError
 from django.template import loader
+from django.utils.cache import add_never_cache_headers
 
 from api.graph.errors import error_response
 
@@ -102,3 +103,19 @@ class RejectUnreadableRequestsMiddleware:
         if is_api_path(request.path_info):  # API clients read Graph's JSON errors
             return error_response(request, 400, "BadRequest", "The request could not be read.")
         return bad_request_response()
+
+
+class NoStoreForPeopleMiddleware:
+    """``Cache-Control: no-store`` on every answer to a signed-in person or a bearer token:
+    such pages and API answers show personal data, which no browser history, back button or
+    shared proxy may keep."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        user = getattr(request, "user", None)
+        if "HTTP_AUTHORIZATION" in request.META or (user is not None and user.is_authenticated):
+            add_never_cache_headers(response)
+        return response

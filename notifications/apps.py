@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class NotificationsConfig(AppConfig):
@@ -12,3 +13,7 @@ class NotificationsConfig(AppConfig):
         from . import emails, tasks  # noqa: F401
 
         emails.register_kinds()
+        from .site import site_sync
+
+        # After the sites framework creates its default row ("example.com").
+        post_migrate.connect(site_sync, dispatch_uid="notifications.site_sync")

@@ -303,6 +303,8 @@ def test_the_example_env_file_passes_the_deployment_checks():
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
+    # Not one warning: HTTPS redirect, HSTS with subdomains and preload, secure cookies.
+    assert "System check identified no issues (0 silenced)." in result.stdout, result.stderr
 
 
 def test_a_misspelt_value_in_the_example_stops_start_up_naming_the_variable():
