@@ -150,8 +150,9 @@ def _before_after(changes):
     }
 
 
-def _reevaluate_on_commit(user_ids):
-    """Ask for these people's automatic policies and eligibility to be evaluated again."""
+def users_reevaluate_on_commit(user_ids):
+    """Ask for these people's automatic policies and eligibility to be evaluated again once
+    the transaction commits (for a door that wrote memberships itself)."""
     ids = sorted({str(pk) for pk in user_ids})
     if ids:
         enqueue_on_commit(users_reevaluate, ids)
@@ -206,7 +207,7 @@ def user_provision(*, attributes, source, actor=None, now=None):
                 )
             ]
         )
-        _reevaluate_on_commit([user.pk])
+        users_reevaluate_on_commit([user.pk])
     return user
 
 
@@ -222,7 +223,7 @@ def user_update(*, user, changes, source, actor=None, now=None):
     values = _field_values(User, USER_FIELDS, changes)
     changed = set()
     with transaction.atomic():
-        if "manager" in values:
+        if "manager" in values or active is False:
             _lock_open_requests_of(user)  # before the person's row: see user_disable
         locked = _lock_user(user)
         email = values.get("email")
@@ -249,7 +250,7 @@ def user_update(*, user, changes, source, actor=None, now=None):
                 ]
             )
             changed.update(diff)
-            _reevaluate_on_commit([locked.pk])
+            users_reevaluate_on_commit([locked.pk])
         if "manager" in diff:
             # Stages resolved from their manager (or, for their reports, manager's manager).
             reports = User.objects.filter(manager_id=locked.pk).values_list("pk", flat=True)
@@ -375,7 +376,7 @@ def user_enable(*, user, source, actor=None, now=None):
                 )
             ]
         )
-        _reevaluate_on_commit([locked.pk])
+        users_reevaluate_on_commit([locked.pk])
     user.is_active = True
     return True
 
@@ -510,5 +511,5 @@ def group_members_change(*, group, add=(), remove=(), source, actor=None, now=No
                 )
             ]
         )
-        _reevaluate_on_commit([*added, *removed])
+        users_reevaluate_on_commit([*added, *removed])
     return added, removed
