@@ -210,6 +210,12 @@ MFA_SUPPORTED_TYPES = ["totp", "webauthn", "recovery_codes"]
 MFA_PASSKEY_LOGIN_ENABLED = False
 MFA_REQUIRED_FOR_APPROVERS = _strict("bool", "MFA_REQUIRED_FOR_APPROVERS", default=False)
 
+# The organisation's own email domains: people with such an address are members, never guests;
+# any other domain is a connected organization's (guests) or unknown.
+INTERNAL_EMAIL_DOMAINS = [
+    domain.lower() for domain in _strict("list", "INTERNAL_EMAIL_DOMAINS", default=[])
+]
+
 OIDC_CLIENT_ID = env.str("OIDC_CLIENT_ID", default="")
 SOCIALACCOUNT_PROVIDERS = {}
 if OIDC_CLIENT_ID:
