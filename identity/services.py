@@ -103,7 +103,7 @@ def _field_values(model, allowed, values):
     """``values`` with foreign keys given as rows or ids, refusing fields a door may not set."""
     clean = {}
     for name, value in values.items():
-        attname = name[:-3] if name.endswith("_id") else name
+        attname = name[:-3] if name.endswith("_id") and name not in allowed else name
         if attname not in allowed:
             raise InvalidRequest(
                 _("%(field)s cannot be set here.") % {"field": name}, field=attname

@@ -93,6 +93,13 @@ def test_a_manager_can_be_given_by_id(requester):
     assert requester.manager == new_manager
 
 
+def test_the_employee_id_is_a_field_and_not_a_foreign_key(requester):
+    user = user_provision(attributes={"email": "e@example.com", "employee_id": "E-1"}, source=SCIM)
+
+    assert user.employee_id == "E-1"
+    assert user_update(user=user, changes={"employee_id": "E-2"}, source=SCIM) == {"employee_id"}
+
+
 def test_updating_with_identical_values_writes_nothing(requester, manager):
     changed = user_update(
         user=requester,
