@@ -2,7 +2,6 @@
 guests of connected organizations, whose accounts single sign-on creates just in time."""
 
 from directory.adapters import DirectoryAccountAdapter, DirectorySocialAccountAdapter
-from directory.models import User
 
 from .guests import guest_sign_up
 from .services import Source
@@ -21,20 +20,13 @@ class GuestSocialAccountAdapter(DirectorySocialAccountAdapter):
         user.display_name = (data.get("name") or full or user.display_name or "").strip()
         return user
 
-    def pre_social_login(self, request, sociallogin):
-        super().pre_social_login(request, sociallogin)
-        if sociallogin.is_existing:
-            return
-        # The directory's adapter vouched for the address (or refused) and linked whoever
-        # has it; only a person the directory does not know is left.
-        email = sociallogin.user.email.lower()
-        if User.objects.filter(email__iexact=email).exists():
-            return
+    def directory_user(self, request, sociallogin, email):
+        user = super().directory_user(request, sociallogin, email)
+        if user is not None:
+            return user
         account = sociallogin.account
-        user = guest_sign_up(
+        return guest_sign_up(
             email=email,
             display_name=sociallogin.user.display_name,
             source=Source(kind=Source.SSO, name=account.provider, id=str(account.uid)),
         )
-        if user is not None:
-            sociallogin.connect(request, user)
