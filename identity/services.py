@@ -31,7 +31,9 @@ from entitlements.models import (
     RequestType,
 )
 from entitlements.queue import enqueue_on_commit
+from entitlements.selectors import CANCELABLE_STATES
 from entitlements.services.ending import assignments_end
+from entitlements.services.requests import request_cancel
 from entitlements.tasks import users_reevaluate
 
 from .guests import classify
@@ -276,11 +278,11 @@ def user_disable(*, user, source, actor=None, reason="", now=None):
     """A leaver: the person can no longer sign in, and everything they had or waited for ends.
 
     Their sessions end; the approval stages they were to decide go to the stage's other
-    approvers, or to its fallback approvers (``approvals_reroute_from``); their access is
-    removed through the normal lifecycle (systemRemove requests, revoked by the delivery
-    path, the access-ended email as the policy says). All of it is audited with the source.
-    Disabling someone already disabled changes nothing and writes no event; returns whether
-    this call disabled them.
+    approvers, or to its fallback approvers (``approvals_reroute_from``); their waiting
+    requests are canceled; their access is removed through the normal lifecycle (systemRemove
+    requests, revoked by the delivery path, the access-ended email as the policy says). All
+    of it is audited with the source. Disabling someone already disabled changes nothing and
+    writes no event; returns whether this call disabled them.
     """
     now = now or timezone.now()
     with transaction.atomic():
@@ -312,6 +314,7 @@ def user_disable(*, user, source, actor=None, reason="", now=None):
         sessions_end(user_id=locked.pk)
         why = _leaver_reason(locked, source, reason)
         approvals_reroute_from(user=locked, reason=why, data=source.data(), now=now)
+        _requests_cancel(locked, why, now)
         _access_remove(locked, source, why, now)
     user.is_active = False
     return True
@@ -331,6 +334,16 @@ def _lock_open_requests_of(user):
         .order_by("pk")
         .values_list("pk", flat=True)
     )
+
+
+def _requests_cancel(user, reason, now):
+    """Cancel, as the system, the person's requests still waiting (for approval or their
+    start); those being delivered end with their assignment."""
+    waiting = AssignmentRequest.objects.filter(
+        target_id=user.pk, state__in=CANCELABLE_STATES
+    ).order_by("pk")
+    for request in waiting:
+        request_cancel(actor=None, request=request, channel=Channel.SYSTEM, reason=reason, now=now)
 
 
 def _access_remove(user, source, reason, now):

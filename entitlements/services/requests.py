@@ -557,13 +557,15 @@ def _extension_end(policy, assignment, schedule_end, now):
     return schedule_end
 
 
-def request_cancel(*, actor, request, channel, now=None):
+def request_cancel(*, actor, request, channel, reason="", now=None):
     """Cancel a request: its requestor or the person it is for while it waits (for approval
     or its start); an administrator of the package's catalog until it is delivered, which
-    also ends the assignment a failed or running delivery left. Open approval stages close."""
+    also ends the assignment a failed or running delivery left. Open approval stages close.
+    The system (``actor`` None: the requests of someone who left) cancels what an
+    administrator could, giving its ``reason``."""
     now = now or timezone.now()
     is_party = actor is not None and actor.pk in (request.requestor_id, request.target_id)
-    is_admin = can_manage_assignments(actor, request.access_package.catalog)
+    is_admin = actor is None or can_manage_assignments(actor, request.access_package.catalog)
     if not is_party and not is_admin:
         raise PermissionDenied(
             _(
@@ -588,7 +590,7 @@ def request_cancel(*, actor, request, channel, now=None):
         request.completed_datetime = now
         request.save(update_fields=["state", "status", "completed_datetime", "modified"])
         _close_open_stages(request, now)
-        _audit_request(request, "request.cancel", actor, channel, before, now)
+        _audit_request(request, "request.cancel", actor, channel, before, now, reason)
         if request.assignment_id and request.request_type in ADD_REQUEST_TYPES:
             assignment = Assignment.objects.get(pk=request.assignment_id)
             if assignment.is_open:
@@ -596,7 +598,7 @@ def request_cancel(*, actor, request, channel, now=None):
                     actor=actor,
                     assignment=assignment,
                     channel=channel,
-                    reason=_("The request that gave this access was canceled."),
+                    reason=reason or _("The request that gave this access was canceled."),
                     now=now,
                 )
         transaction.on_commit(

@@ -16,9 +16,9 @@ from entitlements.models import (
     RequestType,
     SubjectType,
 )
-from entitlements.services.requests import request_submit
+from entitlements.services.requests import request_cancel, request_submit
 from identity.services import Source, user_disable, user_update
-from tests.factories import GroupResourceFactory, UserFactory, add_approver
+from tests.factories import GroupResourceFactory, UserFactory, add_approver, add_subject
 from tests.lifecycle.assignment_helpers import assign, is_member, package_giving
 from tests.lifecycle.requests_setup import approval_policy, stage_of
 
@@ -165,3 +165,42 @@ def test_a_stage_with_a_named_approver_is_left_alone_when_the_manager_changes(re
 
     assert approvers_of(request) == [("Arno Approver", StageApprover.Kind.PRIMARY)]
     assert not AuditEvent.objects.filter(action="stage.reresolved").exists()
+
+
+def test_a_leavers_waiting_requests_are_canceled_by_the_system_with_the_reason(requester, approver):
+    request = submitted(requester, approval_policy(approvers=[approver]))
+
+    user_disable(user=requester, source=HR, reason="Left on Friday")
+
+    request.refresh_from_db()
+    assert request.state == RequestState.CANCELED
+    assert request.approval_stages.get().status == StageStatus.CANCELED
+    event = AuditEvent.objects.get(action="request.cancel", request=request)
+    assert event.actor is None and event.channel == Channel.SYSTEM
+    assert event.reason == "Rita Requester was disabled (scim Workday). Left on Friday"
+
+
+def test_requests_a_leaver_made_for_someone_else_stay(requester, manager, approver):
+    policy = approval_policy(approvers=[approver], enable_on_behalf_requestors_to_add_access=True)
+    add_subject(policy, "onBehalfRequestor", "targetManager", manager_level=1)
+    request = request_submit(
+        actor=manager,
+        target=requester,
+        access_package=policy.access_package,
+        request_type=RequestType.ON_BEHALF_ADD,
+    )
+
+    user_disable(user=manager, source=HR)
+
+    request.refresh_from_db()
+    assert request.state == RequestState.PENDING_APPROVAL
+
+
+def test_the_system_cancels_a_request_whatever_its_catalog(requester, approver):
+    request = submitted(requester, approval_policy(approvers=[approver]))
+
+    request_cancel(actor=None, request=request, channel=Channel.SYSTEM, reason="Cleaning up")
+
+    request.refresh_from_db()
+    assert request.state == RequestState.CANCELED
+    assert AuditEvent.objects.get(action="request.cancel").reason == "Cleaning up"
