@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import approvals, assignments, home, packages, requests
+from .views import approvals, assignments, home, language, packages, requests
 
 app_name = "myaccess"
 
@@ -33,4 +33,5 @@ urlpatterns = [
     path("approvals/history/", approvals.approval_history, name="approval_history"),
     path("approvals/bulk/", approvals.approval_bulk, name="approval_bulk"),
     path("approvals/<str:pk>/", approvals.approval_detail, name="approval_detail"),
+    path("language/", language.language_set, name="language"),
 ]
