@@ -7,3 +7,6 @@ class IdentityConfig(AppConfig):
     name = "identity"
     verbose_name = "Identity lifecycle"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from . import guests  # noqa: F401 - connects the guest lifecycle's receivers

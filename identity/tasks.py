@@ -1,0 +1,21 @@
+"""Background work of the identity lifecycle: thin tasks that take ids and call one service.
+
+Each task is safe to run twice.
+"""
+
+from celery import shared_task
+
+from . import guests
+
+
+@shared_task(acks_late=True)
+def apply_guest_lifecycle(user_ids):
+    """These guests' assignment ended: block or remove them as the settings say."""
+    return guests.guests_lifecycle_apply(user_ids=user_ids)
+
+
+@shared_task(acks_late=True)
+def sweep_guest_lifecycle():
+    """The safety net: guests whose last assignment ended unnoticed, and blocked guests due
+    for removal."""
+    return guests.guests_lifecycle_sweep()
