@@ -72,7 +72,7 @@ def _subject_sets(policy, purpose):
     return [s for s in policy.subject_sets.all() if s.purpose == purpose]
 
 
-def _in_subject_sets(subject_sets, user, group_ids):
+def _in_subject_sets(subject_sets, user, group_ids, *, rules=False):
     for s in subject_sets:
         if s.subject_type == SubjectType.SINGLE_USER and s.user_id == user.pk:
             return True
@@ -84,19 +84,42 @@ def _in_subject_sets(subject_sets, user, group_ids):
             and s.connected_organization_id == user.connected_organization_id
         ):
             return True
+        if rules and s.subject_type == SubjectType.ATTRIBUTE_RULE_MEMBERS:
+            rule = s.parsed_rule
+            if rule is not None and rule.matches(user):
+                return True
     return False
+
+
+def rule_q(policy):
+    """The users the rules of an automatic policy's allowed targets match, as a Q over User
+    (one query for the rules, none when the prefetch of policies_with_subjects has them)."""
+    rules = [
+        s.parsed_rule
+        for s in _subject_sets(policy, Purpose.ALLOWED_TARGET)
+        if s.subject_type == SubjectType.ATTRIBUTE_RULE_MEMBERS
+    ]
+    return reduce(or_, (rule.to_q() for rule in rules if rule is not None), Q(pk__in=[]))
 
 
 # Who is in a policy's scope: one rule in two forms, kept side by side. policy_applies_to()
 # answers for one user in Python (from prefetched subject sets, no query); in_scope_q() is
 # the same rule in SQL, for lists. tests/lifecycle/test_scope_rule.py checks that they agree.
+# Rules over attributes (attributeRuleMembers) exist only in automatic policies, which nobody
+# requests under: in_scope_q() leaves them out, and users_in_scope() adds them for a concrete
+# policy (rule_q); tests/rules/test_rule_properties.py checks Python against SQL for them.
 
 
 def policy_applies_to(policy, user, group_ids):
     """Whether ``user`` is in the policy's allowed targets, whatever its requestor switches."""
     scope = policy.allowed_target_scope
     if scope == Scope.SPECIFIC_DIRECTORY_USERS:
-        return _in_subject_sets(_subject_sets(policy, Purpose.ALLOWED_TARGET), user, group_ids)
+        return _in_subject_sets(
+            _subject_sets(policy, Purpose.ALLOWED_TARGET),
+            user,
+            group_ids,
+            rules=policy.request_access_for_allowed_targets,
+        )
     if scope == Scope.SPECIFIC_CONNECTED_ORGANIZATION_USERS:
         return bool(user.connected_organization_id) and any(
             s.subject_type == SubjectType.CONNECTED_ORGANIZATION_MEMBERS
@@ -181,7 +204,10 @@ def users_in_scope(policy):
     users = User.objects.filter(is_active=True)
     if policy.allowed_target_scope == Scope.NOT_SPECIFIED:
         return users
-    return users.filter(in_scope_q(policy=policy.pk, scope=policy.allowed_target_scope))
+    scope = in_scope_q(policy=policy.pk, scope=policy.allowed_target_scope)
+    if policy.request_access_for_allowed_targets:
+        scope = Q(scope) | rule_q(policy)
+    return users.filter(scope)
 
 
 def is_on_behalf_requestor(policy, actor, target, actor_group_ids):

@@ -8,6 +8,8 @@ system's Retry-After; a refusal is not retried, nor is work waiting for an unhea
 (its recovery enqueues it). The admin can "Reprocess" once the retries are used up.
 """
 
+from dataclasses import asdict
+
 from celery import shared_task
 
 from entitlements.connectors import ConnectorError
@@ -89,4 +91,16 @@ def reconcile_system_drift(system_id):
 @shared_task(acks_late=True)
 def users_reevaluate(user_ids):
     """Some people changed in the directory: re-evaluate their access."""
-    return automatic.users_reevaluate(user_ids=user_ids)
+    return asdict(automatic.users_reevaluate(user_ids=user_ids))
+
+
+@shared_task(acks_late=True)
+def evaluate_automatic_policy(policy_id):
+    """An automatic policy's rule changed: apply it to everyone."""
+    return asdict(automatic.automatic_policies_evaluate(policies=[policy_id]))
+
+
+@shared_task(acks_late=True)
+def evaluate_automatic_policies():
+    """The schedule: apply every automatic policy to everyone."""
+    return asdict(automatic.automatic_policies_evaluate())

@@ -8,6 +8,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from directory.models import BaseModel, ConnectedOrganization, Group, User
+from directory.rules import RuleSyntaxError, parse_rule
 
 from ..patterns import UnsafePattern, check_pattern, fullmatch
 from ..querysets import RestrictedQuerySet
@@ -121,6 +122,17 @@ class AssignmentPolicy(BaseModel):
         help_text=_("For example '30 00:00:00' for 30 days or '08:00:00' for 8 hours."),
     )
 
+    # Automatic assignment (Graph automaticRequestSettings): the people the policy's rule
+    # matches are given the package without a request, and lose it when they stop matching.
+    request_access_for_allowed_targets = models.BooleanField(
+        _("assign automatically"),
+        default=False,
+        help_text=_(
+            "Give the package to everyone the rule below matches, without a request. "
+            "Users cannot request under an automatic policy."
+        ),
+    )
+
     # Losing eligibility
     remove_access_when_target_leaves_allowed_targets = models.BooleanField(
         _("remove access when the user leaves the policy's scope"), default=True
@@ -179,6 +191,12 @@ class AssignmentPolicy(BaseModel):
                 name="review_duration_is_positive",
                 condition=Q(review_duration_in_days__gte=1),
             ),
+            models.UniqueConstraint(
+                fields=["access_package"],
+                condition=Q(request_access_for_allowed_targets=True),
+                name="one_automatic_policy_per_package",
+                violation_error_message=_("An access package has at most one automatic policy."),
+            ),
         ]
 
     def __str__(self):
@@ -201,8 +219,36 @@ class AssignmentPolicy(BaseModel):
             errors["grace_period_before_access_removal"] = _("The grace period cannot be negative.")
         if self.review_is_enabled and not self.review_start_date:
             errors["review_start_date"] = _("Give the date of the first review.")
+        if self.request_access_for_allowed_targets:
+            errors.update(self._automatic_problems())
         if errors:
             raise ValidationError(errors)
+
+    def _automatic_problems(self):
+        """What an automatic policy may not have: users' requests, approval, another scope."""
+        problems = {}
+        if self.allowed_target_scope != AllowedTargetScope.SPECIFIC_DIRECTORY_USERS:
+            problems["allowed_target_scope"] = _(
+                "An automatic policy assigns the users its rule matches: choose "
+                "“Specific users and groups” and give the rule."
+            )
+        if self.enable_targets_to_self_add_access:
+            problems["enable_targets_to_self_add_access"] = _(
+                "Users cannot request under an automatic policy; turn this off."
+            )
+        if self.enable_on_behalf_requestors_to_add_access:
+            problems["enable_on_behalf_requestors_to_add_access"] = _(
+                "Nobody requests under an automatic policy; turn this off."
+            )
+        if self.is_approval_required_for_add:
+            problems["is_approval_required_for_add"] = _(
+                "Automatic assignments are not approved; turn this off."
+            )
+        return problems
+
+    @property
+    def is_automatic(self):
+        return self.request_access_for_allowed_targets
 
     def assignment_end(self, start):
         """When an assignment starting at ``start`` ends under this policy (None: never)."""
@@ -217,6 +263,7 @@ class AssignmentPolicy(BaseModel):
         return (
             self.allowed_target_scope != AllowedTargetScope.NOT_SPECIFIED
             and self.enable_targets_to_self_add_access
+            and not self.request_access_for_allowed_targets
         )
 
 
@@ -234,6 +281,7 @@ class SubjectType(models.TextChoices):
     INTERNAL_SPONSORS = "internalSponsors", _("Internal sponsors of the user's organization")
     EXTERNAL_SPONSORS = "externalSponsors", _("External sponsors of the user's organization")
     TARGET_USER_SPONSORS = "targetUserSponsors", _("The user's own sponsors")
+    ATTRIBUTE_RULE_MEMBERS = "attributeRuleMembers", _("Users a rule over attributes matches")
 
 
 # Approvers who depend on the requestor; without a fallback the stage may find nobody.
@@ -322,12 +370,21 @@ class PolicySubjectSet(SubjectSetBase):
         AssignmentPolicy, on_delete=models.CASCADE, related_name="subject_sets"
     )
     purpose = models.CharField(_("purpose"), max_length=24, choices=Purpose)
+    membership_rule = models.TextField(
+        _("rule"),
+        blank=True,
+        help_text=_(
+            "Which users, by their attributes, in Entra's rule syntax: "
+            'user.department -eq "Sales" -and -not (user.jobTitle -startsWith "Intern").'
+        ),
+    )
 
     ALLOWED_BY_PURPOSE = {
         Purpose.ALLOWED_TARGET: (
             SubjectType.SINGLE_USER,
             SubjectType.GROUP_MEMBERS,
             SubjectType.CONNECTED_ORGANIZATION_MEMBERS,
+            SubjectType.ATTRIBUTE_RULE_MEMBERS,
         ),
         Purpose.ON_BEHALF_REQUESTOR: (
             SubjectType.TARGET_MANAGER,
@@ -348,9 +405,56 @@ class PolicySubjectSet(SubjectSetBase):
         verbose_name = _("policy subject set")
         indexes = [models.Index(fields=["policy", "purpose"], name="policysubjectset_purpose_idx")]
 
+    def __str__(self):
+        if self.subject_type == SubjectType.ATTRIBUTE_RULE_MEMBERS:
+            return self.membership_rule
+        return super().__str__()
+
     def clean(self):
         self.ALLOWED_TYPES = tuple(self.ALLOWED_BY_PURPOSE.get(self.purpose, SubjectType.values))
         super().clean()
+        if self.subject_type == SubjectType.ATTRIBUTE_RULE_MEMBERS:
+            self.membership_rule = self.membership_rule.strip()
+            try:
+                parse_rule(self.membership_rule)
+            except RuleSyntaxError as exc:
+                raise ValidationError({"membership_rule": exc.pointed()}) from None
+            policy = self._policy_if_set()
+            if policy is not None and not policy.request_access_for_allowed_targets:
+                # Requests are checked against scopes in SQL for every policy at once, where
+                # a rule cannot be; Entra has rules in automatic policies only, too.
+                raise ValidationError(
+                    {
+                        "subject_type": _(
+                            "A rule chooses users only in an automatic policy: turn on "
+                            "“assign automatically”, or name users or groups."
+                        )
+                    }
+                )
+        elif self.membership_rule:
+            raise ValidationError(
+                {
+                    "membership_rule": _("Only “%(kind)s” has a rule.")
+                    % {"kind": SubjectType.ATTRIBUTE_RULE_MEMBERS.label}
+                }
+            )
+
+    def _policy_if_set(self):
+        try:
+            return self.policy
+        except AssignmentPolicy.DoesNotExist:
+            return None
+
+    @property
+    def parsed_rule(self):
+        """The rule of an attributeRuleMembers set, parsed; None for other kinds, and for a
+        rule that cannot be read (it matches nobody; clean() refuses it)."""
+        if self.subject_type != SubjectType.ATTRIBUTE_RULE_MEMBERS:
+            return None
+        try:
+            return parse_rule(self.membership_rule)
+        except RuleSyntaxError:
+            return None
 
 
 class ApprovalStage(BaseModel):

@@ -16,11 +16,6 @@ pytestmark = pytest.mark.django_db
 NOW = timezone.now().replace(microsecond=0)
 
 
-@pytest.fixture(autouse=True)
-def eager_tasks(settings):
-    settings.CELERY_TASK_ALWAYS_EAGER = True
-
-
 @pytest.fixture
 def engineers():
     return GroupFactory(display_name="Engineers")
@@ -45,7 +40,7 @@ def test_a_changed_user_who_left_the_scope_loses_the_access(requester, engineers
     assignment = assign(requester, package, policy, now=NOW)
     GroupMembership.objects.filter(group=engineers, user=requester).delete()
 
-    assert users_reevaluate(user_ids=[requester.pk], now=NOW) == 1
+    assert users_reevaluate(user_ids=[requester.pk], now=NOW).removed == 1
 
     assignment.refresh_from_db()
     assert assignment.state == AssignmentState.EXPIRED
@@ -59,7 +54,7 @@ def test_only_the_changed_users_are_looked_at(requester, engineers, engineers_on
     mine, theirs = (assign(user, package, policy, now=NOW) for user in (requester, other))
     GroupMembership.objects.filter(group=engineers).delete()
 
-    assert users_reevaluate(user_ids=[requester.pk], now=NOW) == 1
+    assert users_reevaluate(user_ids=[requester.pk], now=NOW).removed == 1
 
     mine.refresh_from_db()
     theirs.refresh_from_db()
@@ -81,4 +76,4 @@ def test_the_task_re_evaluates_a_disabled_account(requester):
 
 def test_no_users_means_nothing_to_do(django_assert_num_queries):
     with django_assert_num_queries(0):
-        assert users_reevaluate(user_ids=[], now=NOW) == 0
+        assert users_reevaluate(user_ids=[], now=NOW).removed == 0
