@@ -735,23 +735,30 @@ class _Run:
         if not gone:
             return
         limit = self.imp.disable_limit
-        if not self.snapshot.people or (limit and len(gone) > limit):
+        base = self.imp.effective_user_base() or "/"
+        if not self.snapshot.people:
+            # Nobody at all is far more often a wrong base DN or filter than everyone leaving.
+            self.report.error(
+                _(
+                    "Nobody was found under %(base)s, so nobody was disabled; check the base DN "
+                    "and the filter."
+                )
+                % {"base": base}
+            )
+            return
+        if limit and len(gone) > limit:
             self.report.error(
                 _(
                     "%(n)s people are no longer found under %(base)s, more than the %(limit)s "
                     "this import may disable in one run; nobody was disabled. Check the base "
                     "DN and filter, or raise the limit."
                 )
-                % {
-                    "n": f"{len(gone):,}",
-                    "base": self.imp.effective_user_base() or "/",
-                    "limit": f"{limit:,}" if self.snapshot.people else 0,
-                }
+                % {"n": f"{len(gone):,}", "base": base, "limit": f"{limit:,}"}
             )
             return
         reason = _("No longer found in %(system)s under %(base)s.") % {
             "system": self.imp.system.name,
-            "base": self.imp.effective_user_base() or "/",
+            "base": base,
         }
         with self.progress(_("leavers"), len(gone)) as bar:
             for start in range(0, len(gone), BATCH_SIZE):

@@ -2,6 +2,7 @@
 groups, dry runs, the lease, the command and the admin."""
 
 import secrets
+import uuid
 from datetime import timedelta
 from io import StringIO
 
@@ -11,11 +12,12 @@ from django.core.management import CommandError, call_command
 from directory.models import GrantSource, Group, GroupMembership, User
 from entitlements.connectors.base import ConnectorError
 from entitlements.errors import InvalidRequest, StateConflict
-from entitlements.models import AuditEvent, ConnectedSystem
-from identity.importing import directory_import_claim, directory_import_run
+from entitlements.models import AssignmentState, AuditEvent, ConnectedSystem
+from identity.importing import _key, directory_import_claim, directory_import_run
 from identity.models import DirectoryImport, DirectoryImportLink
 from tests import ldapserver
-from tests.factories import GroupFactory, UserFactory, add_member
+from tests.factories import GroupFactory, GroupResourceFactory, UserFactory, add_member
+from tests.lifecycle.assignment_helpers import assign, package_giving
 
 pytestmark = pytest.mark.django_db
 
@@ -284,7 +286,7 @@ def test_people_gone_stay_enabled_when_the_import_does_not_disable_them(director
 def test_a_run_that_would_disable_more_people_than_its_limit_disables_nobody(
     directory_import, tree
 ):
-    for uid in ("a", "b", "c"):
+    for uid in ("a", "b", "c", "stays"):
         tree.person(uid)
     run(directory_import)
     directory_import.disable_limit = 2
@@ -296,7 +298,23 @@ def test_a_run_that_would_disable_more_people_than_its_limit_disables_nobody(
 
     assert report.counts["disabled"] == 0 and report.counts["errors"] == 1
     assert "3 people are no longer found" in report.errors[0]
-    assert User.objects.filter(email__contains=tree.dn[3:11], is_active=True).count() == 3
+    assert User.objects.filter(email__contains=tree.dn[3:11], is_active=True).count() == 4
+
+
+def test_a_run_that_finds_nobody_disables_nobody(directory_import, tree):
+    tree.person("ann")
+    run(directory_import)
+    directory_import.user_filter = "(uid=nobody-has-this)"
+    directory_import.save()
+
+    report = run(directory_import)
+
+    assert report.counts["disabled"] == 0
+    assert report.errors == [
+        f"Nobody was found under {tree.dn}, so nobody was disabled; check the base DN and the "
+        "filter."
+    ]
+    assert User.objects.get(email=tree.mail("ann")).is_active
 
 
 def test_someone_already_in_the_directory_with_the_address_is_taken_over_not_duplicated(
@@ -463,3 +481,33 @@ def test_an_import_reads_only_ldap_systems(db):
 
     with pytest.raises(InvalidRequest, match="reads an LDAP server"):
         directory_import_run(directory_import=directory_import)
+
+
+def test_the_access_of_someone_gone_from_the_directory_ends_through_the_leaver_path(
+    directory_import, tree
+):
+    tree.person("ann")
+    tree.person("bob")
+    run(directory_import)
+    ann = User.objects.get(email=tree.mail("ann"))
+    package, policy = package_giving(GroupResourceFactory())
+    assignment = assign(ann, package, policy)
+    tree.delete("ann")
+
+    run(directory_import)
+
+    assignment.refresh_from_db()
+    assert assignment.state == AssignmentState.EXPIRED
+    removal = AuditEvent.objects.get(action="assignment.removed", target=ann)
+    assert removal.data["source"] == "ldap" and removal.data["source_name"] == "Head office"
+
+
+def test_active_directory_imports_read_its_attributes_and_its_binary_guid():
+    directory_import = DirectoryImport(flavor=DirectoryImport.Flavor.ACTIVE_DIRECTORY)
+    guid = uuid.UUID("01234567-89ab-cdef-0123-456789abcdef")
+
+    assert directory_import.effective_key_attribute() == "objectGUID"
+    assert directory_import.mapping()["employee_id"] == "employeeID"
+    assert "1.2.840.113556.1.4.803:=2" in directory_import.effective_disabled_filter()
+    assert _key([guid.bytes_le]) == str(guid)
+    assert _key(["2C11F1C4-81E9-1041-8917-13B2AD59C484"]) == "2c11f1c4-81e9-1041-8917-13b2ad59c484"
