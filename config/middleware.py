@@ -1,12 +1,15 @@
-"""Requests the product cannot read are answered with a 400 page before any view runs."""
+"""Middleware of the project: unreadable requests answered with a 400 page before any view runs,
+no-store for personal answers, and the signed-in person's language."""
 
 import logging
 
+from django.conf import settings
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import BadRequest, SuspiciousOperation, ValidationError
 from django.http import HttpResponseBadRequest
 from django.http.multipartparser import MultiPartParserError
 from django.template import loader
+from django.utils import translation
 from django.utils.cache import add_never_cache_headers
 
 from api.graph.errors import error_response
@@ -119,3 +122,21 @@ class NoStoreForPeopleMiddleware:
         if "HTTP_AUTHORIZATION" in request.META or (user is not None and user.is_authenticated):
             add_never_cache_headers(response)
         return response
+
+
+class PreferredLanguageMiddleware:
+    """A signed-in person's pages are in their preferred language (set by the language switcher,
+    SCIM's preferredLanguage or the admin) unless this browser chose another one; LocaleMiddleware
+    has already applied the cookie and Accept-Language."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if settings.LANGUAGE_COOKIE_NAME not in request.COOKIES:
+            user = getattr(request, "user", None)
+            code = getattr(user, "preferred_language", "") if user is not None else ""
+            if code and code in dict(settings.LANGUAGES) and code != request.LANGUAGE_CODE:
+                translation.activate(code)
+                request.LANGUAGE_CODE = code
+        return self.get_response(request)
