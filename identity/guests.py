@@ -29,10 +29,13 @@ from directory.models import (
 from entitlements import signals as lifecycle
 from entitlements.audit import audit_bulk, audit_event
 from entitlements.models import (
+    ADD_REQUEST_TYPES,
     OPEN_ASSIGNMENT_STATES,
+    OPEN_REQUEST_STATES,
     AllowedTargetScope,
     Assignment,
     AssignmentPolicy,
+    AssignmentRequest,
     AuditEvent,
     Catalog,
 )
@@ -165,10 +168,6 @@ def connected_organization_propose(*, domain, actor=None, now=None):
     return organization
 
 
-def proposed_organizations_count():
-    return ConnectedOrganization.objects.filter(state=ConnectedOrganization.State.PROPOSED).count()
-
-
 def guest_sign_up(*, email, display_name, source, now=None):
     """A person signing in with a verified ``email`` the directory does not know: their new
     guest account, or None when they may not join.
@@ -214,16 +213,23 @@ def _open_assignments():
     return Assignment.objects.filter(target=OuterRef("pk"), state__in=OPEN_ASSIGNMENT_STATES)
 
 
+def _open_requests():
+    return AssignmentRequest.objects.filter(
+        target=OuterRef("pk"), request_type__in=ADD_REQUEST_TYPES, state__in=OPEN_REQUEST_STATES
+    )
+
+
 def guests_without_access(user_ids=None):
-    """Guests with no open assignment and at least one that ended, each with the time their
-    last assignment ended (``last_end``)."""
+    """Guests with no open assignment, none on its way (an open request for them: it is
+    decided first) and at least one assignment that ended, each with the time their last
+    assignment ended (``last_end``)."""
     guests = User.objects.filter(user_type=User.UserType.GUEST)
     if user_ids is not None:
         guests = guests.filter(pk__in=list(user_ids))
     ended = Assignment.objects.filter(target=OuterRef("pk"), expired_datetime__isnull=False)
     last_end = Subquery(ended.order_by("-expired_datetime").values("expired_datetime")[:1])
     return (
-        guests.filter(~Exists(_open_assignments()))
+        guests.filter(~Exists(_open_assignments()), ~Exists(_open_requests()))
         .annotate(last_end=last_end)
         .filter(last_end__isnull=False)
     )
@@ -249,7 +255,14 @@ def guest_block(*, user_id, current, now):
     from .services import user_disable
 
     with transaction.atomic():
-        # The person's row is the lock: a second run for the same end waits, then sees it.
+        # Lock order as in user_disable and in deciding a request: the person's open requests
+        # (one found: wait for its decision), then their row, which makes a second run for
+        # the same end wait, then see it.
+        waiting = AssignmentRequest.objects.select_for_update(of=("self",)).filter(
+            target_id=user_id, request_type__in=ADD_REQUEST_TYPES, state__in=OPEN_REQUEST_STATES
+        )
+        if list(waiting.values_list("pk", flat=True)):
+            return False
         user = User.objects.select_for_update().filter(pk=user_id).first()
         if user is None or not user.is_guest:
             return False
@@ -459,3 +472,12 @@ def on_assignments_ended(sender, assignment_ids, **kwargs):
         id__in=assignment_ids, target__user_type=User.UserType.GUEST
     ).values_list("target_id", flat=True)
     _enqueue_for(set(guests))
+
+
+@receiver(lifecycle.request_denied)
+@receiver(lifecycle.request_canceled)
+@receiver(lifecycle.request_expired)
+def on_request_closed(sender, request, **kwargs):
+    """A guest whose access ended while they waited for more: acted on once it is decided."""
+    if request.target.is_guest:
+        _enqueue_for([request.target_id])

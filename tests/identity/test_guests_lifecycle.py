@@ -238,3 +238,50 @@ def test_the_sweep_leaves_ends_from_before_the_settings_changed(guest, package, 
         assert guests_lifecycle_sweep() == {"blocked": 0, "removed": 0}
 
     assert reload(guest).is_active
+
+
+def test_a_guest_waiting_for_more_access_is_blocked_only_once_that_request_closes(
+    guest, package, admin_user, django_capture_on_commit_callbacks
+):
+    from entitlements.services.requests import request_cancel
+    from tests.lifecycle.assignment_helpers import approved_request
+
+    lifecycle_settings(Action.BLOCK_SIGN_IN)
+    other = package_giving(*group_resources(1, catalog=package[0].catalog))
+    assignment = assign(guest, *package)
+    waiting = approved_request(guest, *other)
+
+    remove(assignment, admin_user, django_capture_on_commit_callbacks)
+    assert reload(guest).is_active
+
+    with django_capture_on_commit_callbacks(execute=True):
+        request_cancel(actor=guest, request=waiting, channel=Channel.PORTAL)
+
+    assert not reload(guest).is_active
+    assert AuditEvent.objects.filter(action="guest.signInBlocked", target=guest).count() == 1
+
+
+def test_a_removed_guest_signing_in_again_is_a_new_guest(
+    guest, package, admin_user, django_capture_on_commit_callbacks
+):
+    from allauth.account.models import EmailAddress
+    from allauth.socialaccount.models import SocialLogin
+    from django.test import RequestFactory
+
+    from identity.adapters import GuestSocialAccountAdapter
+
+    lifecycle_settings(Action.BLOCK_SIGN_IN_AND_DELETE, days=0)
+    remove(assign(guest, *package), admin_user, django_capture_on_commit_callbacks)
+    with time_machine.travel(timezone.now() + timedelta(minutes=1)):
+        assert guests_lifecycle_sweep()["removed"] == 1
+
+    login = SocialLogin(
+        user=User(email="gail@contoso.com", display_name="Gail Guest"),
+        account=SocialAccount(provider="openid_connect", uid="subject-1", extra_data={}),
+        email_addresses=[EmailAddress(email="gail@contoso.com", verified=True, primary=True)],
+    )
+    login.connect = lambda request, user: setattr(login, "linked", user)
+    GuestSocialAccountAdapter().pre_social_login(RequestFactory().get("/"), login)
+
+    assert login.linked.pk != guest.pk
+    assert login.linked.is_guest and login.linked.is_active
