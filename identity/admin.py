@@ -12,7 +12,10 @@ from directory.admin import GroupAdmin as DirectoryGroupAdmin
 from directory.admin import UserAdmin as DirectoryUserAdmin
 from directory.models import GrantSource, Group, GroupMembership, User
 
-from . import services
+from . import (
+    admin_importing,  # noqa: F401 - registers the directory imports' admin
+    services,
+)
 from .services import Source
 
 ADMIN = Source(kind=Source.ADMIN, name="Django admin")

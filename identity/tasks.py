@@ -5,7 +5,7 @@ Each task is safe to run twice.
 
 from celery import shared_task
 
-from . import guests
+from . import guests, importing
 
 
 @shared_task(acks_late=True)
@@ -19,3 +19,15 @@ def sweep_guest_lifecycle():
     """The safety net: guests whose last assignment ended unnoticed, and blocked guests due
     for removal."""
     return guests.guests_lifecycle_sweep()
+
+
+@shared_task(acks_late=True)
+def run_due_directory_imports():
+    """Enqueue a run of each directory import whose schedule says it is due."""
+    return importing.directory_imports_enqueue_due()
+
+
+@shared_task(acks_late=True)
+def run_directory_import(import_id):
+    """One run of one directory import (refused quietly while another run holds it)."""
+    return importing.directory_import_run_by_id(import_id=import_id)
