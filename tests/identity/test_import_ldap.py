@@ -8,13 +8,16 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
 from directory.models import GrantSource, Group, GroupMembership, User
 from entitlements.connectors.base import ConnectorError
 from entitlements.errors import InvalidRequest, StateConflict
 from entitlements.models import AssignmentState, AuditEvent, ConnectedSystem
+from identity import importing
 from identity.importing import _key, directory_import_claim, directory_import_run
 from identity.models import DirectoryImport, DirectoryImportLink
+from identity.tasks import run_directory_import
 from tests import ldapserver
 from tests.factories import GroupFactory, GroupResourceFactory, UserFactory, add_member
 from tests.lifecycle.assignment_helpers import assign, package_giving
@@ -511,3 +514,35 @@ def test_active_directory_imports_read_its_attributes_and_its_binary_guid():
     assert "1.2.840.113556.1.4.803:=2" in directory_import.effective_disabled_filter()
     assert _key([guid.bytes_le]) == str(guid)
     assert _key(["2C11F1C4-81E9-1041-8917-13B2AD59C484"]) == "2c11f1c4-81e9-1041-8917-13b2ad59c484"
+
+
+def test_the_schedule_enqueues_the_imports_that_are_due_and_not_running(
+    directory_import, ldap_system, monkeypatch
+):
+    now = timezone.now()
+    later = DirectoryImport.objects.create(
+        name="Later", system=ldap_system, next_run=now + timedelta(minutes=5)
+    )
+    running = DirectoryImport.objects.create(name="Running", system=ldap_system)
+    directory_import_claim(directory_import=running, now=now)
+    DirectoryImport.objects.create(name="Off", system=ldap_system, enabled=False)
+    sent = []
+    monkeypatch.setattr(importing, "enqueue_named", lambda name, *args: sent.append((name, args)))
+
+    assert importing.directory_imports_enqueue_due(now=now) == 1
+
+    assert sent == [("identity.tasks.run_directory_import", (str(directory_import.pk),))]
+    assert importing.directory_imports_enqueue_due(now=now + timedelta(minutes=6)) == 2
+    assert later.pk in {uuid.UUID(args[0]) for _name, args in sent}
+
+
+def test_the_scheduled_task_runs_the_import_once_and_sets_its_next_run(directory_import, tree):
+    tree.person("ann")
+
+    result = run_directory_import(str(directory_import.pk))
+
+    assert result["counts"]["created"] == 1
+    directory_import.refresh_from_db()
+    assert directory_import.next_run == directory_import.last_started + directory_import.interval
+    directory_import_claim(directory_import=directory_import)
+    assert run_directory_import(str(directory_import.pk)) is None  # another run holds it
