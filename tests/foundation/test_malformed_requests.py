@@ -55,6 +55,7 @@ from entitlements.models import (
     AdminRole,
     Assignment,
     AssignmentRequest,
+    ConnectedSystem,
     DriftItem,
     DriftReport,
     RequestState,
@@ -62,8 +63,10 @@ from entitlements.models import (
     SubjectType,
 )
 from entitlements.services.requests import request_submit
+from identity.models import DirectoryImport
 from reviews.models import ReviewInstance
 from reviews.services import review_instance_create
+from scim.tokens import client_create
 from tests.factories import (
     AccessPackageFactory,
     ApprovalStageFactory,
@@ -167,6 +170,7 @@ class World:
             "url": "no-such-page/",
             "tenant": "common",
             "item": DriftItem.objects.order_by("pk").first().pk,
+            "path": "Users",  # the SCIM service provider's one route (/scim/v2/<path>)
         }
         target = model if model and name != "admin:view_on_site" else AccessPackage
         values["object_id"] = target._default_manager.order_by("pk").first().pk
@@ -262,6 +266,11 @@ def _build_world():
         actor=admin_user, display_name="Fuzz API client", permissions=[EM_READ]
     )
     secret_create(actor=admin_user, application=application)
+    ldap = ConnectedSystem.objects.create(
+        kind=ConnectedSystem.Kind.LDAP, name="Fuzz LDAP", settings={"url": "ldap://127.0.0.1:9"}
+    )
+    DirectoryImport.objects.create(name="Fuzz import", system=ldap)
+    client_create(name="Fuzz SCIM client", actor=admin_user)
     personal_token_create(
         actor=user, name="Fuzz token", permissions=[EM_READ], expires=now + timedelta(days=7)
     )

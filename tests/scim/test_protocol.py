@@ -1,0 +1,323 @@
+"""The SCIM protocol as a provisioning client sees it: tokens, discovery, filters, paging,
+ETags and error bodies."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from api.permissions import EM_READ
+from api.tokens import personal_token_create
+from directory.models import User
+from entitlements.models import AuditEvent
+from scim.models import ProvisioningClient, ScimUser
+from scim.tokens import client_create, client_revoke, digest
+from tests.scim.conftest import ENTERPRISE, GROUP, USER, Scim
+
+pytestmark = pytest.mark.django_db
+
+
+def _error(body, status, scim_type=None):
+    assert body["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
+    assert body["status"] == str(status)
+    assert body.get("scimType") == scim_type
+    assert body["detail"]
+
+
+# --- tokens -------------------------------------------------------------------------------
+
+
+def test_the_token_is_kept_only_as_its_sha256(provisioning):
+    client, token = provisioning
+    stored = ProvisioningClient.objects.get(pk=client.pk)
+    assert stored.token_hash == digest(token)
+    assert token not in {str(v) for v in ProvisioningClient.objects.values_list().get()}
+
+
+@pytest.mark.parametrize("header", ["", "Bearer", "Bearer ems_unknown", "Basic dXNlcjpwYXNz"])
+def test_a_request_without_a_valid_token_is_refused_with_a_scim_401(scim, header):
+    status, body, response = scim.get("Users", token="", HTTP_AUTHORIZATION=header)
+    assert status == 401
+    _error(body, 401)
+    assert response["WWW-Authenticate"] == 'Bearer realm="SCIM"'
+
+
+def test_a_revoked_clients_token_is_refused(scim, provisioning, admin_user):
+    client_revoke(client=provisioning[0], actor=admin_user)
+    status, body, _ = scim.get("Users")
+    assert status == 401
+
+
+def test_an_api_bearer_token_is_not_a_scim_token(scim, admin_user):
+    _token, value = personal_token_create(
+        actor=admin_user,
+        name="mine",
+        permissions=[EM_READ],
+        expires=timezone.now() + timedelta(days=1),
+    )
+    status, body, _ = scim.get("Users", token=value)
+    assert status == 401
+
+
+def test_the_service_provider_config_needs_no_token_but_the_schemas_do(scim):
+    status, body, _ = scim.get("ServiceProviderConfig", token="")
+    assert status == 200
+    assert body["patch"]["supported"] and body["etag"]["supported"] and body["filter"]["supported"]
+    assert body["authenticationSchemes"][0]["type"] == "oauthbearertoken"
+    assert scim.get("Schemas", token="")[0] == 401
+    status, body, _ = scim.get("ResourceTypes")
+    assert {rt["name"] for rt in body["Resources"]} == {"User", "Group"}
+
+
+# --- one client's view -------------------------------------------------------------------
+
+
+def test_a_client_sees_only_the_people_it_provisioned(scim, client, admin_user):
+    mine = scim.create_user("ann@example.com")
+    _other, token = client_create(name="Okta", actor=admin_user)
+    okta = Scim(client, token)
+    assert okta.get(f"Users/{mine['id']}")[0] == 404
+    assert okta.get("Users")[1]["totalResults"] == 0
+    assert okta.delete(f"Users/{mine['id']}")[0] == 404
+    assert User.objects.get(email="ann@example.com").is_active
+
+
+def test_a_userName_taken_by_another_client_is_a_409(scim, client, admin_user):
+    scim.create_user("ann@example.com")
+    _other, token = client_create(name="Okta", actor=admin_user)
+    status, body, _ = Scim(client, token).post(
+        "Users", {"schemas": [USER], "userName": "ANN@example.com"}
+    )
+    assert status == 409
+    _error(body, 409, "uniqueness")
+
+
+# --- filters -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def people(scim):
+    boss = scim.create_user("bob.boss@example.com", displayName="Bob Boss", title="CEO")
+    ann = scim.create_user(
+        "ann.lee@example.com",
+        schemas=[USER, ENTERPRISE],
+        displayName="Ann Lee",
+        name={"givenName": "Ann", "familyName": "Lee"},
+        active=True,
+        **{ENTERPRISE: {"department": "Sales", "manager": {"value": boss["id"]}}},
+    )
+    cid = scim.create_user("cid@example.org", displayName="Cid", active=False, externalId="e-3")
+    return {"boss": boss, "ann": ann, "cid": cid}
+
+
+def _names(scim, expression):
+    status, body, _ = scim.get("Users", QUERY_STRING=f"filter={expression}")
+    assert status == 200, body
+    return sorted(r["userName"] for r in body["Resources"])
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        ('userName eq "ANN.LEE@example.com"', ["ann.lee@example.com"]),
+        ('userName co "boss"', ["bob.boss@example.com"]),
+        ('userName sw "c"', ["cid@example.org"]),
+        ("title pr", ["bob.boss@example.com"]),
+        ("active eq false", ["cid@example.org"]),
+        ('externalId eq "e-3"', ["cid@example.org"]),
+        ('name.givenName eq "ann"', ["ann.lee@example.com"]),
+        (f'{ENTERPRISE}:department eq "sales"', ["ann.lee@example.com"]),
+        ('userName ew ".org" or displayName sw "Bob"', ["bob.boss@example.com", "cid@example.org"]),
+        (
+            'userName co "example" and not (active eq false)',
+            ["ann.lee@example.com", "bob.boss@example.com"],
+        ),
+        ('emails[value eq "cid@example.org"]', ["cid@example.org"]),
+        ("nickName pr", []),
+        ('userName ne "cid@example.org" and displayName co "e"', ["ann.lee@example.com"]),
+    ],
+)
+def test_filters_select_the_people_they_describe(scim, people, expression, expected):
+    assert _names(scim, expression) == expected
+
+
+def test_a_filter_on_the_manager_finds_the_direct_reports(scim, people):
+    boss = people["boss"]["id"]
+    assert _names(scim, f'{ENTERPRISE}:manager.value eq "{boss}"') == ["ann.lee@example.com"]
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "userName eq",
+        'userName zz "x"',
+        '((userName eq "x"',
+        "active gt true",
+        'phoneNumbers.value eq "1"',
+    ],
+)
+def test_a_filter_that_cannot_be_read_is_a_400_invalidFilter(scim, people, expression):
+    status, body, _ = scim.get("Users", QUERY_STRING=f"filter={expression}")
+    assert status == 400
+    _error(body, 400, "invalidFilter")
+
+
+def test_groups_are_filtered_by_name_and_by_member(scim, people):
+    ann = people["ann"]["id"]
+    scim.post("Groups", {"schemas": [GROUP], "displayName": "Sales", "members": [{"value": ann}]})
+    scim.post("Groups", {"schemas": [GROUP], "displayName": "Staff"})
+    status, body, _ = scim.get("Groups", QUERY_STRING=f'filter=members[value eq "{ann}"]')
+    assert [g["displayName"] for g in body["Resources"]] == ["Sales"]
+    status, body, _ = scim.get("Groups", QUERY_STRING='filter=displayName sw "st"')
+    assert [g["displayName"] for g in body["Resources"]] == ["Staff"]
+
+
+# --- paging ------------------------------------------------------------------------------------
+
+
+def test_pages_follow_startIndex_and_count_in_creation_order(scim):
+    for n in range(5):
+        scim.create_user(f"p{n}@example.com")
+    status, body, _ = scim.get("Users", QUERY_STRING="startIndex=2&count=2")
+    assert body["totalResults"] == 5
+    assert body["startIndex"] == 2 and body["itemsPerPage"] == 2
+    assert [r["userName"] for r in body["Resources"]] == ["p1@example.com", "p2@example.com"]
+    status, body, _ = scim.get("Users", QUERY_STRING="startIndex=5&count=10")
+    assert [r["userName"] for r in body["Resources"]] == ["p4@example.com"]
+    status, body, _ = scim.get("Users", QUERY_STRING="count=0")
+    assert body["totalResults"] == 5 and body.get("Resources", []) == []
+
+
+def test_a_page_of_users_costs_the_same_queries_whatever_its_size(
+    scim, people, django_assert_max_num_queries
+):
+    for n in range(10):
+        scim.create_user(
+            f"more{n}@example.com",
+            **{
+                "schemas": [USER, ENTERPRISE],
+                ENTERPRISE: {"manager": {"value": people["boss"]["id"]}},
+            },
+        )
+    with django_assert_max_num_queries(8):
+        status, body, _ = scim.get("Users", QUERY_STRING="count=50")
+    assert len(body["Resources"]) == 13
+
+
+def test_a_page_of_groups_costs_the_same_queries_whatever_its_size(
+    scim, people, django_assert_max_num_queries
+):
+    members = [{"value": p["id"]} for p in people.values()]
+    for n in range(8):
+        scim.post("Groups", {"schemas": [GROUP], "displayName": f"G{n}", "members": members})
+    with django_assert_max_num_queries(8):
+        status, body, _ = scim.get("Groups")
+    assert len(body["Resources"]) == 8
+    assert all(len(g["members"]) == 3 for g in body["Resources"])
+
+
+# --- ETags ---------------------------------------------------------------------------------
+
+
+def test_a_get_with_the_current_etag_is_a_304_and_a_write_with_an_old_one_a_412(scim):
+    ann = scim.create_user("ann@example.com", title="Clerk")
+    status, body, response = scim.get(f"Users/{ann['id']}")
+    etag = response["ETag"]
+    assert etag.startswith('W/"') and body["meta"]["version"] == etag
+    assert scim.get(f"Users/{ann['id']}", HTTP_IF_NONE_MATCH=etag)[0] == 304
+
+    ops = [{"op": "replace", "path": "title", "value": "Manager"}]
+    assert scim.patch(f"Users/{ann['id']}", ops, HTTP_IF_MATCH=etag)[0] in (200, 204)
+    status, body, _ = scim.patch(f"Users/{ann['id']}", ops, HTTP_IF_MATCH=etag)
+    assert status == 412
+    _error(body, 412)
+    status, body, response = scim.get(f"Users/{ann['id']}", HTTP_IF_NONE_MATCH=etag)
+    assert status == 200 and body["title"] == "Manager" and response["ETag"] != etag
+
+
+def test_an_admins_change_in_the_directory_changes_the_etag(scim):
+    ann = scim.create_user("ann@example.com", title="Clerk")
+    etag = scim.get(f"Users/{ann['id']}")[2]["ETag"]
+    User.objects.filter(email="ann@example.com").update(job_title="Chief clerk")
+    status, body, response = scim.get(f"Users/{ann['id']}", HTTP_IF_NONE_MATCH=etag)
+    assert status == 200 and body["title"] == "Chief clerk" and response["ETag"] != etag
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "scim_type"),
+    [
+        ("GET", "Users/not-a-uuid", None, 404, None),
+        ("GET", "Nope", None, 404, None),
+        ("POST", "Users", "{not json", 400, "invalidSyntax"),
+        ("POST", "Users", {"schemas": [USER]}, 400, "invalidValue"),
+        ("POST", "Users", {"schemas": [USER], "userName": "a\u0000b"}, 400, "invalidValue"),
+        (
+            "POST",
+            "Users",
+            {"schemas": [USER], "userName": "x", "emails": [{"value": "nope"}]},
+            400,
+            "invalidValue",
+        ),
+        (
+            "POST",
+            "Users",
+            {"schemas": [USER], "userName": "x", "title": "t" * 200},
+            400,
+            "invalidValue",
+        ),
+        (
+            "POST",
+            "Users",
+            {"schemas": [USER], "userName": "x", ENTERPRISE: {"manager": {"value": "nobody"}}},
+            400,
+            "invalidValue",
+        ),
+        (
+            "POST",
+            "Groups",
+            {"schemas": [GROUP], "displayName": "G", "members": [{"value": "nobody"}]},
+            400,
+            "invalidValue",
+        ),
+        (
+            "POST",
+            "Bulk",
+            {"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": []},
+            501,
+            None,
+        ),
+        ("DELETE", "Users", None, 405, None),
+    ],
+)
+def test_a_bad_request_gets_a_scim_error_body(scim, method, path, body, status, scim_type):
+    got, answer, response = scim.call(method, path, body)
+    assert got == status, answer
+    _error(answer, status, scim_type)
+    assert response["Content-Type"].startswith("application/scim+json")
+
+
+def test_a_body_over_a_megabyte_is_a_413(scim):
+    status, body, _ = scim.post("Users", {"schemas": [USER], "userName": "x" * (1024 * 1024 + 1)})
+    assert status == 413
+    _error(body, 413)
+
+
+def test_a_second_user_with_the_same_userName_is_a_409(scim):
+    scim.create_user("ann@example.com")
+    status, body, _ = scim.post("Users", {"schemas": [USER], "userName": "Ann@Example.com"})
+    assert status == 409
+    _error(body, 409, "uniqueness")
+    assert ScimUser.objects.count() == 1
+
+
+def test_every_write_is_audited_with_the_client_that_made_it(scim, provisioning):
+    ann = scim.create_user("ann@example.com", title="Clerk")
+    scim.patch(f"Users/{ann['id']}", [{"op": "replace", "path": "title", "value": "Boss"}])
+    events = AuditEvent.objects.filter(target__email="ann@example.com").order_by("created")
+    assert {"user.provisioned", "user.updated", "scimUser.created"} <= {e.action for e in events}
+    for event in events:
+        assert event.data["source"] == "scim"
+        assert event.data["source_name"] == provisioning[0].name
