@@ -418,6 +418,16 @@ CELERY_BEAT_SCHEDULE = {
         "task": "notifications.tasks.requeue_pending_notifications",
         "schedule": _EVERY_MINUTE,
     },
+    # People's changes reach the automatic policies at once (users_reevaluate); the hourly
+    # run catches what a door missed.
+    "evaluate automatic assignment policies": {
+        "task": "entitlements.tasks.evaluate_automatic_policies",
+        "schedule": 60 * _EVERY_MINUTE,
+    },
+    "apply the guest lifecycle": {
+        "task": "identity.tasks.sweep_guest_lifecycle",
+        "schedule": 15 * _EVERY_MINUTE,
+    },
 }
 
 # --- REST API -------------------------------------------------------------------------------

@@ -8,11 +8,12 @@ as approvers, requestors and administrators.
 import re
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth import forms as auth_forms
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from .models import (
     Application,
@@ -183,7 +184,7 @@ class ConnectedOrganizationForm(forms.ModelForm):
 @admin.register(ConnectedOrganization)
 class ConnectedOrganizationAdmin(ReadableByAdmins, admin.ModelAdmin):
     form = ConnectedOrganizationForm
-    list_display = ["display_name", "state", "domain_list"]
+    list_display = ["display_name", "state", "domain_list", "created"]
     list_filter = ["state"]
     search_fields = ["display_name", "description"]
     autocomplete_fields = ["internal_sponsors", "external_sponsors"]
@@ -199,6 +200,26 @@ class ConnectedOrganizationAdmin(ReadableByAdmins, admin.ModelAdmin):
     @admin.display(description=_("domains"))
     def domain_list(self, obj):
         return ", ".join(obj.domains or [])
+
+    def changelist_view(self, request, extra_context=None):
+        # Single sign-on proposes an organization for each new external domain
+        # (identity.guests): say how many wait for a review until they are configured.
+        waiting = ConnectedOrganization.objects.filter(
+            state=ConnectedOrganization.State.PROPOSED
+        ).count()
+        if waiting:
+            messages.info(
+                request,
+                ngettext(
+                    "%(count)d proposed organization is waiting for review: people who signed "
+                    "in from its domain are its guests until you configure or remove it.",
+                    "%(count)d proposed organizations are waiting for review: people who signed "
+                    "in from their domains are their guests until you configure or remove them.",
+                    waiting,
+                )
+                % {"count": waiting},
+            )
+        return super().changelist_view(request, extra_context)
 
 
 # --------------------------------------------------------------------------------------

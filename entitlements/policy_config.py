@@ -80,6 +80,7 @@ def _subject_key(row):
         row.group_id,
         row.connected_organization_id,
         row.manager_level,
+        getattr(row, "membership_rule", ""),  # policy subject sets only
     )
 
 
