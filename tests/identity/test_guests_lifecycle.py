@@ -285,3 +285,22 @@ def test_a_removed_guest_signing_in_again_is_a_new_guest(
 
     assert login.linked.pk != guest.pk
     assert login.linked.is_guest and login.linked.is_active
+
+
+@pytest.mark.parametrize("guests", [2, 20])
+def test_a_sweep_with_nothing_to_do_costs_three_queries_however_many_guests(
+    guests, package, admin_user, django_assert_num_queries
+):
+    lifecycle_settings(Action.BLOCK_SIGN_IN_AND_DELETE, days=30)
+    for n in range(guests):
+        holder = UserFactory(email=f"holder{n}@contoso.com", user_type=User.UserType.GUEST)
+        assign(holder, *package)
+        leaver = UserFactory(email=f"leaver{n}@contoso.com", user_type=User.UserType.GUEST)
+        assignment_remove(
+            actor=admin_user, assignment=assign(leaver, *package), channel=Channel.ADMIN
+        )
+        assert guests_lifecycle_apply(user_ids=[leaver.pk]) == 1
+
+    # the settings, the guests whose end nobody acted on, the blocked guests due for removal
+    with django_assert_num_queries(3):
+        assert guests_lifecycle_sweep() == {"blocked": 0, "removed": 0}
