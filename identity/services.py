@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from django.contrib.sessions.models import Session
 from django.core.exceptions import FieldDoesNotExist
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import models, transaction
+from django.db import IntegrityError, models, transaction
+from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -169,13 +170,8 @@ def _lock_user(user):
 # --------------------------------------------------------------------------------------
 
 
-def user_provision(*, attributes, source, actor=None, now=None):
-    """A joiner: create the person ``attributes`` describe (User field names) and return them.
-
-    Without a ``user_type`` the email's domain decides: a domain of a connected organization
-    makes a guest of that organization.
-    """
-    now = now or timezone.now()
+def _joiner_values(attributes, classified):
+    """The checked field values of a new person; ``classified`` caches classify by domain."""
     values = _field_values(User, USER_FIELDS, attributes)
     email = values.get("email")
     if not email:
@@ -183,34 +179,107 @@ def user_provision(*, attributes, source, actor=None, now=None):
     if not values.get("display_name"):
         values["display_name"] = email.split("@")[0]
     if "user_type" not in values:
-        user_type, organization = classify(email)
+        domain = email.rpartition("@")[2]
+        if domain not in classified:
+            classified[domain] = classify(email)
+        user_type, organization = classified[domain]
         values["user_type"] = user_type
         values.setdefault("connected_organization", organization)
+    return values
+
+
+def _email_taken(email):
+    return InvalidRequest(
+        _("Someone with the email %(email)s already exists.") % {"email": email}, field="email"
+    )
+
+
+def _joiner_event(user, values, source, actor, now):
+    return audit_event(
+        action="user.provisioned",
+        obj=user,
+        actor=actor,
+        channel=source.channel,
+        target=user,
+        after="enabled" if user.is_active else "disabled",
+        data=source.data(after={name: _json(v) for name, v in values.items()}),
+        now=now,
+    )
+
+
+def user_provision(*, attributes, source, actor=None, now=None):
+    """A joiner: create the person ``attributes`` describe (User field names) and return them.
+
+    Without a ``user_type`` the email's domain decides: a domain of a connected organization
+    makes a guest of that organization. A second person with the same email is refused, also
+    when two doors create them at the same moment (the unique index decides).
+    """
+    now = now or timezone.now()
+    values = _joiner_values(attributes, {})
+    email = values["email"]
     with transaction.atomic():
         if User.objects.filter(email__iexact=email).exists():
-            raise InvalidRequest(
-                _("Someone with the email %(email)s already exists.") % {"email": email},
-                field="email",
-            )
+            raise _email_taken(email)
         user = User(created=now, **values)
         user.set_unusable_password()
-        user.save(force_insert=True)
-        audit_bulk(
-            [
-                audit_event(
-                    action="user.provisioned",
-                    obj=user,
-                    actor=actor,
-                    channel=source.channel,
-                    target=user,
-                    after="enabled" if user.is_active else "disabled",
-                    data=source.data(after={name: _json(v) for name, v in values.items()}),
-                    now=now,
-                )
-            ]
-        )
+        try:
+            with transaction.atomic():
+                user.save(force_insert=True)
+        except IntegrityError as exc:
+            raise _email_taken(email) from exc
+        audit_bulk([_joiner_event(user, values, source, actor, now)])
         users_reevaluate_on_commit([user.pk])
     return user
+
+
+def users_provision_many(*, rows, source, actor=None, now=None):
+    """Joiners in bulk (an import's first run): ``user_provision`` for each of ``rows``, in a
+    few statements. All or none: a refused row raises InvalidRequest naming it (its position
+    and email) and creates nobody."""
+    now = now or timezone.now()
+    classified, prepared, seen = {}, [], set()
+    for number, attributes in enumerate(rows, start=1):
+        try:
+            values = _joiner_values(attributes, classified)
+            if values["email"] in seen:
+                raise _email_taken(values["email"])
+        except InvalidRequest as exc:
+            raise InvalidRequest(
+                _("Person %(n)s (%(email)s): %(message)s")
+                % {"n": number, "email": attributes.get("email", ""), "message": exc.message},
+                field=exc.field,
+            ) from exc
+        seen.add(values["email"])
+        prepared.append(values)
+    if not prepared:
+        return []
+    with transaction.atomic():
+        taken = (
+            User.objects.annotate(lower_email=Lower("email"))
+            .filter(lower_email__in=seen)
+            .values_list("lower_email", flat=True)
+            .first()
+        )
+        if taken:
+            raise _email_taken(taken)
+        users = [User(created=now, **values) for values in prepared]
+        for user in users:
+            user.set_unusable_password()
+        try:
+            with transaction.atomic():
+                User.objects.bulk_create(users, batch_size=1000)
+        except IntegrityError as exc:
+            raise InvalidRequest(
+                _("Someone with one of these emails was created meanwhile."), field="email"
+            ) from exc
+        audit_bulk(
+            [
+                _joiner_event(user, values, source, actor, now)
+                for user, values in zip(users, prepared, strict=True)
+            ]
+        )
+        users_reevaluate_on_commit([user.pk for user in users])
+    return users
 
 
 def user_update(*, user, changes, source, actor=None, now=None):
@@ -280,7 +349,7 @@ def user_disable(*, user, source, actor=None, reason="", now=None):
     Their sessions end; the approval stages they were to decide go to the stage's other
     approvers, or to its fallback approvers (``approvals_reroute_from``); their waiting
     requests are canceled; their access is removed through the normal lifecycle (systemRemove
-    requests, revoked by the delivery path, the access-ended email as the policy says). All
+    requests, revoked by the delivery path; no email to someone disabled). All
     of it is audited with the source. Disabling someone already disabled changes nothing and
     writes no event; returns whether this call disabled them.
     """

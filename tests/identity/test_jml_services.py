@@ -17,6 +17,7 @@ from identity.services import (
     user_enable,
     user_provision,
     user_update,
+    users_provision_many,
 )
 from tests.factories import ConnectedOrganizationFactory, GroupFactory, UserFactory, add_member
 
@@ -24,6 +25,7 @@ pytestmark = pytest.mark.django_db
 
 SCIM = Source(kind=Source.SCIM, name="Workday")
 ADMIN = Source(kind=Source.ADMIN)
+LDAP_IMPORT = Source(kind=Source.LDAP, name="Head office")
 
 
 def events(action):
@@ -190,3 +192,53 @@ def test_group_members_change_that_changes_nothing_writes_nothing(requester):
 
     assert group_members_change(group=group, add=[requester], source=SCIM) == ([], [])
     assert not events("group.membersChanged")
+
+
+def people(count, start=0):
+    return [
+        {"email": f"person{n}@example.com", "display_name": f"Person {n}", "employee_id": f"E{n}"}
+        for n in range(start, start + count)
+    ]
+
+
+def test_joiners_in_bulk_are_created_and_audited_one_event_each():
+    partner = ConnectedOrganizationFactory(domains=["fabrikam.com"])
+
+    users = users_provision_many(
+        rows=[*people(3), {"email": "guest@fabrikam.com"}], source=LDAP_IMPORT
+    )
+
+    assert len(users) == 4 and User.objects.count() == 4
+    assert User.objects.get(email="guest@fabrikam.com").connected_organization == partner
+    assert User.objects.get(email="person2@example.com").employee_id == "E2"
+    joined = AuditEvent.objects.filter(action="user.provisioned")
+    assert sorted(str(e.target_id) for e in joined) == sorted(str(u.pk) for u in users)
+    assert {e.data["source_name"] for e in joined} == {"Head office"}
+
+
+def test_joiners_in_bulk_take_the_same_number_of_queries_for_ten_or_a_hundred(
+    django_assert_max_num_queries,
+):
+    with django_assert_max_num_queries(12):
+        users_provision_many(rows=people(10), source=LDAP_IMPORT)
+    with django_assert_max_num_queries(12):
+        users_provision_many(rows=people(100, start=10), source=LDAP_IMPORT)
+    assert User.objects.count() == 110
+
+
+def test_a_bulk_with_someone_who_exists_creates_nobody_and_names_them(requester):
+    rows = [*people(2), {"email": "requester@example.com"}]
+
+    with pytest.raises(InvalidRequest, match="requester@example.com already exists"):
+        users_provision_many(rows=rows, source=LDAP_IMPORT)
+
+    assert not User.objects.filter(email__startswith="person").exists()
+
+
+def test_a_bulk_naming_one_person_twice_is_refused_at_that_row():
+    rows = [*people(2), {"email": "PERSON0@example.com"}]
+
+    with pytest.raises(InvalidRequest, match=r"Person 3 \(PERSON0@example.com\)"):
+        users_provision_many(rows=rows, source=LDAP_IMPORT)
+
+    assert not User.objects.exists()
