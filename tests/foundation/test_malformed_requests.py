@@ -66,6 +66,7 @@ from entitlements.services.requests import request_submit
 from identity.models import DirectoryImport
 from reviews.models import ReviewInstance
 from reviews.services import review_instance_create
+from scim.tokens import client_create
 from tests.factories import (
     AccessPackageFactory,
     ApprovalStageFactory,
@@ -169,6 +170,7 @@ class World:
             "url": "no-such-page/",
             "tenant": "common",
             "item": DriftItem.objects.order_by("pk").first().pk,
+            "path": "Users",  # the SCIM service provider's one route (/scim/v2/<path>)
         }
         target = model if model and name != "admin:view_on_site" else AccessPackage
         values["object_id"] = target._default_manager.order_by("pk").first().pk
@@ -268,6 +270,7 @@ def _build_world():
         kind=ConnectedSystem.Kind.LDAP, name="Fuzz LDAP", settings={"url": "ldap://127.0.0.1:9"}
     )
     DirectoryImport.objects.create(name="Fuzz import", system=ldap)
+    client_create(name="Fuzz SCIM client", actor=admin_user)
     personal_token_create(
         actor=user, name="Fuzz token", permissions=[EM_READ], expires=now + timedelta(days=7)
     )
