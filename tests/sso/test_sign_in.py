@@ -1,11 +1,15 @@
 """Single sign-on in a real browser against a real OpenID Connect provider (oidc-provider)."""
 
+import json
+
+import httpx
 import pytest
 from allauth.socialaccount.models import SocialAccount
 from django.contrib.sessions.models import Session
 from django.urls import reverse
 
-from identity.services import Source, user_disable
+from directory.models import User
+from scim.tokens import client_create
 from tests.browser import chromium, screenshot
 
 from .conftest import PASSWORD, PROVIDER_NAME
@@ -86,15 +90,54 @@ def test_an_unverified_email_is_refused_and_links_nobody(page, live_server, sso,
     assert page.url.startswith(f"{live_server.url}{reverse('account_login')}")
 
 
-def test_a_user_disabled_by_scim_is_refused_although_the_provider_session_is_valid(
-    page, live_server, sso, requester
-):
-    sso.add_account(sub="rita-at-idp", email=requester.email, email_verified=True)
-    start_single_sign_on(page)
-    sign_in_at_provider(page, requester.email)
-    page.wait_for_url(f"{live_server.url}{reverse('myaccess:home')}")
+def scim_call(live_server, token, method, path, body):
+    """One request of a SCIM provisioning client (an HR system) to the live server."""
+    response = httpx.request(
+        method,
+        f"{live_server.url}/scim/v2/{path}",
+        content=json.dumps(body),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/scim+json"},
+        timeout=30,
+    )
+    return response.status_code, response.json() if response.content else None
 
-    user_disable(user=requester, source=Source(kind=Source.SCIM, name="HR system"))
+
+def test_a_person_disabled_by_scim_is_refused_although_the_provider_session_is_valid(
+    page, live_server, sso, admin_user
+):
+    _, token = client_create(name="HR system", actor=admin_user)
+    status, ann = scim_call(
+        live_server,
+        token,
+        "POST",
+        "Users",
+        {
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": "ann.lee@example.com",
+            "displayName": "Ann Lee",
+            "emails": [{"value": "ann.lee@example.com", "primary": True, "type": "work"}],
+            "active": True,
+        },
+    )
+    assert status == 201, ann
+    person = User.objects.get(email="ann.lee@example.com")
+    sso.add_account(sub="ann-at-idp", email="ann.lee@example.com", email_verified=True)
+    start_single_sign_on(page)
+    sign_in_at_provider(page, "ann.lee@example.com")
+    page.wait_for_url(f"{live_server.url}{reverse('myaccess:home')}")
+    assert signed_in_as(page, live_server) == str(person.pk)
+
+    status, body = scim_call(
+        live_server,
+        token,
+        "PATCH",
+        f"Users/{ann['id']}",
+        {
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "replace", "path": "active", "value": False}],
+        },
+    )
+    assert status == 204, body
 
     page.goto(reverse("myaccess:home"))
     assert page.url.startswith(f"{live_server.url}{reverse('account_login')}")
