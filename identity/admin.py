@@ -6,13 +6,16 @@ their manager or department, or changing a group's members has the same conseque
 same change from SCIM or an LDAP import (one door, one rule).
 """
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from directory.admin import GroupAdmin as DirectoryGroupAdmin
 from directory.admin import UserAdmin as DirectoryUserAdmin
 from directory.models import GrantSource, Group, GroupMembership, User
 
 from . import (
+    admin_guests,  # noqa: F401 - registers the guest lifecycle's admin
     admin_importing,  # noqa: F401 - registers the directory imports' admin
     services,
 )
@@ -32,6 +35,27 @@ admin.site.unregister(Group)
 @admin.register(User)
 class UserAdmin(DirectoryUserAdmin):
     """People: a new person is a joiner, a change a mover, unticking "enabled" a leaver."""
+
+    actions = ["disable_selected"]
+
+    @admin.action(description=_("Disable the selected people (they leave)"), permissions=["change"])
+    def disable_selected(self, request, queryset):
+        disabled = sum(
+            services.user_disable(user=user, source=_source(request), actor=request.user)
+            for user in queryset.filter(is_active=True).order_by("pk")
+        )
+        self.message_user(
+            request,
+            ngettext(
+                "%(count)d person disabled: their requests, approvals and access were handed on "
+                "or ended.",
+                "%(count)d people disabled: their requests, approvals and access were handed on "
+                "or ended.",
+                disabled,
+            )
+            % {"count": disabled},
+            messages.SUCCESS,
+        )
 
     def save_model(self, request, obj, form, change):
         if not change:

@@ -4,7 +4,7 @@ import pytest
 
 from approvals.models import StageApprover
 from directory.models import Group, GroupMembership, User
-from entitlements.models import AssignmentState, AuditEvent, Channel, SubjectType
+from entitlements.models import AssignmentState, AuditEvent, Channel, RequestState, SubjectType
 from entitlements.services.requests import request_submit
 from tests.factories import GroupFactory, GroupResourceFactory, UserFactory, add_approver
 from tests.foundation.admin_support import add_row, admin_url, page_data
@@ -149,3 +149,70 @@ def test_a_member_removed_in_the_group_admin_leaves_through_the_service(admin_cl
     assert AuditEvent.objects.get(action="group.membersChanged").data["removed"] == [
         str(requester.pk)
     ]
+
+
+def run_action(client, action, users):
+    return client.post(
+        admin_url(User, "changelist"),
+        {"action": action, "_selected_action": [str(u.pk) for u in users]},
+    )
+
+
+def test_the_disable_action_runs_the_leaver_path_for_each_selected_person(
+    admin_client, requester, approver, outsider
+):
+    policy = approval_policy(approvers=[approver])
+    request = request_submit(
+        actor=requester, target=requester, access_package=policy.access_package
+    )
+
+    response = run_action(admin_client, "disable_selected", [requester, outsider])
+
+    assert response.status_code == 302
+    assert response["Location"] == admin_url(User, "changelist")
+    assert not User.objects.filter(pk__in=[requester.pk, outsider.pk], is_active=True).exists()
+    request.refresh_from_db()
+    assert request.state == RequestState.CANCELED
+    assert AuditEvent.objects.filter(action="user.disabled").count() == 2
+
+
+def test_someone_who_may_only_look_people_up_has_no_disable_action(
+    client, catalog_owner, requester
+):
+    client.force_login(catalog_owner)
+
+    run_action(client, "disable_selected", [requester])
+
+    requester.refresh_from_db()
+    assert requester.is_active
+
+
+def test_a_group_added_in_the_admin_is_provisioned_with_its_members(admin_client, requester):
+    data = page_data(admin_client.get(admin_url(Group, "add")))
+    data["display_name"] = "Sales"
+    add_row(data, "memberships", user=requester, role="Member", source="direct")
+
+    response = admin_client.post(admin_url(Group, "add"), data)
+
+    assert response.status_code == 302, response.content
+    group = Group.objects.get(display_name="Sales")
+    assert list(group.memberships.values_list("user", flat=True)) == [requester.pk]
+    assert AuditEvent.objects.get(action="group.provisioned").object_id == str(group.pk)
+    assert AuditEvent.objects.get(action="group.membersChanged").data["added"] == [
+        str(requester.pk)
+    ]
+
+
+def test_someone_who_may_only_look_groups_up_cannot_change_their_members(
+    client, catalog_owner, requester
+):
+    group = GroupFactory()
+    client.force_login(catalog_owner)
+    url = admin_url(Group, "change", group.pk)
+    data = page_data(client.get(url))
+    add_row(data, "memberships", user=requester, role="Member", source="direct")
+
+    response = client.post(url, data)
+
+    assert response.status_code == 403
+    assert not group.memberships.exists()
