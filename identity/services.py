@@ -304,6 +304,8 @@ def user_update(*, user, changes, source, actor=None, now=None):
                 _("Someone with the email %(email)s already exists.") % {"email": email},
                 field="email",
             )
+        if values.get("manager") is not None and values["manager"].pk == locked.pk:
+            raise InvalidRequest(_("A person cannot be their own manager."), field="manager")
         diff = _changed(locked, values)
         if diff:
             locked.save(update_fields=[*diff, "modified"])

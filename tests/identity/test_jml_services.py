@@ -242,3 +242,8 @@ def test_a_bulk_naming_one_person_twice_is_refused_at_that_row():
         users_provision_many(rows=rows, source=LDAP_IMPORT)
 
     assert not User.objects.exists()
+
+
+def test_a_person_cannot_be_made_their_own_manager(requester):
+    with pytest.raises(InvalidRequest, match="their own manager"):
+        user_update(user=requester, changes={"manager_id": requester.pk}, source=SCIM)
