@@ -49,7 +49,7 @@ from api.permissions import EM_READ
 from api.tokens import application_register, personal_token_create, secret_create
 from approvals.links import decision_token
 from approvals.models import RequestApprovalStage
-from directory.models import Application, EntitlementManagementSettings, Site
+from directory.models import Application, EntitlementManagementSettings, Site, User
 from entitlements.models import (
     AccessPackage,
     AdminRole,
@@ -63,7 +63,7 @@ from entitlements.models import (
     SubjectType,
 )
 from entitlements.services.requests import request_submit
-from identity.models import DirectoryImport
+from identity.models import DirectoryImport, GuestLifecycle
 from reviews.models import ReviewInstance
 from reviews.services import review_instance_create
 from scim.tokens import client_create
@@ -270,6 +270,8 @@ def _build_world():
         kind=ConnectedSystem.Kind.LDAP, name="Fuzz LDAP", settings={"url": "ldap://127.0.0.1:9"}
     )
     DirectoryImport.objects.create(name="Fuzz import", system=ldap)
+    guest = UserFactory(email="fuzz.guest@partner.example", user_type=User.UserType.GUEST)
+    GuestLifecycle.objects.create(user=guest, last_assignment_ended=now, blocked_at=now)
     client_create(name="Fuzz SCIM client", actor=admin_user)
     personal_token_create(
         actor=user, name="Fuzz token", permissions=[EM_READ], expires=now + timedelta(days=7)
