@@ -6,6 +6,8 @@ are people only (the directory has no nested groups). ``service()`` is the scim2
 evaluates ETags; the directory is only its storage (``scim.storage``).
 """
 
+import json
+import re
 from functools import cache
 
 from scim2_models import (
@@ -16,7 +18,9 @@ from scim2_models import (
     External,
     Filter,
     Patch,
+    Path,
     Reference,
+    SCIMException,
     ScimProvider,
     ServiceProviderConfig,
     Sort,
@@ -68,9 +72,67 @@ def config():
     )
 
 
+VALUE_PATH = re.compile(r'^(\w+)\[type eq "([^"]*)"\]\.(\w+)$', re.IGNORECASE)
+
+
+def _entra_patch(body):
+    """Entra ID's PATCH as RFC 7644 has it: the enterprise manager comes as the bare id of
+    the manager (``"value": "<id>"``) and an empty one means "no manager"."""
+    try:
+        document = json.loads(body)
+        operations = document["Operations"]
+    except (ValueError, TypeError, KeyError):
+        return body  # the service refuses it with the right error
+    changed = False
+    for operation in operations if isinstance(operations, list) else []:
+        path = operation.get("path") if isinstance(operation, dict) else None
+        if not isinstance(path, str) or not path.lower().endswith(":manager"):
+            continue
+        value = operation.get("value")
+        if isinstance(value, str):
+            changed = True
+            if value:
+                operation["value"] = {"value": value}
+            else:
+                operation["op"] = "remove"
+                operation.pop("value")
+    return json.dumps(document).encode() if changed else body
+
+
+class DirectoryScimService(ScimService):
+    """scim2-server's protocol, tolerant of two things identity providers send: Entra ID's
+    manager as a bare id, and ``replace`` of ``emails[type eq "work"].value`` when the person
+    has no work address yet (Entra ID and Okta both send it; it then adds the address)."""
+
+    def read_patch(self, resource_type, body, content_type):
+        return super().read_patch(resource_type, _entra_patch(body), content_type)
+
+    def apply_patch(self, current, patch_op, conditions):
+        patch_op.operations = [
+            _add_when_no_value_matches(current, operation) for operation in patch_op.operations
+        ]
+        return super().apply_patch(current, patch_op, conditions)
+
+
+def _add_when_no_value_matches(resource, operation):
+    match = operation.path is not None and VALUE_PATH.match(str(operation.path))
+    if operation.op != operation.Op.replace_ or not match:
+        return operation
+    attribute, kind, sub = match.groups()
+    try:
+        entries = Path[type(resource)](attribute).get(resource) or []
+    except (ValueError, TypeError, SCIMException):
+        return operation
+    if any((getattr(entry, "type", None) or "").lower() == kind.lower() for entry in entries):
+        return operation
+    return type(operation).model_validate(
+        {"op": "add", "path": attribute, "value": [{"type": kind, sub: operation.value}]}
+    )
+
+
 @cache
 def service():
     """The one ScimService of the process (its models are built once, at first use)."""
     resource_types = load_default_resource_types().values()
     provider = ScimProvider.from_discovery(_schemas(), resource_types, config=config())
-    return ScimService(provider)
+    return DirectoryScimService(provider)

@@ -321,3 +321,54 @@ def test_every_write_is_audited_with_the_client_that_made_it(scim, provisioning)
     for event in events:
         assert event.data["source"] == "scim"
         assert event.data["source_name"] == provisioning[0].name
+
+
+# --- what identity providers send --------------------------------------------------------------
+
+
+def test_entra_ids_manager_as_a_bare_id_sets_and_clears_the_manager(scim):
+    boss = scim.create_user("boss@example.com")
+    ann = scim.create_user("ann@example.com")
+    path = f"{ENTERPRISE}:manager"
+    status, body, _ = scim.patch(
+        f"Users/{ann['id']}", [{"op": "Add", "path": path, "value": boss["id"]}]
+    )
+    assert status in (200, 204), body
+    assert User.objects.get(email="ann@example.com").manager.email == "boss@example.com"
+    status, body, _ = scim.patch(
+        f"Users/{ann['id']}", [{"op": "Replace", "path": path, "value": ""}]
+    )
+    assert status in (200, 204), body
+    assert User.objects.get(email="ann@example.com").manager is None
+
+
+def test_replacing_the_work_email_of_someone_without_one_adds_it(scim):
+    ann = scim.create_user("ann", displayName="Ann")
+    operation = {
+        "op": "replace",
+        "path": 'emails[type eq "work"].value',
+        "value": "ann@example.com",
+    }
+    status, body, _ = scim.patch(f"Users/{ann['id']}", [operation])
+    assert status in (200, 204), body
+    assert scim.get(f"Users/{ann['id']}")[1]["emails"] == [
+        {"type": "work", "value": "ann@example.com"}
+    ]
+    assert User.objects.filter(email="ann@example.com").exists()
+    operation["value"] = "ann.lee@example.com"
+    assert scim.patch(f"Users/{ann['id']}", [operation])[0] in (200, 204)
+    assert User.objects.filter(email="ann.lee@example.com").exists()
+
+
+def test_a_person_without_any_email_gets_a_placeholder_address_never_shown(scim):
+    ann = scim.create_user("ann", displayName="Ann")
+    person = ScimUser.objects.get(scim_id=ann["id"]).user
+    assert person.email == f"{ann['id']}@scim.invalid"
+    assert "emails" not in scim.get(f"Users/{ann['id']}")[1]
+
+
+def test_a_person_the_directory_knows_is_taken_over_by_email(scim, requester):
+    created = scim.create_user("requester@example.com", title="Analyst")
+    requester.refresh_from_db()
+    assert ScimUser.objects.get(scim_id=created["id"]).user == requester
+    assert requester.job_title == "Analyst"
