@@ -18,6 +18,7 @@ from entitlements.models import (
 )
 from entitlements.services.requests import request_cancel, request_submit
 from identity.services import Source, user_disable, user_update
+from notifications.models import Notification, NotificationKind
 from tests.factories import GroupResourceFactory, UserFactory, add_approver, add_subject
 from tests.lifecycle.assignment_helpers import assign, is_member, package_giving
 from tests.lifecycle.requests_setup import approval_policy, stage_of
@@ -75,6 +76,9 @@ def test_a_leavers_approval_goes_to_the_fallback_approver_who_is_asked(
 
     assert approvers_of(request) == [("Fay Fallback", StageApprover.Kind.FALLBACK_PRIMARY)]
     assert opened == [["Fay Fallback"]]
+    assert Notification.objects.filter(
+        recipient=fallback, kind=NotificationKind.APPROVAL_REQUIRED
+    ).exists()
     stage_decide(
         actor=fallback,
         stage=request.approval_stages.get(),
@@ -115,6 +119,7 @@ def test_a_leavers_access_is_removed_through_the_normal_lifecycle(
     assert "Contract ended" in removal.justification
     event = AuditEvent.objects.get(action="assignment.removed")
     assert event.data["source"] == "scim"
+    assert not Notification.objects.filter(recipient=requester).exists()  # they are disabled
 
 
 def test_memberships_given_directly_are_the_directorys_and_stay(requester):
