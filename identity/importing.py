@@ -26,6 +26,7 @@ from datetime import timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -529,8 +530,13 @@ class _Run:
         emails = sorted({p.values["email"] for p in unlinked})
         only = ["pk", "email", "is_active", "manager_id", *self.fields]
         for start in range(0, len(emails), 500):
-            for user in User.objects.filter(email__in=emails[start : start + 500]).only(*only):
-                by_email[user.email] = user
+            found = (
+                User.objects.annotate(lower_email=Lower("email"))
+                .filter(lower_email__in=emails[start : start + 500])
+                .only(*only)
+            )
+            for user in found:
+                by_email[user.lower_email] = user
         key_of_user = {user_id: key for key, (_pk, user_id, _dn) in self.user_links.items()}
         seen = {p.key for p in people}
         for person in people:
@@ -552,17 +558,23 @@ class _Run:
             # Someone with this address already (made by hand, or linked to an entry that
             # was deleted and re-created with a new key): this entry takes them over.
             work.append((person, user, old_key or ""))
-        # Managers before their reports, so that most people are created with their manager.
-        creates.sort(key=self._depth_function({p.key for p in creates}))
+        # New people level by level down the management chain, so that each is created
+        # with their manager (who is new too, often).
+        depth = self._depth_function({p.key for p in creates})
+        levels = defaultdict(list)
+        for person in creates:
+            levels[depth(person)].append(person)
         with self.progress(_("people"), len(work) + len(creates)) as bar:
             for start in range(0, len(work), BATCH_SIZE):
                 batch = work[start : start + BATCH_SIZE]
                 self._batch(self._change_one, batch)
                 bar.update(len(batch))
-            for start in range(0, len(creates), BATCH_SIZE):
-                batch = creates[start : start + BATCH_SIZE]
-                self._batch(self._create_one, [(p,) for p in batch])
-                bar.update(len(batch))
+            for level in sorted(levels):
+                people_of_level = levels[level]
+                for start in range(0, len(people_of_level), BATCH_SIZE):
+                    batch = people_of_level[start : start + BATCH_SIZE]
+                    self._create_many(batch)
+                    bar.update(len(batch))
 
     def _depth_function(self, new_keys):
         """person -> how many new people are above them in the management chain."""
@@ -581,6 +593,55 @@ class _Run:
             return depths[key]
 
         return lambda person: depth(person.key)
+
+    def _create_many(self, people):
+        """New people in a few statements (``users_provision_many``); when the service refuses
+        one of them, the batch is made one by one so that only the refused are left out."""
+        if self.dry_run:
+            self._batch(self._create_one, [(p,) for p in people])
+            return
+        rows = [self._new_attributes(person) for person in people]
+        try:
+            with transaction.atomic():
+                users = services.users_provision_many(
+                    rows=rows, source=self.source, actor=self.actor, now=self.now
+                )
+                for person, user in zip(people, users, strict=True):
+                    if not person.enabled:
+                        services.user_disable(
+                            user=user,
+                            source=self.source,
+                            actor=self.actor,
+                            reason=self._disable_reason(),
+                            now=self.now,
+                        )
+                DirectoryImportLink.objects.bulk_create(
+                    [
+                        DirectoryImportLink(
+                            directory_import=self.imp,
+                            key=person.key,
+                            dn=person.dn,
+                            user=user,
+                            created=self.now,
+                        )
+                        for person, user in zip(people, users, strict=True)
+                    ]
+                )
+        except (DomainError, IntegrityError):
+            self._batch(self._create_one, [(p,) for p in people])
+            return
+        for person, user in zip(people, users, strict=True):
+            self.users[user.pk] = user
+            self.user_links[person.key] = (None, user.pk, person.dn)
+            self.report.add("created", person.label)
+            self.outcome[person.key] = "created"
+
+    def _new_attributes(self, person):
+        attributes = dict(person.values)
+        manager_id, _known = self._manager_of(person)
+        if manager_id is not None:
+            attributes["manager"] = self.users.get(manager_id, manager_id)  # a row: no lookup
+        return attributes
 
     def _batch(self, function, items):
         """The batch in one transaction, each item in its own savepoint: an entry the
@@ -658,10 +719,7 @@ class _Run:
         self.user_links[person.key] = (None, user.pk if user else None, person.dn)
 
     def _create_one(self, person):
-        attributes = dict(person.values)
-        manager_id, _known = self._manager_of(person)
-        if manager_id is not None:
-            attributes["manager"] = self.users.get(manager_id, manager_id)  # a row: no lookup
+        attributes = self._new_attributes(person)
         user = None
         if not self.dry_run:
             user = services.user_provision(

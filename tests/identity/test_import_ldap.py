@@ -546,3 +546,31 @@ def test_the_scheduled_task_runs_the_import_once_and_sets_its_next_run(directory
     assert directory_import.next_run == directory_import.last_started + directory_import.interval
     directory_import_claim(directory_import=directory_import)
     assert run_directory_import(str(directory_import.pk)) is None  # another run holds it
+
+
+def test_an_address_written_in_capitals_is_the_same_person(directory_import, tree):
+    tree.person("ann")
+    existing = UserFactory(email=tree.mail("ann").upper())
+
+    report = run(directory_import)
+
+    assert report.counts["created"] == 0 and report.counts["errors"] == 0
+    assert DirectoryImportLink.objects.get(directory_import=directory_import).user == existing
+
+
+def test_when_the_bulk_creation_refuses_a_batch_its_people_are_created_one_by_one(
+    directory_import, tree, monkeypatch
+):
+    tree.person("ann")
+    tree.person("bob")
+
+    def refuse(**kwargs):
+        raise InvalidRequest("Person 2 (bob@...): refused")
+
+    monkeypatch.setattr(importing.services, "users_provision_many", refuse)
+
+    report = run(directory_import)
+
+    assert counts(report) == {"created": 2}
+    assert User.objects.filter(email__in=[tree.mail("ann"), tree.mail("bob")]).count() == 2
+    assert DirectoryImportLink.objects.filter(directory_import=directory_import).count() == 2
