@@ -742,3 +742,34 @@ def package_warnings(access_package):
             % {"package": access_package.display_name}
         )
     return warnings
+
+
+# --------------------------------------------------------------------------------------
+# Automatic assignment
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class RulePreview:
+    """Whom a rule would assign: how many active users it matches, the first few by name
+    and, for a saved automatic policy, how many would be added and how many would lose it."""
+
+    count: int
+    names: list
+    added: int | None = None
+    lost: int | None = None
+
+
+def rule_preview(*, rule, policy=None, limit=20):
+    """What ``rule`` (a parsed rule) would do, before it is saved (two queries, four with a
+    saved policy)."""
+    matching = User.objects.filter(is_active=True).filter(rule.to_q())
+    names = matching.order_by("display_name", "id").values_list("display_name", flat=True)
+    preview = RulePreview(count=matching.count(), names=list(names[:limit]))
+    if policy is not None and not policy._state.adding:
+        holders = Assignment.objects.filter(
+            access_package_id=policy.access_package_id, state__in=OPEN_ASSIGNMENT_STATES
+        )
+        preview.added = matching.exclude(pk__in=holders.values("target_id")).count()
+        preview.lost = holders.filter(assignment_policy=policy).exclude(target__in=matching).count()
+    return preview

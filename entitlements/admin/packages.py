@@ -1,11 +1,15 @@
 """Admin pages for access packages, their policies, approval stages and questions."""
 
+from django import forms as django_forms
 from django.contrib import admin, messages
-from django.urls import reverse
+from django.core.exceptions import PermissionDenied
+from django.http import JsonResponse
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from directory.rules import RuleSyntaxError, parse_rule
 from entitlements import forms, permissions, selectors, validation
 from entitlements.errors import DomainError
 from entitlements.models import (
@@ -20,6 +24,7 @@ from entitlements.models import (
     ResourceRoleScope,
     StageApproverSet,
 )
+from entitlements.services.automatic import automatic_policy_changed
 from entitlements.services.packages import package_role_add, package_role_remove
 
 from .base import (
@@ -183,11 +188,36 @@ class AccessPackageAdmin(ConfigurationAdmin):
 class PolicySubjectSetInline(ScopedInlineMixin, admin.TabularInline):
     model = PolicySubjectSet
     formset = forms.PolicySubjectSetFormSet
-    fields = ["purpose", "subject_type", "user", "group", "connected_organization", "manager_level"]
+    fields = [
+        "purpose",
+        "subject_type",
+        "user",
+        "group",
+        "connected_organization",
+        "manager_level",
+        "membership_rule",
+    ]
     autocomplete_fields = ["user", "group", "connected_organization"]
     extra = 0
     verbose_name = _("person or group")
     verbose_name_plural = _("who may request, request on behalf, or review")
+
+    class Media:
+        js = ["entitlements/rule_preview.js"]
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "membership_rule":
+            # The preview (rule_preview.js) reads the URL from the field and shows, as the
+            # rule is typed, how many users it matches, or where it is wrong.
+            kwargs["widget"] = django_forms.Textarea(
+                attrs={
+                    "rows": 2,
+                    "cols": 48,
+                    "class": "rule-input",
+                    "data-preview-url": reverse("admin:entitlements_assignmentpolicy_preview"),
+                }
+            )
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
 
 class PolicyStageInline(ScopedInlineMixin, admin.TabularInline):
@@ -269,6 +299,17 @@ class AssignmentPolicyAdmin(ConfigurationAdmin):
             {"fields": ["expiration_type", "expiration_end_datetime", "expiration_duration"]},
         ),
         (
+            _("Automatic assignment"),
+            {
+                "fields": ["request_access_for_allowed_targets"],
+                "description": _(
+                    "An automatic policy gives the package to everyone its rule matches (add a "
+                    "subject “Users a rule over attributes matches” with purpose “May request”) "
+                    "and takes it back, after the grace period, from those who stop matching."
+                ),
+            },
+        ),
+        (
             _("Losing eligibility"),
             {
                 "fields": [
@@ -319,6 +360,52 @@ class AssignmentPolicyAdmin(ConfigurationAdmin):
             policy, stage_count=policy.approval_stages.count()
         ):
             self.message_user(request, warning, level=messages.WARNING)
+        if policy.request_access_for_allowed_targets:
+            automatic_policy_changed(policy)
+            self.message_user(
+                request,
+                _("The rule is being applied: people it matches get the package in a moment."),
+                level=messages.INFO,
+            )
+
+    def get_urls(self):
+        preview = self.admin_site.admin_view(self.preview_view)
+        return [
+            path("preview-rule/", preview, name="entitlements_assignmentpolicy_preview"),
+            *super().get_urls(),
+        ]
+
+    def preview_view(self, request):
+        """Whom a rule typed on the policy page matches, before it is saved (JSON)."""
+        if not (self.has_add_permission(request) or self.has_change_permission(request)):
+            raise PermissionDenied
+        policy = None
+        policy_id = request.GET.get("policy", "")
+        if policy_id:
+            policy = self.get_object(request, policy_id)
+            if policy is None or not self.has_change_permission(request, policy):
+                raise PermissionDenied
+        try:
+            rule = parse_rule(request.GET.get("rule", ""))
+        except RuleSyntaxError as exc:
+            return JsonResponse(
+                {
+                    "error": exc.message,
+                    "line": exc.line,
+                    "column": exc.column,
+                    "pointed": exc.pointed(),
+                }
+            )
+        preview = selectors.rule_preview(rule=rule, policy=policy)
+        return JsonResponse(
+            {
+                "rule": str(rule),
+                "count": preview.count,
+                "names": preview.names,
+                "added": preview.added,
+                "lost": preview.lost,
+            }
+        )
 
 
 # --------------------------------------------------------------------------------------
