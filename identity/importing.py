@@ -123,7 +123,10 @@ class Report:
         return {
             "dry_run": self.dry_run,
             "read": self.read,
-            "counts": {k: self.counts[k] for k in (*self.KINDS, "managers_not_found", "errors")},
+            "counts": {
+                k: self.counts[k]
+                for k in (*self.KINDS, "managers_not_found", "groups_not_found", "errors")
+            },
             "examples": {k: list(v) for k, v in self.examples.items() if v},
             "errors": list(self.errors),
             "seconds": {k: round(v, 2) for k, v in self.seconds.items()},
@@ -843,6 +846,11 @@ class _Run:
         }
         names = {g.name for g in self.snapshot.groups if g.key not in self.group_links}
         by_name = {g.display_name: g for g in Group.objects.filter(display_name__in=names)}
+        found = {g.key for g in self.snapshot.groups}
+        for key, (_pk, group_id, dn) in sorted(self.group_links.items()):
+            if key not in found and group_id in existing:
+                # Left as it is: a group may hold access packages' memberships and grants.
+                self.report.add("groups_not_found", f"{existing[group_id].display_name} ({dn})")
         for entry in self.snapshot.groups:
             link = self.group_links.get(entry.key)
             group = existing.get(link[1]) if link else by_name.get(entry.name)

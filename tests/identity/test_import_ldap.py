@@ -20,7 +20,7 @@ from identity.models import DirectoryImport, DirectoryImportLink
 from identity.tasks import run_directory_import
 from tests import ldapserver
 from tests.factories import GroupFactory, GroupResourceFactory, UserFactory, add_member
-from tests.lifecycle.assignment_helpers import assign, package_giving
+from tests.lifecycle.assignment_helpers import assign, package_giving, run_in_threads
 
 pytestmark = pytest.mark.django_db
 
@@ -361,7 +361,9 @@ def test_groups_are_imported_with_their_members_and_follow_the_directory(directo
     assert members == {tree.mail("ann"), tree.mail("bob")}
     delivered = UserFactory()
     GroupMembership.objects.create(group=group, user=delivered, source=GrantSource.ENTITLEMENT)
+    events = AuditEvent.objects.count()
     assert counts(run(directory_import)) == {"unchanged": 3}
+    assert AuditEvent.objects.count() == events
 
     tree.set_members("Finance", ["bob", "cem"])
     report = run(directory_import)
@@ -371,6 +373,12 @@ def test_groups_are_imported_with_their_members_and_follow_the_directory(directo
     assert members == {tree.mail("bob"), tree.mail("cem"), delivered.email}
     event = AuditEvent.objects.filter(action="group.membersChanged").latest("created")
     assert event.data["source_name"] == "Head office"
+
+    tree.conn.delete(f"cn=Finance,{tree.dn}")
+    report = run(directory_import)
+
+    assert report.examples["groups_not_found"] == [f"Finance (cn=Finance,{tree.dn})"]
+    assert group.memberships.count() == 3  # left as it was
 
 
 def test_a_group_of_the_same_name_is_taken_over(directory_import, tree):
@@ -574,3 +582,21 @@ def test_when_the_bulk_creation_refuses_a_batch_its_people_are_created_one_by_on
     assert counts(report) == {"created": 2}
     assert User.objects.filter(email__in=[tree.mail("ann"), tree.mail("bob")]).count() == 2
     assert DirectoryImportLink.objects.filter(directory_import=directory_import).count() == 2
+
+
+@pytest.mark.postgres_only
+def test_two_runs_claiming_one_import_at_once_let_exactly_one_through(
+    transactional_db, ldap_system
+):
+    directory_import = DirectoryImport.objects.create(name="Once", system=ldap_system)
+
+    def claim():
+        try:
+            directory_import_claim(
+                directory_import=DirectoryImport.objects.get(pk=directory_import.pk)
+            )
+        except StateConflict:
+            return "refused"
+        return "claimed"
+
+    assert sorted(run_in_threads(claim, claim)) == ["claimed", "refused"]
