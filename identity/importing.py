@@ -31,6 +31,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from directory.models import GrantSource, Group, GroupMembership, User
+from entitlements.audit import audit_bulk, audit_event
 from entitlements.connectors.base import ConnectorError
 from entitlements.connectors.registry import connector_for_system
 from entitlements.errors import DomainError, InvalidRequest, StateConflict
@@ -95,6 +96,7 @@ class Report:
 
     KINDS = (
         "created",
+        "linked",
         "updated",
         "enabled",
         "disabled",
@@ -135,14 +137,15 @@ class Report:
     def summary(self):
         c = self.counts
         text = _(
-            "%(name)s%(dry)s: %(read)s people read; %(created)s created, %(updated)s updated, "
+            "%(name)s%(dry)s: %(read)s people read; %(created)s created, %(linked)s taken "
+            "over, %(updated)s updated, "
             "%(enabled)s enabled, %(disabled)s disabled, %(unchanged)s unchanged, "
             "%(errors)s errors"
         ) % {
             "name": self.name,
             "dry": _(" (dry run, nothing written)") if self.dry_run else "",
             "read": f"{self.read:,}",
-            **{k: f"{c[k]:,}" for k in ("created", "updated", "enabled", "disabled")},
+            **{k: f"{c[k]:,}" for k in ("created", "linked", "updated", "enabled", "disabled")},
             "unchanged": f"{c['unchanged']:,}",
             "errors": f"{c['errors']:,}",
         }
@@ -649,7 +652,7 @@ class _Run:
     def _batch(self, function, items):
         """The batch in one transaction, each item in its own savepoint: an entry the
         services refuse (an address someone else has) is reported and the others go on."""
-        self.new_links, self.moved_links = [], []
+        self.new_links, self.moved_links, self.link_events = [], [], []
         if self.dry_run:
             for item in items:
                 function(*item)
@@ -665,6 +668,8 @@ class _Run:
             DirectoryImportLink.objects.bulk_create(self.new_links)
             if self.moved_links:
                 DirectoryImportLink.objects.bulk_update(self.moved_links, ["key", "dn"])
+            if self.link_events:
+                audit_bulk(self.link_events)
 
     def _disable_reason(self):
         return _("Disabled in %(system)s.") % {"system": self.imp.system.name}
@@ -708,6 +713,20 @@ class _Run:
             self.user_links[person.key] = (link_pk, user.pk, person.dn)
         else:
             self._link(person, user)
+        if adopted_from is not None:
+            # From now on the directory decides about this person (and their leaving).
+            outcomes.append(("linked", f"{person.label}: {person.dn}"))
+            self.link_events.append(
+                audit_event(
+                    action="user.linked",
+                    obj=user,
+                    actor=self.actor,
+                    channel=self.source.channel,
+                    target=user,
+                    data=self.source.data(dn=person.dn, key=person.key, replaces=adopted_from),
+                    now=self.now,
+                )
+            )
         self.users[user.pk] = user
         for kind, example in outcomes or [("unchanged", "")]:
             self.report.add(kind, example)

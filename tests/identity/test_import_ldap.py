@@ -270,7 +270,7 @@ def test_people_gone_from_the_directory_are_disabled_and_come_back_enabled(direc
     tree.person("bob")  # back, with a new entryUUID: takes over the same person
     report = run(directory_import)
 
-    assert counts(report) == {"enabled": 1, "unchanged": 1}
+    assert counts(report) == {"linked": 1, "enabled": 1, "unchanged": 1}
     assert User.objects.get(pk=bob.pk).is_active
     assert DirectoryImportLink.objects.filter(user=bob).count() == 1
 
@@ -328,10 +328,14 @@ def test_someone_already_in_the_directory_with_the_address_is_taken_over_not_dup
 
     report = run(directory_import)
 
-    assert counts(report) == {"updated": 1}
+    assert counts(report) == {"linked": 1, "updated": 1}
     existing.refresh_from_db()
     assert existing.job_title == "Controller"
     assert DirectoryImportLink.objects.get(directory_import=directory_import).user == existing
+    linked = AuditEvent.objects.get(action="user.linked", target=existing)
+    assert (
+        linked.data["dn"] == tree.person_dn("ann") and linked.data["source_name"] == "Head office"
+    )
 
 
 def test_two_entries_with_one_address_are_reported_and_the_first_is_imported(
