@@ -6,7 +6,7 @@ import logging
 from django.conf import settings
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import BadRequest, SuspiciousOperation, ValidationError
-from django.http import HttpResponseBadRequest
+from django.http import HttpResponseBadRequest, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 from django.template import loader
 from django.utils import translation
@@ -25,6 +25,34 @@ def is_api_path(path):
     """Whether ``path`` is the Graph API's or the token endpoint's (``/{tenant}/oauth2/...``),
     whose clients read JSON errors, not pages."""
     return path.startswith(API_PATHS) or path == "/v1.0" or "/oauth2/v2.0/" in path
+
+
+def is_scim_path(path):
+    """Whether ``path`` is the SCIM service provider's, whose clients read SCIM Error bodies."""
+    return path.startswith("/scim/")
+
+
+def scim_error_response(status, detail):
+    """An RFC 7644 section 3.12 Error body, for answers given before the SCIM views run."""
+    return JsonResponse(
+        {
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
+            "status": str(status),
+            "detail": detail,
+        },
+        status=status,
+        content_type="application/scim+json",
+    )
+
+
+def error_for_client(request, status, code, detail):
+    """The error as the caller's door writes errors: Graph's JSON, SCIM's JSON, or ``None`` for
+    a page."""
+    if is_api_path(request.path_info):
+        return error_response(request, status, code, detail)
+    if is_scim_path(request.path_info):
+        return scim_error_response(status, detail)
+    return None
 
 
 def bad_request_response():
@@ -103,9 +131,9 @@ class RejectUnreadableRequestsMiddleware:
         if reason is None:
             return None
         logger.warning("Bad request %s %r: %s", request.method, request.path, reason)
-        if is_api_path(request.path_info):  # API clients read Graph's JSON errors
-            return error_response(request, 400, "BadRequest", "The request could not be read.")
-        return bad_request_response()
+        # API and SCIM clients read JSON errors.
+        answer = error_for_client(request, 400, "BadRequest", "The request could not be read.")
+        return answer or bad_request_response()
 
 
 class NoStoreForPeopleMiddleware:

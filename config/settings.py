@@ -206,7 +206,8 @@ ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_EMAIL_UNKNOWN_ACCOUNTS = False
 # The directory is the source of accounts: people do not sign themselves up.
 ACCOUNT_ADAPTER = "directory.adapters.DirectoryAccountAdapter"
-SOCIALACCOUNT_ADAPTER = "directory.adapters.DirectorySocialAccountAdapter"
+# Links single sign-on to directory users, and lets guests of connected organizations in.
+SOCIALACCOUNT_ADAPTER = "identity.adapters.GuestSocialAccountAdapter"
 MFA_SUPPORTED_TYPES = ["totp", "webauthn", "recovery_codes"]
 MFA_PASSKEY_LOGIN_ENABLED = False
 MFA_REQUIRED_FOR_APPROVERS = _strict("bool", "MFA_REQUIRED_FOR_APPROVERS", default=False)
@@ -338,7 +339,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# django-celery-beat's scheduler, sending only while holding the schedule lock (config/beat.py).
+CELERY_BEAT_SCHEDULER = "config.beat:LockedDatabaseScheduler"
 # Three queues, so that slow work never delays a removal (docs/operations.md): "delivery"
 # (grants, revocations, expiry and the reconciler that re-queues them), "notifications"
 # (emails), "periodic" (beat's jobs and bulk work, and any task not routed). A worker started

@@ -5,34 +5,32 @@ from django.core.exceptions import RequestDataTooBig, ValidationError
 from django.http import Http404, HttpResponseServerError
 from django.template import loader
 
-from api.graph.errors import error_response
-from config.middleware import bad_request_response, is_api_path
+from config.middleware import bad_request_response, error_for_client
 
 
 def bad_request(request, exception=None):
     """``handler400``. Django's default is wrapped in ``requires_csrf_token``, which parses the
     POST body again and so turned a body it could not read into a server error. API clients
-    get Graph's JSON error instead of the page."""
-    if is_api_path(request.path_info):
-        if isinstance(exception, RequestDataTooBig):
-            return error_response(
-                request, 413, "RequestEntityTooLarge", "The request body is too large."
-            )
-        return error_response(request, 400, "BadRequest", "The request could not be read.")
-    return bad_request_response()
+    get Graph's (or SCIM's) JSON error instead of the page."""
+    if isinstance(exception, RequestDataTooBig):
+        answer = error_for_client(
+            request, 413, "RequestEntityTooLarge", "The request body is too large."
+        )
+    else:
+        answer = error_for_client(request, 400, "BadRequest", "The request could not be read.")
+    return answer or bad_request_response()
 
 
 def server_error(request):
     """``handler500``, for the same reason: the server error page must not fail in its turn.
-    API clients get Graph's JSON error, with the request id to quote."""
-    if is_api_path(request.path_info):
-        return error_response(
-            request,
-            500,
-            "InternalServerError",
-            "The server failed to answer; the error was logged with this request id.",
-        )
-    return HttpResponseServerError(loader.render_to_string("500.html"))
+    API clients get Graph's JSON error, with the request id to quote; SCIM clients SCIM's."""
+    answer = error_for_client(
+        request,
+        500,
+        "InternalServerError",
+        "The server failed to answer; the error was logged with this request id.",
+    )
+    return answer or HttpResponseServerError(loader.render_to_string("500.html"))
 
 
 def view_on_site(request, content_type_id, object_id):

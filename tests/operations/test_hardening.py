@@ -130,3 +130,15 @@ def test_the_portal_admin_and_api_docs_run_with_no_policy_violation(live_server,
         context.close()
 
     assert violations == []
+
+
+def test_an_unreadable_scim_request_gets_a_scim_error_body(client):
+    response = client.get("/scim/v2/Users", {"filter": 'userName eq "a\x00b"'})
+
+    assert response.status_code == 400
+    assert response.headers["Content-Type"] == "application/scim+json"
+    assert response.json() == {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
+        "status": "400",
+        "detail": "The request could not be read.",
+    }
