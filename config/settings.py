@@ -426,6 +426,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "entitlements.tasks.evaluate_automatic_policies",
         "schedule": 60 * _EVERY_MINUTE,
     },
+    "run directory imports that are due": {
+        "task": "identity.tasks.run_due_directory_imports",
+        "schedule": 5 * _EVERY_MINUTE,  # each import then waits its own interval
+    },
     "apply the guest lifecycle": {
         "task": "identity.tasks.sweep_guest_lifecycle",
         "schedule": 15 * _EVERY_MINUTE,
