@@ -11,6 +11,8 @@ import uuid
 from datetime import datetime
 
 from django.db.models import Exists, OuterRef, Q
+from django.db.models.functions import Lower
+from django.db.models.lookups import Exact
 from scim2_models import InvalidFilterException, Path, SCIMException
 from scim2_models.path import (
     CompareOperator,
@@ -169,6 +171,9 @@ class FilterToQ(FilterVisitor):
             if op != CompareOperator.eq:
                 raise InvalidFilterException(detail="A member is compared with eq or ne.")
             return Q(Exists(self._members().filter(user__scim_links__scim_id=_uuid_or_none(value))))
+        if op == CompareOperator.eq and field == "user_name":
+            # lower(userName) = lower(value): the unique index on lower(user_name) answers it.
+            return Q(Exact(Lower("user_name"), value.lower()))
         return Q(**{f"{field}__{TEXT_LOOKUPS[op]}": value})
 
     def visit_value_path(self, node):

@@ -271,7 +271,8 @@ class DirectoryStorage(ScimStorage):
                 client=self.client,
             )
             queryset = (self._users() if is_user else self._groups()).filter(condition)
-            querysets.append((resource_type, queryset.distinct().order_by("created", "id")))
+            # Every lookup is a column of the link, its row or a subquery: no join repeats a row.
+            querysets.append((resource_type, queryset.order_by("created", "id")))
         # Several resource types (a search at the root) read as one list: Users, then Groups.
         totals = [queryset.count() for _, queryset in querysets]
         start = search_request.start_index_0 or 0
@@ -364,11 +365,15 @@ class DirectoryStorage(ScimStorage):
             )
 
     @staticmethod
-    def _call(service_function, **arguments):
-        """A directory service, its refusal as a SCIM invalidValue error."""
+    def _call(service_function, *, taken=None, **arguments):
+        """A directory service, its refusal as a SCIM error: 409 uniqueness when it refuses
+        the field ``taken`` (someone else has it, e.g. a request racing this one), else 400
+        invalidValue."""
         try:
             return service_function(**arguments)
         except InvalidRequest as exc:
+            if taken is not None and exc.field == taken:
+                raise UniquenessException(detail=str(exc)) from None
             raise InvalidValueException(detail=str(exc)) from None
 
     # -- users ------------------------------------------------------------------------
@@ -471,10 +476,19 @@ class DirectoryStorage(ScimStorage):
             changes = dict(fields)
             if active is not None:
                 changes["is_active"] = bool(active)
-            self._call(user_update, user=existing, changes=changes, source=source, now=self.now)
+            self._call(
+                user_update,
+                taken="email",
+                user=existing,
+                changes=changes,
+                source=source,
+                now=self.now,
+            )
             link.user = existing
         else:
-            link.user = self._call(user_provision, attributes=fields, source=source, now=self.now)
+            link.user = self._call(
+                user_provision, taken="email", attributes=fields, source=source, now=self.now
+            )
             if active is False:
                 self._call(user_disable, user=link.user, source=source, now=self.now)
         link.save(force_insert=True)
@@ -505,7 +519,14 @@ class DirectoryStorage(ScimStorage):
         changes = dict(fields)
         if active is not None:
             changes["is_active"] = bool(active)
-        self._call(user_update, user=user, changes=changes, source=self.source(link), now=self.now)
+        self._call(
+            user_update,
+            taken="email",
+            user=user,
+            changes=changes,
+            source=self.source(link),
+            now=self.now,
+        )
         link.user_name = user_name
         link.external_id = data.get("externalId") or ""
         link.document = self._document(data)
@@ -561,7 +582,11 @@ class DirectoryStorage(ScimStorage):
             link.group = existing
         else:
             link.group = self._call(
-                group_provision, attributes={"display_name": name}, source=source, now=self.now
+                group_provision,
+                taken="display_name",
+                attributes={"display_name": name},
+                source=source,
+                now=self.now,
             )
         if members:
             self._call(
@@ -587,6 +612,7 @@ class DirectoryStorage(ScimStorage):
                 raise UniquenessException(detail=f"A group named {name} exists already.")
             self._call(
                 group_update,
+                taken="display_name",
                 group=link.group,
                 changes={"display_name": name},
                 source=source,

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from api.permissions import EM_READ
 from api.tokens import personal_token_create
-from directory.models import User
+from directory.models import Group, GroupMembership, User
 from entitlements.models import AuditEvent
 from scim.models import ProvisioningClient, ScimUser
 from scim.tokens import client_create, client_revoke, digest
@@ -372,3 +372,82 @@ def test_a_person_the_directory_knows_is_taken_over_by_email(scim, requester):
     requester.refresh_from_db()
     assert ScimUser.objects.get(scim_id=created["id"]).user == requester
     assert requester.job_title == "Analyst"
+
+
+# --- replacing and deleting ---------------------------------------------------------------------
+
+
+def test_a_put_replaces_the_resource_and_clears_what_it_leaves_out(scim):
+    ann = scim.create_user(
+        "ann@example.com",
+        schemas=[USER, ENTERPRISE],
+        title="Clerk",
+        nickName="Annie",
+        **{ENTERPRISE: {"department": "Sales", "employeeNumber": "E1"}},
+    )
+    status, body, _ = scim.put(
+        f"Users/{ann['id']}",
+        {
+            "schemas": [USER, ENTERPRISE],
+            "userName": "ann@example.com",
+            ENTERPRISE: {"employeeNumber": "E2"},
+        },
+    )
+    assert status == 200, body
+    assert "title" not in body and "nickName" not in body
+    assert body[ENTERPRISE] == {"employeeNumber": "E2"}
+    person = User.objects.get(email="ann@example.com")
+    assert (person.job_title, person.department, person.employee_id) == ("", "", "E2")
+
+
+def test_fields_a_client_never_sent_stay_as_other_doors_set_them(scim, requester):
+    requester.department = "Finance"
+    requester.save(update_fields=["department"])
+    created = scim.create_user("requester@example.com")
+    scim.patch(f"Users/{created['id']}", [{"op": "add", "path": "title", "value": "Analyst"}])
+    requester.refresh_from_db()
+    assert (requester.department, requester.job_title) == ("Finance", "Analyst")
+
+
+def test_deleting_a_group_removes_its_members_and_keeps_the_group(scim):
+    ann = scim.create_user("ann@example.com")
+    status, group, _ = scim.post(
+        "Groups", {"schemas": [GROUP], "displayName": "Sales", "members": [{"value": ann["id"]}]}
+    )
+    assert GroupMembership.objects.filter(group__display_name="Sales").count() == 1
+    assert scim.delete(f"Groups/{group['id']}")[0] == 204
+    assert scim.get(f"Groups/{group['id']}")[0] == 404
+    assert Group.objects.filter(display_name="Sales").exists()
+    assert not GroupMembership.objects.filter(group__display_name="Sales").exists()
+
+
+def test_a_client_cannot_see_or_change_another_clients_groups(scim, client, admin_user):
+    status, group, _ = scim.post("Groups", {"schemas": [GROUP], "displayName": "Sales"})
+    _other, token = client_create(name="Okta", actor=admin_user)
+    okta = Scim(client, token)
+    assert okta.get(f"Groups/{group['id']}")[0] == 404
+    assert (
+        okta.patch(
+            f"Groups/{group['id']}", [{"op": "replace", "path": "displayName", "value": "X"}]
+        )[0]
+        == 404
+    )
+    assert okta.get("Groups")[1]["totalResults"] == 0
+
+
+def test_sorting_is_not_offered_and_asking_for_it_is_a_scim_error(scim):
+    status, body, _ = scim.get("Users", QUERY_STRING="sortBy=userName")
+    assert status == 501
+    _error(body, 501)
+
+
+def test_a_search_by_post_filters_like_a_get(scim, people):
+    body = {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+        "filter": 'userName sw "ann"',
+        "attributes": ["userName"],
+    }
+    status, answer, _ = scim.post("Users/.search", body)
+    assert status == 200, answer
+    assert [r["userName"] for r in answer["Resources"]] == ["ann.lee@example.com"]
+    assert "displayName" not in answer["Resources"][0]
