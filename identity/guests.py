@@ -428,13 +428,24 @@ def guests_lifecycle_sweep(*, now=None):
     since = now - SWEEP_HORIZON
     if current.pk is not None and current.modified > since:
         since = current.modified
-    acted_on = GuestLifecycle.objects.filter(user=OuterRef("pk")).filter(
-        Q(state=GuestState.DELETED) | Q(last_assignment_ended__gte=OuterRef("last_end"))
+    # From the assignments that ended lately, less those ends already acted on: a few rows,
+    # whatever the number of guests.
+    acted_on = GuestLifecycle.objects.filter(user=OuterRef("target_id")).filter(
+        Q(state=GuestState.DELETED) | Q(last_assignment_ended__gte=OuterRef("expired_datetime"))
+    )
+    unseen_ends = (
+        Assignment.objects.filter(
+            expired_datetime__gt=since,
+            expired_datetime__lte=now,
+            target__user_type=User.UserType.GUEST,
+        )
+        .filter(~Exists(acted_on))
+        .values("target_id")
     )
     missed = (
         guests_without_access()
-        .filter(last_end__gt=since, last_end__lte=now)
-        .filter(~Exists(acted_on))
+        .filter(pk__in=unseen_ends, last_end__lte=now)
+        .order_by()
         .values_list("pk", flat=True)
     )
     for user_id in list(missed):

@@ -304,3 +304,18 @@ def test_a_sweep_with_nothing_to_do_costs_three_queries_however_many_guests(
     # the settings, the guests whose end nobody acted on, the blocked guests due for removal
     with django_assert_num_queries(3):
         assert guests_lifecycle_sweep() == {"blocked": 0, "removed": 0}
+
+
+def test_a_guest_an_administrator_enabled_again_is_not_blocked_again_for_the_same_end(
+    guest, package, admin_user, django_capture_on_commit_callbacks
+):
+    from identity.services import Source, user_enable
+
+    lifecycle_settings(Action.BLOCK_SIGN_IN)
+    remove(assign(guest, *package), admin_user, django_capture_on_commit_callbacks)
+    user_enable(user=reload(guest), source=Source(kind=Source.ADMIN), actor=admin_user)
+
+    assert guests_lifecycle_sweep() == {"blocked": 0, "removed": 0}
+    assert guests_lifecycle_apply(user_ids=[guest.pk]) == 0
+
+    assert reload(guest).is_active
