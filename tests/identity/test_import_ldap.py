@@ -604,3 +604,22 @@ def test_two_runs_claiming_one_import_at_once_let_exactly_one_through(
         return "claimed"
 
     assert sorted(run_in_threads(claim, claim)) == ["claimed", "refused"]
+
+
+def test_the_command_ends_with_one_line_on_a_bad_configuration(directory_import):
+    directory_import.attribute_map = {"email": ""}
+    directory_import.save()
+
+    with pytest.raises(CommandError) as error:
+        call_command("directory_import", "Head office", "--no-progress")
+
+    assert str(error.value) == "Head office cannot run: email needs an attribute."
+
+
+def test_the_command_ends_with_one_line_while_another_run_holds_the_import(directory_import):
+    directory_import_claim(directory_import=directory_import)
+
+    with pytest.raises(CommandError, match="Head office is already running") as error:
+        call_command("directory_import", "Head office", "--no-progress")
+
+    assert "\n" not in str(error.value)
