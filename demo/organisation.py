@@ -69,6 +69,8 @@ SIGN_INS = [
 ]
 
 Role = GroupMembership.Role
+# Departments whose onboarding package an automatic policy gives, by a rule on the department.
+AUTOMATIC_ONBOARDING = ("Sales", "Engineering")
 
 
 @dataclass
@@ -577,6 +579,32 @@ def seed_organisation(*, now=None):
         s.subject(policy, Purpose.ON_BEHALF_REQUESTOR, SubjectType.TARGET_MANAGER)
         onboarding[department] = (package, policy)
 
+    # Automatic assignment (Entra's automatic policies): everyone in Sales or Engineering has
+    # their onboarding package without asking, and moving to the other department in the
+    # admin swaps it. No grace period, so the demo shows the swap at once.
+    automatic = {}
+    for department in AUTOMATIC_ONBOARDING:
+        package, _policy = onboarding[department]
+        automatic[department] = s.policy(
+            package,
+            f"{department} department (automatic)",
+            description=f"Given to everyone whose department is {department}.",
+            allowed_target_scope=AllowedTargetScope.SPECIFIC_DIRECTORY_USERS,
+            request_access_for_allowed_targets=True,
+            enable_targets_to_self_add_access=False,
+            enable_targets_to_self_remove_access=False,
+            is_approval_required_for_add=False,
+            expiration_type=ExpirationType.NO_EXPIRATION,
+            expiration_duration=None,
+            grace_period_before_access_removal=timedelta(0),
+        )
+        s.subject(
+            automatic[department],
+            Purpose.ALLOWED_TARGET,
+            SubjectType.ATTRIBUTE_RULE_MEMBERS,
+            membership_rule=f'user.department -eq "{department}"',
+        )
+
     phoenix_package = s.package(
         catalogs["Engineering"],
         "Project Phoenix team",
@@ -838,7 +866,7 @@ def seed_organisation(*, now=None):
     # --- Access people already hold --------------------------------------------------------
     for department, (package, policy) in onboarding.items():
         for person in [heads[department], *staff[department]]:
-            s.delivered_assignment(package, policy, person)
+            s.delivered_assignment(package, automatic.get(department, policy), person)
     s.delivered_assignment(*onboarding["Engineering"], owner)
     s.delivered_assignment(phoenix_package, phoenix_policy, heads["Engineering"])
     s.delivered_assignment(compliance_package, compliance_policy, staff["Finance"][0])

@@ -170,24 +170,21 @@ def _create_assignments(policy, user_ids, now):
         batch_size=BATCH_SIZE,
     )
     data = rule_data(policy)
+    # One event per person: the assignment created, naming its request and the rule.
     audit_bulk(
         [
             audit_event(
-                action=action,
-                obj=obj,
-                after=after,
+                action="assignment.created",
+                obj=assignment,
+                after=delivering,
                 reason=reason,
-                target=request.target_id,
+                target=assignment.target_id,
                 access_package=policy.access_package_id,
                 request=request,
                 data=data,
                 now=now,
             )
             for request, assignment in zip(requests, assignments, strict=True)
-            for action, obj, after in (
-                ("request.submitted", request, RequestState.DELIVERING),
-                ("assignment.created", assignment, delivering),
-            )
         ]
     )
     ids = [str(a.pk) for a in assignments]

@@ -56,7 +56,7 @@ def test_each_automatic_assignment_is_audited_with_its_rule():
 
     events = AuditEvent.objects.filter(target=seller, action="assignment.created")
     assert [e.data for e in events] == [{"rule": SALES, "policy": str(policy.pk)}]
-    assert AuditEvent.objects.get(target=seller, action="request.submitted").data["rule"] == SALES
+    assert events.get().request == seller.assignment_requests.get()
 
 
 def test_a_second_evaluation_adds_nobody_twice():
