@@ -2,6 +2,7 @@
 groups, dry runs, the lease, the command and the admin."""
 
 import secrets
+import time
 import uuid
 from datetime import timedelta
 from io import StringIO
@@ -14,6 +15,7 @@ from directory.models import GrantSource, Group, GroupMembership, User
 from entitlements.connectors.base import ConnectorError
 from entitlements.errors import InvalidRequest, StateConflict
 from entitlements.models import AssignmentState, AuditEvent, ConnectedSystem
+from entitlements.queue import enqueue_named
 from identity import importing
 from identity.importing import _key, directory_import_claim, directory_import_run
 from identity.models import DirectoryImport, DirectoryImportLink
@@ -623,3 +625,21 @@ def test_the_command_ends_with_one_line_while_another_run_holds_the_import(direc
         call_command("directory_import", "Head office", "--no-progress")
 
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.postgres_only
+@pytest.mark.celery_worker
+def test_beats_job_runs_a_due_import_on_a_real_worker(directory_import, tree, celery_worker):
+    tree.person("ann")
+
+    enqueue_named("identity.tasks.run_due_directory_imports")  # what beat sends
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        directory_import.refresh_from_db()
+        if directory_import.last_finished:
+            break
+        time.sleep(0.2)
+    assert directory_import.last_finished, "".join(celery_worker.output[-30:])
+    assert directory_import.last_result["counts"]["created"] == 1
+    assert User.objects.filter(email=tree.mail("ann")).exists()
