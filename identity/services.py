@@ -418,7 +418,8 @@ def _requests_cancel(user, reason, now):
 
 
 def _access_remove(user, source, reason, now):
-    """End every open assignment of the person with a systemRemove request each."""
+    """End every open assignment of the person with a systemRemove request each, as one batch
+    (one revocation task for all of them, the set-based signal)."""
     open_ids = list(
         Assignment.objects.filter(target_id=user.pk, state__in=OPEN_ASSIGNMENT_STATES)
         .order_by("pk")
@@ -431,6 +432,7 @@ def _access_remove(user, source, reason, now):
             reason=reason,
             notify=True,
             data=source.data(notify=True),
+            batch=True,
             now=now,
         )
 

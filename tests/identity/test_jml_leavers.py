@@ -1,6 +1,8 @@
 """Leavers and movers: disabling a person ends what they had, a new manager takes over."""
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from approvals.models import StageApprover, StageStatus
 from approvals.services import stage_decide
@@ -209,3 +211,25 @@ def test_the_system_cancels_a_request_whatever_its_catalog(requester, approver):
     request.refresh_from_db()
     assert request.state == RequestState.CANCELED
     assert AuditEvent.objects.get(action="request.cancel").reason == "Cleaning up"
+
+
+def test_a_leavers_access_ends_in_the_same_number_of_queries_for_three_or_thirty(
+    django_capture_on_commit_callbacks,
+):
+    def leaver_with(count):
+        person = UserFactory()
+        for _ in range(count):
+            package, policy = package_giving(GroupResourceFactory())
+            assign(person, package, policy)
+        return person
+
+    counts = []
+    for person in (leaver_with(3), leaver_with(30)):
+        with django_capture_on_commit_callbacks(execute=True):
+            with CaptureQueriesContext(connection) as queries:
+                user_disable(user=person, source=HR)
+            counts.append(len(queries))
+        # then, on commit, one revocation task for all of them
+        assert not GroupMembership.objects.filter(user=person).exists()
+
+    assert counts[0] == counts[1]
