@@ -643,3 +643,24 @@ def test_beats_job_runs_a_due_import_on_a_real_worker(directory_import, tree, ce
     assert directory_import.last_finished, "".join(celery_worker.output[-30:])
     assert directory_import.last_result["counts"]["created"] == 1
     assert User.objects.filter(email=tree.mail("ann")).exists()
+
+
+def test_a_bit_of_an_integer_attribute_says_disabled_as_active_directorys_flag_does(
+    directory_import, tree
+):
+    # Active Directory's default is userAccountControl bit 2 through the bitwise-AND matching
+    # rule; slapd has the same rule, tried here on the nis schema's integer shadowFlag.
+    directory_import.disabled_filter = "(shadowFlag:1.2.840.113556.1.4.803:=2)"
+    directory_import.save()
+    classes = ["inetOrgPerson", "shadowAccount"]
+    for uid, flag in (("ann", "512"), ("eve", "514")):  # 514 = 512 + 2: disabled
+        tree._add(
+            tree.person_dn(uid),
+            classes,
+            {"cn": uid, "sn": uid, "uid": uid, "mail": tree.mail(uid), "shadowFlag": flag},
+        )
+
+    run(directory_import)
+
+    assert User.objects.get(email=tree.mail("ann")).is_active
+    assert not User.objects.get(email=tree.mail("eve")).is_active
