@@ -380,6 +380,30 @@ def test_a_dump_from_before_an_upgrade_is_brought_up_to_date_by_migrate(
     assert manage(fresh_database, "count_rows").stdout == counts_here()
 
 
+# --- count_rows ----------------------------------------------------------------------------
+
+
+def test_count_rows_prints_each_table_of_the_product_once_with_its_rows(db):
+    def counts():
+        lines = counts_here().splitlines()
+        assert lines == sorted(lines)
+        return dict(line.rsplit(" ", 1) for line in lines)
+
+    before = counts()
+    UserFactory(email="rita@example.com")
+    after = counts()
+
+    assert int(after["directory.User"]) == int(before["directory.User"]) + 1
+    assert after["directory.User"] == str(User.objects.count())
+    # Many-to-many tables and the other apps' tables are rows of the backup too.
+    assert {
+        "entitlements.AuditEvent",
+        "entitlements.AccessPackage_incompatible_access_packages",
+        "django_celery_beat.PeriodicTask",
+        "sessions.Session",
+    } <= set(after)
+
+
 # --- The commands of docs/backups.md name what the compose file has -----------------------
 
 DOCS = Path(settings.BASE_DIR) / "docs" / "backups.md"
