@@ -44,9 +44,15 @@ class OidcProvider:
         self.accounts_file = accounts_file
         self.accounts = []
 
-    def add_account(self, *, sub, email, email_verified, password=PASSWORD):
+    def add_account(self, *, sub, email, email_verified, name="", password=PASSWORD):
         self.accounts.append(
-            {"sub": sub, "email": email, "email_verified": email_verified, "password": password}
+            {
+                "sub": sub,
+                "email": email,
+                "email_verified": email_verified,
+                "name": name or email,
+                "password": password,
+            }
         )
         self.accounts_file.write_text(json.dumps(self.accounts))
 

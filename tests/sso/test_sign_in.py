@@ -11,6 +11,7 @@ from django.urls import reverse
 from directory.models import User
 from scim.tokens import client_create
 from tests.browser import chromium, screenshot
+from tests.factories import ConnectedOrganizationFactory
 
 from .conftest import PASSWORD, PROVIDER_NAME
 
@@ -73,6 +74,23 @@ def test_a_verified_email_signs_in_as_the_directory_user_with_that_email(
     account = SocialAccount.objects.get(uid="rita-at-idp")
     assert account.user == requester
     assert account.provider == "sso"
+
+
+def test_a_connected_organization_s_person_signs_in_as_a_new_guest(page, live_server, sso):
+    contoso = ConnectedOrganizationFactory(display_name="Contoso", domains=["contoso.com"])
+    sso.add_account(
+        sub="gail-at-contoso", email="gail@contoso.com", email_verified=True, name="Gail Guest"
+    )
+
+    start_single_sign_on(page)
+    sign_in_at_provider(page, "gail@contoso.com")
+
+    page.wait_for_url(f"{live_server.url}{reverse('myaccess:home')}")
+    guest = User.objects.get(email="gail@contoso.com")
+    assert (guest.user_type, guest.connected_organization) == (User.UserType.GUEST, contoso)
+    assert guest.display_name == "Gail Guest"
+    assert signed_in_as(page, live_server) == str(guest.pk)
+    assert SocialAccount.objects.get(uid="gail-at-contoso").user == guest
 
 
 def test_an_unverified_email_is_refused_and_links_nobody(page, live_server, sso, requester):
