@@ -328,8 +328,10 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "store_processed": False,
     }
 else:
-    # Longer than any countdown or ETA we schedule, so an unacked task is not redelivered early.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 6 * 3600}
+    # Longer than any countdown or ETA we schedule, so an unacked task is not redelivered early;
+    # max_retries 0: a send while the broker is down fails at once (enqueue logs it, the reconciler
+    # sends it later) instead of holding the request ~6 s per task. Workers reconnect on their own.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 6 * 3600, "max_retries": 0}
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = _strict("bool", "CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_EAGER_PROPAGATES = True
