@@ -77,26 +77,46 @@ VALUE_PATH = re.compile(r'^(\w+)\[type eq "([^"]*)"\]\.(\w+)$', re.IGNORECASE)
 
 def _entra_patch(body):
     """Entra ID's PATCH as RFC 7644 has it: the enterprise manager comes as the bare id of
-    the manager (``"value": "<id>"``) and an empty one means "no manager"."""
+    the manager (``"value": "<id>"``, ``""`` for none), and members are removed with
+    ``{"op": "Remove", "path": "members", "value": [{"value": "<id>"}]}`` where RFC 7644
+    puts the member in the path (``members[value eq "<id>"]``)."""
     try:
         document = json.loads(body)
         operations = document["Operations"]
     except (ValueError, TypeError, KeyError):
         return body  # the service refuses it with the right error
-    changed = False
-    for operation in operations if isinstance(operations, list) else []:
+    if not isinstance(operations, list):
+        return body
+    rewritten, changed = [], False
+    for operation in operations:
         path = operation.get("path") if isinstance(operation, dict) else None
-        if not isinstance(path, str) or not path.lower().endswith(":manager"):
-            continue
-        value = operation.get("value")
-        if isinstance(value, str):
+        value = operation.get("value") if isinstance(operation, dict) else None
+        op = str(operation.get("op", "")).lower() if isinstance(operation, dict) else ""
+        if isinstance(path, str) and path.lower().endswith(":manager") and isinstance(value, str):
             changed = True
             if value:
                 operation["value"] = {"value": value}
             else:
-                operation["op"] = "remove"
-                operation.pop("value")
-    return json.dumps(document).encode() if changed else body
+                operation = {"op": "remove", "path": path}
+        elif (
+            op == "remove"
+            and isinstance(path, str)
+            and path.lower() == "members"
+            and isinstance(value, list)
+            and value
+            and all(isinstance(m, dict) and isinstance(m.get("value"), str) for m in value)
+        ):
+            changed = True
+            rewritten.extend(
+                {"op": "remove", "path": f"members[value eq {json.dumps(m['value'])}]"}
+                for m in value
+            )
+            continue
+        rewritten.append(operation)
+    if not changed:
+        return body
+    document["Operations"] = rewritten
+    return json.dumps(document).encode()
 
 
 class DirectoryScimService(ScimService):

@@ -451,3 +451,25 @@ def test_a_search_by_post_filters_like_a_get(scim, people):
     assert status == 200, answer
     assert [r["userName"] for r in answer["Resources"]] == ["ann.lee@example.com"]
     assert "displayName" not in answer["Resources"][0]
+
+
+def test_entra_ids_removal_of_members_by_value_removes_only_them(scim):
+    a, b, c = (scim.create_user(f"{n}@example.com") for n in "abc")
+    members = [{"value": p["id"]} for p in (a, b, c)]
+    group = scim.post("Groups", {"schemas": [GROUP], "displayName": "G", "members": members})[1]
+    remove = {"op": "Remove", "path": "members", "value": [{"value": a["id"]}, {"value": c["id"]}]}
+    status, body, _ = scim.patch(f"Groups/{group['id']}", [remove])
+    assert status in (200, 204), body
+    assert [m["value"] for m in scim.get(f"Groups/{group['id']}")[1]["members"]] == [b["id"]]
+    assert list(
+        GroupMembership.objects.filter(group__display_name="G").values_list(
+            "user__email", flat=True
+        )
+    ) == ["b@example.com"]
+
+
+def test_a_nul_byte_in_the_query_is_a_scim_400_not_a_page(scim):
+    status, body, response = scim.get("Users", QUERY_STRING="filter=userName%20eq%20%22a%00%22")
+    assert status == 400
+    _error(body, 400)
+    assert response["Content-Type"].startswith("application/scim+json")
