@@ -31,6 +31,7 @@ from entitlements.policy_config import (
     policy_delete,
     policy_save,
 )
+from entitlements.services.automatic import automatic_policy_changed
 
 from ..graph.errors import bad_request, not_found
 from ..graph.schema import graph_schema
@@ -152,6 +153,11 @@ POLICY_PATHS = {
     "review_duration_in_days": "reviewSettings.schedule.expiration.duration",
     "policy": "requestApprovalSettings.stages",
     "is_approval_required_for_add": "requestApprovalSettings.isApprovalRequiredForAdd",
+    "request_access_for_allowed_targets": "automaticRequestSettings.requestAccessForAllowedTargets",
+    "enable_targets_to_self_add_access": "requestorSettings.enableTargetsToSelfAddAccess",
+    "enable_on_behalf_requestors_to_add_access": (
+        "requestorSettings.enableOnBehalfRequestorsToAddAccess"
+    ),
 }
 SUBJECT_PATHS = {
     "subject_type": "@odata.type",
@@ -159,6 +165,7 @@ SUBJECT_PATHS = {
     "group": "groupId",
     "connected_organization": "connectedOrganizationId",
     "manager_level": "managerLevel",
+    "membership_rule": "membershipRule",
 }
 STAGE_PATHS = {
     "sequence": "",
@@ -194,6 +201,12 @@ POLICY_FIELDS = [
     for f in AssignmentPolicy._meta.concrete_fields
     if f.name not in ("id", "created", "modified", "access_package")
 ]
+# Off in an automatic policy unless the body says otherwise (and then the policy is refused).
+AUTOMATIC_OFF = [
+    "enable_targets_to_self_add_access",
+    "enable_on_behalf_requestors_to_add_access",
+    "is_approval_required_for_add",
+]
 # Product settings Graph has no property for: a PUT keeps them as they were.
 KEPT_ON_REPLACE = ["review_is_auto_apply_enabled"]
 
@@ -220,6 +233,12 @@ class PolicyBody:
         for name in POLICY_FIELDS:
             if name in values:
                 setattr(policy, name, values[name])
+        if policy.request_access_for_allowed_targets:
+            # An automatic policy as Graph creates one says nothing of requests or approval:
+            # nobody requests under it.
+            for name in AUTOMATIC_OFF:
+                if name not in values:
+                    setattr(policy, name, False)
         return policy
 
     def _subjects(self, values):
@@ -355,7 +374,7 @@ class PolicyViewSet(GraphViewSet):
 
     def _save(self, body):
         try:
-            return policy_save(
+            policy = policy_save(
                 actor=self.request.user,
                 policy=body.policy,
                 subject_sets=body.subject_sets,
@@ -365,6 +384,8 @@ class PolicyViewSet(GraphViewSet):
             )
         except PolicyInvalid as error:
             raise bad_request(body.describe(error)) from None
+        automatic_policy_changed(policy)
+        return policy
 
     def create(self, request):
         # Somebody who may create policies nowhere is told so, whatever the body names.

@@ -22,6 +22,7 @@ from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
 from directory.models import ConnectedOrganization, Group, User
+from directory.rules import RuleSyntaxError, parse_rule
 from entitlements.models import (
     AllowedTargetScope,
     ExpirationType,
@@ -110,6 +111,7 @@ SUBJECT_TYPES = {
     f"{GRAPH}internalSponsors": SubjectType.INTERNAL_SPONSORS,
     f"{GRAPH}externalSponsors": SubjectType.EXTERNAL_SPONSORS,
     f"{GRAPH}targetUserSponsors": SubjectType.TARGET_USER_SPONSORS,
+    f"{GRAPH}attributeRuleMembers": SubjectType.ATTRIBUTE_RULE_MEMBERS,
 }
 ODATA_TYPE_OF_SUBJECT = {value: key for key, value in SUBJECT_TYPES.items()}
 # What each type refers to: (Graph property, model field, model of the row).
@@ -152,8 +154,8 @@ class SubjectSetSerializer(InputSerializer):
                 {
                     "@odata.type": f"{values['odata_type']} subject sets are not supported; "
                     "use singleUser, groupMembers, connectedOrganizationMembers, "
-                    "requestorManager, targetManager, internalSponsors, externalSponsors or "
-                    "targetUserSponsors."
+                    "requestorManager, targetManager, internalSponsors, externalSponsors, "
+                    "targetUserSponsors or attributeRuleMembers."
                 }
             )
         row = {"subject_type": kind, "manager_level": None}
@@ -171,6 +173,13 @@ class SubjectSetSerializer(InputSerializer):
         if kind in MANAGER_TYPES:
             level = values.get("managerLevel")
             row["manager_level"] = 1 if level is None else level
+        if kind == SubjectType.ATTRIBUTE_RULE_MEMBERS:
+            rule = (values.get("membershipRule") or "").strip()
+            try:
+                parse_rule(rule)
+            except RuleSyntaxError as exc:
+                raise serializers.ValidationError({"membershipRule": exc.pointed()}) from None
+            row["membership_rule"] = rule
         return row
 
     def to_representation(self, row):
@@ -182,6 +191,8 @@ class SubjectSetSerializer(InputSerializer):
             data[prop] = str(value) if value else None
         if kind in MANAGER_TYPES:
             data["managerLevel"] = row.manager_level or 1
+        if kind == SubjectType.ATTRIBUTE_RULE_MEMBERS:
+            data["membershipRule"] = row.membership_rule
         return data
 
 
@@ -488,7 +499,9 @@ class AccessPackageAssignmentReviewSettingsSerializer(InputSerializer):
 
 
 class AccessPackageAutomaticRequestSettingsSerializer(InputSerializer):
-    requestAccessForAllowedTargets = serializers.BooleanField(required=False, write_only=True)
+    requestAccessForAllowedTargets = serializers.BooleanField(
+        source="request_access_for_allowed_targets", required=False
+    )
     removeAccessWhenTargetLeavesAllowedTargets = serializers.BooleanField(
         source="remove_access_when_target_leaves_allowed_targets", required=False
     )
@@ -496,20 +509,8 @@ class AccessPackageAutomaticRequestSettingsSerializer(InputSerializer):
         source="grace_period_before_access_removal", required=False, allow_null=True
     )
 
-    def validate_requestAccessForAllowedTargets(self, value):  # noqa: N802
-        if value:
-            raise serializers.ValidationError(
-                "Automatic assignment is not supported: people request the package, or an "
-                "administrator assigns it."
-            )
-        return value
-
     def validate_gracePeriodBeforeAccessRemoval(self, value):  # noqa: N802
         return timedelta(0) if value is None else value
-
-    def to_representation(self, policy):
-        data = super().to_representation(policy)
-        return {"requestAccessForAllowedTargets": False, **data}
 
 
 class AccessPackageNotificationSettingsSerializer(InputSerializer):

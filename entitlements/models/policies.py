@@ -244,6 +244,14 @@ class AssignmentPolicy(BaseModel):
             problems["is_approval_required_for_add"] = _(
                 "Automatic assignments are not approved; turn this off."
             )
+        others = AssignmentPolicy.objects.filter(
+            access_package_id=self.access_package_id, request_access_for_allowed_targets=True
+        ).exclude(pk=self.pk)
+        if self.access_package_id and others.exists():
+            problems["request_access_for_allowed_targets"] = _(
+                "This access package already has an automatic policy (%(name)s); a package has "
+                "at most one."
+            ) % {"name": others.first().display_name}
         return problems
 
     @property

@@ -392,9 +392,9 @@ INVALID = {
         _set(automaticRequestSettings__gracePeriodBeforeAccessRemoval="-P1D"),
         "automaticRequestSettings.gracePeriodBeforeAccessRemoval",
     ),
-    "automatic assignment": (
+    "automatic, but users may request": (
         _set(automaticRequestSettings__requestAccessForAllowedTargets=True),
-        "automaticRequestSettings.requestAccessForAllowedTargets",
+        "requestorSettings.enableTargetsToSelfAddAccess",
     ),
     "no targets": (_set(specificAllowedTargets=[]), "allowedTargetScope"),
     "service principals": (
@@ -405,14 +405,14 @@ INVALID = {
         _set(specificAllowedTargets__0={"@odata.type": f"{G}requestorManager"}),
         "specificAllowedTargets.0.@odata.type",
     ),
-    "attribute rule": (
+    "a rule that cannot be read": (
         _set(
             specificAllowedTargets__0={
                 "@odata.type": f"{G}attributeRuleMembers",
                 "membershipRule": "x",
             }
         ),
-        "specificAllowedTargets.0.@odata.type",
+        "specificAllowedTargets.0.membershipRule",
     ),
     "no group id": (
         _set(specificAllowedTargets__0={"@odata.type": f"{G}groupMembers"}),
