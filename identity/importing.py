@@ -226,12 +226,6 @@ def _limit(field_name, value):
     return value[: User._meta.get_field(field_name).max_length]
 
 
-def _search(connector, base, search, attributes):
-    """[(dn, attributes)] of the entries found, page by page on one pooled, bound connection.
-    (The connector's own paged search, so there is one LDAP client in the product.)"""
-    return connector._run(lambda conn: list(connector._paged(conn, base, search, attributes)))
-
-
 def directory_read(directory_import):
     """Read the people (and groups) of ``directory_import`` from its server: a Snapshot.
 
@@ -250,12 +244,12 @@ def directory_read(directory_import):
     base = imp.effective_user_base()
     user_filter = imp.effective_user_filter()
     attributes = sorted({key_attribute, "cn", *mapping.values()})
-    entries = _search(connector, base, user_filter, attributes)
+    entries = connector.search(base, user_filter, attributes)
     disabled_keys = set()
     disabled_filter = imp.effective_disabled_filter()
     if disabled_filter:
         search = f"(&{user_filter}{disabled_filter})"
-        for _entry, values in _search(connector, base, search, [key_attribute]):
+        for _entry, values in connector.search(base, search, [key_attribute]):
             disabled_keys.add(_key(_get(values, key_attribute)))
     snapshot = Snapshot(people=[], groups=[])
     for dn, values in entries:
@@ -290,8 +284,8 @@ def directory_read(directory_import):
         name_attribute = imp.effective_group_name_attribute()
         member_attribute = imp.effective_member_attribute()
         group_attributes = [key_attribute, name_attribute, "description", member_attribute]
-        for dn, values in _search(
-            connector, imp.effective_group_base(), imp.effective_group_filter(), group_attributes
+        for dn, values in connector.search(
+            imp.effective_group_base(), imp.effective_group_filter(), group_attributes
         ):
             key = _key(_get(values, key_attribute))
             name = _first(_get(values, name_attribute))

@@ -382,6 +382,11 @@ class LdapConnector(Connector):
                 keys[dn.lower()] = values[0].lower()
         return keys
 
+    def search(self, base, search, attributes):
+        """[(dn, attributes)] of the entries under ``base`` that ``search`` finds, read page by
+        page on one pooled, bound connection (the directory import reads people with it)."""
+        return self._run(lambda conn: list(self._paged(conn, base, search, attributes)))
+
     def _paged(self, conn, base, search, attributes, limit=None):
         """(dn, attributes) of each entry found, page by page."""
         cookie, count = None, 0
