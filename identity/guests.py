@@ -28,6 +28,7 @@ from directory.models import (
 )
 from entitlements import signals as lifecycle
 from entitlements.audit import audit_bulk, audit_event
+from entitlements.errors import InvalidRequest
 from entitlements.models import (
     ADD_REQUEST_TYPES,
     OPEN_ASSIGNMENT_STATES,
@@ -139,8 +140,8 @@ def connected_organization_propose(*, domain, actor=None, now=None):
         with transaction.atomic():
             organization = ConnectedOrganization(
                 display_name=name,
-                description=_("Proposed when %(email)s signed in for the first time.")
-                % {"email": f"someone@{domain}"},
+                description=_("Proposed when a new external user from %(domain)s signed in.")
+                % {"domain": domain},
                 domains=[domain],
                 state=ConnectedOrganization.State.PROPOSED,
                 created=now,
@@ -180,22 +181,29 @@ def guest_sign_up(*, email, display_name, source, now=None):
 
     now = now or timezone.now()
     user_type, organization = classify(email)
-    with transaction.atomic():
-        if user_type != User.UserType.GUEST:
-            if not email_domain(email) or is_internal(email) or not external_users_welcome():
-                return None
-            organization = connected_organization_propose(domain=email_domain(email), now=now)
-        return user_provision(
-            attributes={
-                "email": email,
-                "display_name": display_name or email.split("@")[0],
-                "user_type": User.UserType.GUEST,
-                "connected_organization": organization,
-                "company_name": organization.display_name,
-            },
-            source=source,
-            now=now,
-        )
+    try:
+        with transaction.atomic():
+            if user_type != User.UserType.GUEST:
+                if not email_domain(email) or is_internal(email) or not external_users_welcome():
+                    return None
+                organization = connected_organization_propose(domain=email_domain(email), now=now)
+            return user_provision(
+                attributes={
+                    "email": email,
+                    "display_name": display_name or email.split("@")[0],
+                    "user_type": User.UserType.GUEST,
+                    "connected_organization": organization,
+                    "company_name": organization.display_name,
+                },
+                source=source,
+                now=now,
+            )
+    except (IntegrityError, InvalidRequest):
+        # The same person signing in twice at once: the first sign-in made the account.
+        existing = User.objects.filter(email__iexact=email).first()
+        if existing is None:
+            raise
+        return existing
 
 
 # --------------------------------------------------------------------------------------

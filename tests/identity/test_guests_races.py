@@ -101,3 +101,18 @@ def test_two_sweeps_at_once_remove_the_guest_once(ended_guest):
     assert errors == [] and conflicts == []
     assert sorted(results) == [0, 1]
     assert AuditEvent.objects.filter(action="guest.deleted", target=ended_guest).count() == 1
+
+
+def test_one_person_signing_in_twice_at_once_gets_one_guest_account():
+    require_postgres()
+    ConnectedOrganizationFactory(display_name="Contoso", domains=["contoso.com"])
+
+    def sign_up():
+        return guest_sign_up(email="gail@contoso.com", display_name="Gail", source=SSO).pk
+
+    results, conflicts, errors = run_together([sign_up, sign_up])
+
+    assert errors == [] and conflicts == []
+    assert len(set(results)) == 1
+    assert User.objects.filter(email="gail@contoso.com").count() == 1
+    assert AuditEvent.objects.filter(action="user.provisioned").count() == 1
