@@ -1,12 +1,10 @@
-"""django-allauth adapters: the directory is the source of accounts, nobody signs up, except
-guests of connected organizations, whose accounts single sign-on creates just in time."""
+"""The single sign-on adapter: the directory is the source of accounts and nobody signs up,
+except guests of connected organizations, whose accounts it creates just in time."""
 
-from directory.adapters import DirectoryAccountAdapter, DirectorySocialAccountAdapter
+from directory.adapters import DirectorySocialAccountAdapter
 
 from .guests import guest_sign_up
 from .services import Source
-
-__all__ = ["DirectoryAccountAdapter", "GuestSocialAccountAdapter"]
 
 
 class GuestSocialAccountAdapter(DirectorySocialAccountAdapter):
