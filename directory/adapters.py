@@ -38,6 +38,17 @@ def _refuse(request, sociallogin, reason, email=""):
     raise ImmediateHttpResponse(response)
 
 
+def _vouches(sociallogin):
+    """Whether the provider's claims vouch for the email: email_verified true, or, from Entra
+    ID, which never sends email_verified for work accounts, its optional claim xms_edov
+    ("email domain owner verified") true when no email_verified was sent at all."""
+    claims = _claims(sociallogin)
+    stated = [each["email_verified"] for each in claims if "email_verified" in each]
+    if stated:
+        return any(value is True for value in stated)
+    return any(each.get("xms_edov") is True for each in claims)
+
+
 def verified_email(request, sociallogin):
     """The sign-in's email address, lower case, when the identity provider vouches for it;
     otherwise the sign-in is refused. Some providers let people set their own email claim,
@@ -48,7 +59,7 @@ def verified_email(request, sociallogin):
     verified = {
         address.email.lower() for address in sociallogin.email_addresses if address.verified
     }
-    if any(claims.get("email_verified") is True for claims in _claims(sociallogin)):
+    if _vouches(sociallogin):
         verified.add(email)
     if email not in verified:
         _refuse(request, sociallogin, "unverified", email)

@@ -57,6 +57,18 @@ def test_an_email_verified_claim_in_the_userinfo_links_the_directory_user(admin_
     assert login.connect.call_args.args[1] == admin_user
 
 
+def test_entra_s_domain_owner_verified_claim_links_the_directory_user(admin_user):
+    login = sign_in(incoming(admin_user.email, claims={"xms_edov": True}))
+
+    assert login.connect.call_args.args[1] == admin_user
+
+
+def test_entra_s_domain_claim_does_not_override_an_email_verified_false(admin_user):
+    page = refusal(incoming(admin_user.email, claims={"email_verified": False, "xms_edov": True}))
+
+    assert "has not confirmed" in page
+
+
 def test_an_unverified_address_is_refused_and_never_takes_over_an_account(admin_user):
     page = refusal(incoming(admin_user.email, claims={"email_verified": False}))
 
