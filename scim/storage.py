@@ -473,9 +473,9 @@ class DirectoryStorage(ScimStorage):
                 raise UniquenessException(
                     detail=f"A user with the email {fields['email']} exists already."
                 )
-            changes = dict(fields)
-            if active is not None:
-                changes["is_active"] = bool(active)
+            # A created resource is active unless the client says otherwise: someone deleted
+            # earlier and provisioned again comes back enabled.
+            changes = {**fields, "is_active": True if active is None else bool(active)}
             self._call(
                 user_update,
                 taken="email",

@@ -473,3 +473,15 @@ def test_a_nul_byte_in_the_query_is_a_scim_400_not_a_page(scim):
     assert status == 400
     _error(body, 400)
     assert response["Content-Type"].startswith("application/scim+json")
+
+
+def test_someone_deleted_and_provisioned_again_comes_back_enabled_under_a_new_id(scim):
+    first = scim.create_user("ann@example.com")
+    assert scim.delete(f"Users/{first['id']}")[0] == 204
+    assert not User.objects.get(email="ann@example.com").is_active
+    again = scim.create_user("ann@example.com")
+    assert again["id"] != first["id"]
+    assert scim.get(f"Users/{first['id']}")[0] == 404
+    person = User.objects.get(email="ann@example.com")
+    assert person.is_active
+    assert ScimUser.objects.filter(user=person).count() == 2

@@ -182,3 +182,30 @@ def test_two_clients_creating_one_userName_at_once_get_a_201_and_a_409(provision
         thread.join()
     assert sorted(a[0] for a in answers) == [201, 409], [a[1].get("detail") for a in answers]
     assert ScimUser.objects.filter(user_name="race@example.com").count() == 1
+
+
+@pytest.mark.postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_two_patches_with_the_same_etag_at_once_get_one_success_and_one_412(provisioning):
+    token = provisioning[1]
+    scim = Scim(Client(), token)
+    ann = scim.create_user("ann@example.com", title="Clerk")
+    etag = scim.get(f"Users/{ann['id']}")[2]["ETag"]
+    barrier, answers = threading.Barrier(2), []
+
+    def patch(title):
+        try:
+            barrier.wait()
+            operation = [{"op": "replace", "path": "title", "value": title}]
+            answers.append(
+                Scim(Client(), token).patch(f"Users/{ann['id']}", operation, HTTP_IF_MATCH=etag)[0]
+            )
+        finally:
+            close_old_connections()
+
+    threads = [threading.Thread(target=patch, args=(t,)) for t in ("Boss", "Chief")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(answers) in ([204, 412], [200, 412]), answers
