@@ -104,13 +104,32 @@ def _add_batch(policy, user_ids, now, attempts=3):
             # One evaluation of a policy at a time: a second one waits here, then finds
             # these people already assigned.
             AssignmentPolicy.objects.select_for_update().filter(pk=policy.pk).first()
-            still = list(users_to_add(policy, user_ids).values_list("pk", flat=True))
-            return _create_assignments(policy, still, now)
+            taken = _holding_or_asking(policy, user_ids)
+            return _create_assignments(policy, [pk for pk in user_ids if pk not in taken], now)
     except IntegrityError:
         # Someone requested the package between the check and the insert: look again.
         if attempts <= 1:
             raise
         return _add_batch(policy, user_ids, now, attempts - 1)
+
+
+def _holding_or_asking(policy, user_ids):
+    """Which of ``user_ids`` hold the package or have an open request for it now.
+
+    Looked up by person through the indexes on (target, state) and (target, package), not
+    with the anti-join of ``users_to_add``: its plan over a table growing batch after batch
+    (statistics not yet updated) took seconds per batch by the end of 90,000 people."""
+    package = policy.access_package_id
+    holding = Assignment.objects.filter(
+        target_id__in=user_ids, access_package_id=package, state__in=OPEN_ASSIGNMENT_STATES
+    ).values_list("target_id", flat=True)
+    asking = AssignmentRequest.objects.filter(
+        target_id__in=user_ids,
+        access_package_id=package,
+        request_type__in=ADD_REQUEST_TYPES,
+        state__in=OPEN_REQUEST_STATES,
+    ).values_list("target_id", flat=True)
+    return set(holding) | set(asking)
 
 
 def _create_assignments(policy, user_ids, now):

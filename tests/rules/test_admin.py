@@ -182,3 +182,14 @@ def test_a_rule_can_be_added_to_a_new_automatic_policy(client, admin_user):
 
     assert response.status_code == 302, errors_of(response)
     assert str(policy.subject_sets.get()) == 'user.jobTitle -startsWith "Account"'
+
+
+def test_the_policy_page_loads_the_preview_for_each_rule(client, admin_user):
+    _package, policy, _resource = automatic_policy('user.department -eq "Sales"')
+    client.force_login(admin_user)
+
+    page = client.get(admin_url(AssignmentPolicy, "change", policy.pk)).content.decode()
+
+    assert "entitlements/rule_preview.js" in page
+    assert f'data-preview-url="{reverse(PREVIEW)}"' in page
+    assert 'class="rule-input"' in page
