@@ -1,4 +1,6 @@
-"""What the lifecycle tells higher layers (notifications, reviews). Sent on commit.
+"""What the lifecycle tells higher layers (notifications, reviews). Sent on commit, except
+``assignment_delivered``: sent inside the delivering transaction, so the outbox row its
+receiver writes commits with the delivery (receivers of it only write rows, never call out).
 
 Receivers never change state; they enqueue work (emails) that calls services.
 Each signal is sent with ``sender`` the model class and the keyword arguments listed.

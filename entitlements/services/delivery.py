@@ -479,14 +479,10 @@ def _record_delivery(assignment_id, claimed, results, now):
         request = _settle_request(assignment, ADD_REQUEST_TYPES, state, events, now)
         audit_bulk(events)
         if state != before and state == AssignmentState.DELIVERED:
-            transaction.on_commit(
-                partial(
-                    assignment_delivered.send,
-                    sender=Assignment,
-                    assignment=assignment,
-                    request=request,
-                )
-            )
+            # Inside the transaction, unlike the other signals: the "access delivered" email's
+            # outbox row commits with the delivery, so a worker killed between the two cannot
+            # lose it (its receiver only writes the row; sending waits for the commit).
+            assignment_delivered.send(sender=Assignment, assignment=assignment, request=request)
         elif state != before:
             transaction.on_commit(
                 partial(assignment_delivery_failed.send, sender=Assignment, assignment=assignment)

@@ -223,7 +223,7 @@ def reconcile():
     pending_notifications_requeue(older_than=timedelta(0))
 
 
-def assert_each_delivered_once(resource, requests, inbox=None, copies_allowed=0, crashed=False):
+def assert_each_delivered_once(resource, requests, inbox=None, copies_allowed=0):
     grants = AssignmentResourceRole.objects.filter(resource_role__resource=resource)
     assert grants.count() == len(requests)
     assert not grants.exclude(state=GrantState.DELIVERED).exists()
@@ -241,22 +241,19 @@ def assert_each_delivered_once(resource, requests, inbox=None, copies_allowed=0,
         # Message-ID is the email's, so a copy would show).
         rows = Notification.objects.filter(recipient__in=[r.target for r in requests])
         written = rows.filter(kind=NotificationKind.ACCESS_DELIVERED).count()
-        # KNOWN GAP: the "delivered" email's outbox row is written by a receiver run after
-        # the delivery commits; a worker that dies between the two loses that one email.
-        assert written == len(requests) or (crashed and written >= len(requests) - 2), written
+        # The "delivered" email's outbox row commits with the delivery: none lost in a crash.
+        assert written == len(requests), written
         assert not rows.exclude(state=Notification.State.SENT).exists()
         sent = Counter(m["Message-ID"] for m in inbox.messages)
         assert len(sent) == rows.count()
         assert sum(sent.values()) - len(sent) <= copies_allowed, sent.most_common(3)
 
 
-def everything_sent(requests, crashed=False):
-    """Every email is sent (and, unless a crash hit the known gap, each one was written)."""
+def everything_sent(requests):
+    """Every "delivered" email is written and every email is sent."""
     rows = Notification.objects.filter(recipient__in=[r.target for r in requests])
     written = rows.filter(kind=NotificationKind.ACCESS_DELIVERED).count()
-    return (crashed or written == len(requests)) and not rows.exclude(
-        state=Notification.State.SENT
-    ).exists()
+    return written == len(requests) and not rows.exclude(state=Notification.State.SENT).exists()
 
 
 def settle(done, *, broker, timeout, dead=()):
@@ -364,7 +361,7 @@ def test_a_worker_and_its_pool_children_sigkilled_during_100_deliveries_deliver_
     worker = start_worker(broker=redis_broker, email_url=smtp)
     try:
         settle(
-            lambda: delivered(resource) == 100 and everything_sent(requests, crashed=True),
+            lambda: delivered(resource) == 100 and everything_sent(requests),
             broker=redis_broker,
             timeout=180,
             dead=dead,
@@ -374,7 +371,7 @@ def test_a_worker_and_its_pool_children_sigkilled_during_100_deliveries_deliver_
     print(f"\n{at_kill} of 100 delivered when the worker group was killed")
     # An email the dead pool was handing to the SMTP server may go again, with the same
     # Message-ID (the outbox's promise: at least once, one Message-ID per email).
-    assert_each_delivered_once(resource, requests, smtp_server, copies_allowed=2, crashed=True)
+    assert_each_delivered_once(resource, requests, smtp_server, copies_allowed=2)
 
 
 def test_postgresql_restarted_under_a_running_worker_loses_no_grant_and_does_none_twice(
@@ -397,7 +394,7 @@ def test_postgresql_restarted_under_a_running_worker_loses_no_grant_and_does_non
         wait_until(lambda: broker_idle(redis_broker), timeout=120, every=0.2)
         run_out_leases()
         settle(
-            lambda: delivered(resource) == 100 and everything_sent(requests, crashed=True),
+            lambda: delivered(resource) == 100 and everything_sent(requests),
             broker=redis_broker,
             timeout=180,
         )
@@ -407,4 +404,4 @@ def test_postgresql_restarted_under_a_running_worker_loses_no_grant_and_does_non
         f"\n{before} of 100 delivered before the restart ({restart_took:.1f} s), {at_restart} after"
     )
     assert before < 100, "every delivery was done before the restart"
-    assert_each_delivered_once(resource, requests, smtp_server, copies_allowed=4, crashed=True)
+    assert_each_delivered_once(resource, requests, smtp_server, copies_allowed=4)
