@@ -21,10 +21,13 @@ from django.db.models import F, Func, Q, TextField
 from django.db.models.lookups import Contains, Exact, In, StartsWith
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, VisitError
 
 MAX_RULE_LENGTH = 4000
+# How deeply -not, -and and -or may nest: far beyond any rule a person writes, and far
+# below what reading, printing or querying the tree (all recursive) can follow.
+MAX_RULE_DEPTH = 50
 
 # Entra's attribute name -> (User field, kind). Only attributes the directory keeps.
 ATTRIBUTES = {
@@ -273,7 +276,7 @@ _PARSER = Lark(GRAMMAR, parser="lalr", lexer="contextual", propagate_positions=F
 _EXPECTED = {
     "ATTRIBUTE": gettext_lazy("an attribute such as user.department"),
     "OPERATOR": gettext_lazy("an operator such as -eq"),
-    "STRING": _('a value in double quotes such as "Sales"'),
+    "STRING": gettext_lazy('a value in double quotes such as "Sales"'),
     "BOOLEAN": gettext_lazy("true or false"),
     "LSQB": gettext_lazy('a list such as ["Sales", "Marketing"]'),
     "LPAR": gettext_lazy("an opening parenthesis"),
@@ -413,6 +416,7 @@ def parse_rule(text):
             text=text,
             position=token.start_pos,
         ) from None
+    _check_depth(tree, text)
     try:
         return _Build().transform(tree)
     except VisitError as exc:
@@ -422,6 +426,33 @@ def parse_rule(text):
                 error.message, text=text, position=error.token.start_pos
             ) from None
         raise
+
+
+_LOGICAL = {"negated", "conjunction", "disjunction"}
+
+
+def _check_depth(tree, text):
+    """Refuse a parse tree nested deeper than MAX_RULE_DEPTH, pointing at where it gets too
+    deep (looked at without recursion, so any depth is safe here)."""
+    stack = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if node.data in _LOGICAL:
+            depth += 1
+        if depth > MAX_RULE_DEPTH:
+            raise RuleSyntaxError(
+                _("The rule is nested too deeply; use at most %(max)s levels of -not, -and, -or.")
+                % {"max": MAX_RULE_DEPTH},
+                text=text,
+                position=_first_position(node),
+            )
+        stack.extend((child, depth) for child in node.children if isinstance(child, Tree))
+
+
+def _first_position(node):
+    while isinstance(node, Tree):
+        node = node.children[0]
+    return node.start_pos
 
 
 def _expected(exc):
