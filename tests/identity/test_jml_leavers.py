@@ -108,6 +108,10 @@ def test_a_leavers_access_is_removed_through_the_normal_lifecycle(
     package, policy = package_giving(resource)
     assignment = assign(requester, package, policy)
     assert is_member(requester, resource)
+    # What they were told while they worked here (the "Access delivered" email) stays theirs.
+    told_before = list(
+        Notification.objects.filter(recipient=requester).values_list("pk", flat=True)
+    )
 
     with django_capture_on_commit_callbacks(execute=True):
         user_disable(user=requester, source=HR, reason="Contract ended")
@@ -121,7 +125,10 @@ def test_a_leavers_access_is_removed_through_the_normal_lifecycle(
     assert "Contract ended" in removal.justification
     event = AuditEvent.objects.get(action="assignment.removed")
     assert event.data["source"] == "scim"
-    assert not Notification.objects.filter(recipient=requester).exists()  # they are disabled
+    # They are disabled: the end of their access is not emailed to them.
+    told_after = Notification.objects.filter(recipient=requester).exclude(pk__in=told_before)
+    assert not told_after.exists()
+    assert not Notification.objects.filter(kind=NotificationKind.ACCESS_ENDED).exists()
 
 
 def test_memberships_given_directly_are_the_directorys_and_stay(requester):
