@@ -57,6 +57,28 @@ _OPERATOR_BY_LOWER = {op.lower(): op for op in STRING_OPERATORS}
 _NEGATED = {"-ne": "-eq", "-notStartsWith": "-startsWith", "-notContains": "-contains"}
 _NEGATED.update({"-notIn": "-in"})
 
+# An API application's service principal is a directory user too, addressed
+# <client id>@applications.invalid (api.tokens; a reserved domain no person's mail can be
+# in). A rule chooses among people: selecting() and includes() leave principals out.
+SERVICE_PRINCIPAL_DOMAIN = "applications.invalid"
+_PRINCIPAL_SUFFIX = "@" + SERVICE_PRINCIPAL_DOMAIN
+
+
+def is_service_principal(user):
+    """Whether ``user`` is an API application's service principal, not a person."""
+    return ascii_lower(user.email or "").endswith(_PRINCIPAL_SUFFIX)
+
+
+def selecting(rule):
+    """The people ``rule`` matches, as a Q over User (service principals never)."""
+    return rule.to_q() & ~Q(email__iendswith=_PRINCIPAL_SUFFIX)
+
+
+def includes(rule, user):
+    """Whether ``rule`` matches ``user``, a person (``selecting`` in Python)."""
+    return rule.matches(user) and not is_service_principal(user)
+
+
 _UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _LOWER = "abcdefghijklmnopqrstuvwxyz"
 _ASCII_LOWER = str.maketrans(_UPPER, _LOWER)

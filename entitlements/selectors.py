@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from directory.models import ConnectedOrganization, GroupMembership, User
+from directory.rules import includes, selecting
 
 from .models import (
     ADD_REQUEST_TYPES,
@@ -86,7 +87,7 @@ def _in_subject_sets(subject_sets, user, group_ids, *, rules=False):
             return True
         if rules and s.subject_type == SubjectType.ATTRIBUTE_RULE_MEMBERS:
             rule = s.parsed_rule
-            if rule is not None and rule.matches(user):
+            if rule is not None and includes(rule, user):
                 return True
     return False
 
@@ -99,7 +100,7 @@ def rule_q(policy):
         for s in _subject_sets(policy, Purpose.ALLOWED_TARGET)
         if s.subject_type == SubjectType.ATTRIBUTE_RULE_MEMBERS
     ]
-    return reduce(or_, (rule.to_q() for rule in rules if rule is not None), Q(pk__in=[]))
+    return reduce(or_, (selecting(rule) for rule in rules if rule is not None), Q(pk__in=[]))
 
 
 # Who is in a policy's scope: one rule in two forms, kept side by side. policy_applies_to()
@@ -763,7 +764,7 @@ class RulePreview:
 def rule_preview(*, rule, policy=None, limit=20):
     """What ``rule`` (a parsed rule) would do, before it is saved (two queries, four with a
     saved policy)."""
-    matching = User.objects.filter(is_active=True).filter(rule.to_q())
+    matching = User.objects.filter(is_active=True).filter(selecting(rule))
     names = matching.order_by("display_name", "id").values_list("display_name", flat=True)
     preview = RulePreview(count=matching.count(), names=list(names[:limit]))
     if policy is not None and not policy._state.adding:
