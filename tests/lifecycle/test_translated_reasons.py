@@ -40,18 +40,23 @@ MODULES = [
 
 @pytest.fixture
 def german():
-    """Put test translations into the German catalog for the duration of a test."""
+    """Put test translations into the German catalog for the duration of a test, and put back
+    what the catalogue had."""
     with translation.override("de"):
         catalog = trans_real.translation("de")._catalog
-        added = []
+        before = {}
 
         def add(msgid, msgstr):
+            before.setdefault(msgid, catalog.get(msgid))
             catalog[msgid] = msgstr
-            added.append(msgid)
 
         yield add
-        for msgid in added:
-            catalog._catalogs[0].pop(msgid, None)
+        # Put back the product's own German (the catalogue has these strings too).
+        for msgid, msgstr in before.items():
+            if msgstr is None:
+                catalog._catalogs[0].pop(msgid, None)
+            else:
+                catalog[msgid] = msgstr
 
 
 def test_a_separation_of_duties_reason_is_rendered_in_the_persons_language(german, requester):
