@@ -19,13 +19,13 @@ from entitlements.errors import InvalidRequest
 from entitlements.models import Channel
 
 from .models import ProvisioningClient
-from .tokens import client_create, client_revoke, client_token_rotate
+from .tokens import client_create, client_match_existing_set, client_revoke, client_token_rotate
 
 
 class ProvisioningClientForm(forms.ModelForm):
     class Meta:
         model = ProvisioningClient
-        fields = ["name"]
+        fields = ["name", "match_existing"]
 
     def clean_name(self):
         name = self.cleaned_data["name"].strip()
@@ -62,8 +62,17 @@ class ProvisioningClientAdmin(admin.ModelAdmin):
 
     def get_fields(self, request, obj=None):
         if obj is None:
-            return ["name"]
-        return ["name", "token_shown", "active", "last_used", "revoked_at", "created", "rotate"]
+            return ["name", "match_existing"]
+        return [
+            "name",
+            "match_existing",
+            "token_shown",
+            "active",
+            "last_used",
+            "revoked_at",
+            "created",
+            "rotate",
+        ]
 
     def get_readonly_fields(self, request, obj=None):
         return ["name", *self.readonly_fields] if obj is not None else []
@@ -91,8 +100,20 @@ class ProvisioningClientAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         if change:
-            return  # the name is fixed; tokens change with "New token", "Revoke"
-        client, value = client_create(name=obj.name, actor=request.user, channel=Channel.ADMIN)
+            # The name is fixed; tokens change with "New token", "Revoke".
+            client_match_existing_set(
+                client=ProvisioningClient.objects.get(pk=obj.pk),
+                match_existing=form.cleaned_data["match_existing"],
+                actor=request.user,
+                channel=Channel.ADMIN,
+            )
+            return
+        client, value = client_create(
+            name=obj.name,
+            match_existing=form.cleaned_data["match_existing"],
+            actor=request.user,
+            channel=Channel.ADMIN,
+        )
         obj.pk, obj._state.adding = client.pk, False
         request._scim_token = (client, value)
 

@@ -26,6 +26,14 @@ class ProvisioningClient(BaseModel):
     active = models.BooleanField(
         _("active"), default=True, help_text=_("An inactive client's token is refused.")
     )
+    match_existing = models.BooleanField(
+        _("match existing people and groups"),
+        default=False,
+        help_text=_(
+            "Take over people and groups the directory already has, by email / display name, "
+            "when the client creates them; never administrators"
+        ),
+    )
     token_hash = models.CharField(max_length=64, unique=True, editable=False)
     hint = models.CharField(_("token hint"), max_length=8, editable=False)
     revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True, editable=False)

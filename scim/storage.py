@@ -467,24 +467,7 @@ class DirectoryStorage(ScimStorage):
             fields["email"] = f"{link.scim_id}@{PLACEHOLDER_DOMAIN}"
         existing = User.objects.filter(email__iexact=fields["email"]).first()
         if existing is not None:
-            # Someone the directory already knows (made in the admin, imported from LDAP):
-            # the client takes them over, as Entra ID matches existing accounts.
-            if ScimUser.objects.filter(user=existing, deleted_at__isnull=True).exists():
-                raise UniquenessException(
-                    detail=f"A user with the email {fields['email']} exists already."
-                )
-            # A created resource is active unless the client says otherwise: someone deleted
-            # earlier and provisioned again comes back enabled.
-            changes = {**fields, "is_active": True if active is None else bool(active)}
-            self._call(
-                user_update,
-                taken="email",
-                user=existing,
-                changes=changes,
-                source=source,
-                now=self.now,
-            )
-            link.user = existing
+            self._user_take_over(existing, link, data, fields, active, source)
         else:
             link.user = self._call(
                 user_provision, taken="email", attributes=fields, source=source, now=self.now
@@ -502,6 +485,52 @@ class DirectoryStorage(ScimStorage):
         )
         return link
 
+    def _user_take_over(self, existing, link, data, fields, active, source):
+        """Link ``existing``, whom the directory has already, to the new resource: someone this
+        client provisioned and deleted before, or, if the client may match existing people,
+        anyone but an administrator. Only the attributes the client sent change."""
+        email = fields["email"]
+        if ScimUser.objects.filter(user=existing, deleted_at__isnull=True).exists():
+            raise UniquenessException(detail=f"A user with the email {email} exists already.")
+        if existing.is_staff or existing.is_superuser:
+            raise UniquenessException(
+                detail=(
+                    f"A user with the email {email} exists already: an administrator's account "
+                    "cannot be taken over by provisioning."
+                )
+            )
+        returning = ScimUser.objects.filter(user=existing, client=self.client).exists()
+        if not returning and not self.client.match_existing:
+            raise UniquenessException(
+                detail=(
+                    f"A user with the email {email} exists already and was not provisioned by "
+                    f"{self.client.name}; an administrator may let this client match existing "
+                    "people."
+                )
+            )
+        changes = dict(fields)
+        if "displayName" not in data and "name" not in data:
+            changes.pop("display_name", None)  # derived from the userName: keep theirs
+        if active is not None:
+            changes["is_active"] = bool(active)
+        elif returning:
+            # Someone this client deleted (and so disabled) and provisions again comes back
+            # enabled; a person taken over stays as enabled or disabled as other doors left them.
+            changes["is_active"] = True
+        self._call(
+            user_update, taken="email", user=existing, changes=changes, source=source, now=self.now
+        )
+        link.user = existing
+        if not returning:
+            audit_record(
+                action="user.linked",
+                obj=existing,
+                channel=source.channel,
+                target=existing,
+                data=source.data(userName=link.user_name, externalId=link.external_id),
+                now=self.now,
+            )
+
     def _user_write(self, link, data):
         user_name = data["userName"].strip()
         if user_name.lower() != link.user_name.lower() and self._user_name_taken(
@@ -511,6 +540,14 @@ class DirectoryStorage(ScimStorage):
         user = link.user
         fields, active = self._user_fields(data, link=link)
         if "email" in fields and fields["email"] != user.email:
+            if user.is_staff or user.is_superuser:
+                # A new address is a password reset away from the account.
+                raise UniquenessException(
+                    detail=(
+                        "An administrator's email is changed in the admin: an administrator's "
+                        "account cannot be taken over by provisioning."
+                    )
+                )
             other = User.objects.filter(email__iexact=fields["email"]).exclude(pk=user.pk)
             if other.exists():
                 raise UniquenessException(
@@ -579,7 +616,24 @@ class DirectoryStorage(ScimStorage):
         if existing is not None:
             if ScimGroup.objects.filter(group=existing, deleted_at__isnull=True).exists():
                 raise UniquenessException(detail=f"A group named {name} exists already.")
+            returning = ScimGroup.objects.filter(group=existing, client=self.client).exists()
+            if not returning and not self.client.match_existing:
+                raise UniquenessException(
+                    detail=(
+                        f"A group named {name} exists already and was not provisioned by "
+                        f"{self.client.name}; an administrator may let this client match "
+                        "existing groups."
+                    )
+                )
             link.group = existing
+            if not returning:
+                audit_record(
+                    action="group.linked",
+                    obj=existing,
+                    channel=source.channel,
+                    data=source.data(displayName=name, externalId=link.external_id),
+                    now=self.now,
+                )
         else:
             link.group = self._call(
                 group_provision,

@@ -32,7 +32,7 @@ def _new_token():
     return value, digest(value)
 
 
-def client_create(*, name, actor, channel=Channel.ADMIN, now=None):
+def client_create(*, name, actor, match_existing=False, channel=Channel.ADMIN, now=None):
     """A new provisioning client: (ProvisioningClient, its token, to show once)."""
     now = now or timezone.now()
     name = name.strip()
@@ -43,17 +43,47 @@ def client_create(*, name, actor, channel=Channel.ADMIN, now=None):
     value, hashed = _new_token()
     with transaction.atomic():
         client = ProvisioningClient.objects.create(
-            name=name, token_hash=hashed, hint=value[:8], created_by=actor, created=now
+            name=name,
+            match_existing=match_existing,
+            token_hash=hashed,
+            hint=value[:8],
+            created_by=actor,
+            created=now,
         )
         audit_record(
             action="provisioningClient.created",
             obj=client,
             actor=actor,
             channel=channel,
-            data={"name": name, "hint": client.hint},
+            data={"name": name, "hint": client.hint, "match_existing": match_existing},
             now=now,
         )
     return client, value
+
+
+def client_match_existing_set(*, client, match_existing, actor, channel=Channel.ADMIN, now=None):
+    """Let ``client`` take over people and groups the directory already has (or stop it).
+    Setting the value it has changes nothing and writes no event."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        locked = ProvisioningClient.objects.select_for_update().get(pk=client.pk)
+        if locked.match_existing != match_existing:
+            before = locked.match_existing
+            locked.match_existing = match_existing
+            locked.modified = now
+            locked.save(update_fields=["match_existing", "modified"])
+            audit_record(
+                action="provisioningClient.changed",
+                obj=locked,
+                actor=actor,
+                channel=channel,
+                before=str(before).lower(),
+                after=str(match_existing).lower(),
+                data={"name": locked.name, "match_existing": match_existing},
+                now=now,
+            )
+    client.match_existing = locked.match_existing
+    return client
 
 
 def client_token_rotate(*, client, actor, channel=Channel.ADMIN, now=None):

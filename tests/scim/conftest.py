@@ -99,3 +99,14 @@ def live_scim(live_server, provisioning):
         timeout=30,
     ) as http:
         yield http
+
+
+@pytest.fixture
+def matching(db, admin_user):
+    """(ProvisioningClient, its token) of a client allowed to match existing people and groups."""
+    return client_create(name="Okta", match_existing=True, actor=admin_user)
+
+
+@pytest.fixture
+def matching_scim(client, matching):
+    return Scim(client, matching[1])

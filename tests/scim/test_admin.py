@@ -66,3 +66,37 @@ def test_staff_who_are_not_superusers_cannot_make_a_new_token(client, catalog_ow
     response = client.post(CHANGELIST + f"{provisioning[0].pk}/rotate/")
     assert response.status_code == 403
     assert client_for_token(provisioning[1]) == provisioning[0]
+
+
+def test_a_superuser_lets_a_client_match_existing_people_audited(client, admin_user, provisioning):
+    provisioning_client = provisioning[0]
+    assert not provisioning_client.match_existing
+    client.force_login(admin_user)
+    change = CHANGELIST + f"{provisioning_client.pk}/change/"
+    assert "Take over people and groups" in client.get(change).content.decode()
+    response = client.post(change, {"match_existing": "on"})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    provisioning_client.refresh_from_db()
+    assert provisioning_client.match_existing
+    event = AuditEvent.objects.get(action="provisioningClient.changed", actor=admin_user)
+    assert (event.before, event.after) == ("false", "true")
+
+
+def test_staff_who_are_not_superusers_cannot_let_a_client_match(
+    client, catalog_owner, provisioning
+):
+    client.force_login(catalog_owner)
+    change = CHANGELIST + f"{provisioning[0].pk}/change/"
+    assert client.post(change, {"match_existing": "on"}).status_code == 403
+    provisioning[0].refresh_from_db()
+    assert not provisioning[0].match_existing
+
+
+def test_a_client_added_in_the_admin_does_not_match_unless_asked(client, admin_user):
+    client.force_login(admin_user)
+    client.post(CHANGELIST + "add/", {"name": "Okta"})
+    client.post(CHANGELIST + "add/", {"name": "JumpCloud", "match_existing": "on"})
+    assert dict(ProvisioningClient.objects.values_list("name", "match_existing")) == {
+        "Okta": False,
+        "JumpCloud": True,
+    }

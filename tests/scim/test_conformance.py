@@ -25,4 +25,6 @@ def test_every_scim2_tester_check_passes_against_the_live_server(live_scim):
     assert not failures, "\n".join(
         f"{r.resource_type or ''} {r.title}: {r.status.name} {r.reason}" for r in failures
     )
-    assert len(results) >= 100  # the whole suite ran, not only discovery
+    # The whole suite ran: 135 checks with scim2-tester 0.5.2 against this server and against
+    # its reference server, scim2-server; a version that runs fewer would pass unseen.
+    assert len(results) >= 135, dict(statuses)
