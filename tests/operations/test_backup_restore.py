@@ -10,6 +10,7 @@ quick tests check that the documented Compose commands name the compose file's s
 the postgres service's variables.
 """
 
+import importlib
 import os
 import re
 import shutil
@@ -27,6 +28,7 @@ import httpx
 import psycopg
 import pytest
 import yaml
+from django.apps import apps as django_apps
 from django.conf import global_settings, settings
 from django.core.management import call_command
 from django.db import connection
@@ -41,17 +43,28 @@ from tests.factories import UserFactory
 from tests.services import IN_CI, require_postgres
 
 
-# A dump sees only committed rows, hence transactions. serialized_rollback puts back the rows
-# the migrations wrote (the General catalog, the built-in connected system) that another
-# transactional test may have flushed.
+# A dump sees only committed rows, hence transactions. The rows the migrations wrote (the
+# General catalog, the built-in connected system), which another transactional test's flush
+# may have removed, are written again by the migrations' own functions. (serialized_rollback
+# would collide with the content types a previous flush re-created.)
 def restores(test):
     for mark in (
         pytest.mark.postgres_only,
         pytest.mark.slow,
-        pytest.mark.django_db(transaction=True, serialized_rollback=True),
+        pytest.mark.django_db(transaction=True),
+        pytest.mark.usefixtures("rows_the_migrations_wrote"),
     ):
         test = mark(test)
     return test
+
+
+@pytest.fixture
+def rows_the_migrations_wrote(transactional_db):
+    for module, function in (
+        ("entitlements.migrations.0002_general_catalog", "create_general_catalog"),
+        ("entitlements.migrations.0004_connected_systems", "create_builtin_system"),
+    ):
+        getattr(importlib.import_module(module), function)(django_apps, None)
 
 
 MANAGE = str(Path(settings.BASE_DIR) / "manage.py")
