@@ -31,9 +31,13 @@ from entitlements.policy_config import (
     policy_delete,
     policy_save,
 )
-from entitlements.services.automatic import automatic_policy_changed
+from entitlements.services.automatic import (
+    automatic_change_refused,
+    automatic_policy_changed,
+    automatic_targets,
+)
 
-from ..graph.errors import bad_request, not_found
+from ..graph.errors import bad_request, forbidden, not_found
 from ..graph.schema import graph_schema
 from ..graph.serializers import Expand, GraphSerializer, InputSerializer
 from ..graph.views import BASE, GraphViewSet
@@ -372,6 +376,23 @@ class PolicyViewSet(GraphViewSet):
         except AccessPackage.DoesNotExist:
             raise not_found(f"No access package has the id '{reference['id']}'.") from None
 
+    def _require_automatic(self, body, current=None):
+        """403 unless the caller may make this change to whom the policy assigns by itself."""
+        before = (
+            automatic_targets(current, current.subject_sets.all()) if current is not None else None
+        )
+        refused = automatic_change_refused(
+            actor=self.request.user,
+            before=before,
+            after=automatic_targets(body.policy, body.subject_sets),
+        )
+        if refused:
+            raise forbidden(
+                f"{refused} automaticRequestSettings.requestAccessForAllowedTargets and the "
+                "allowed targets of an automatic policy give access without a request or "
+                "an approval; a catalog role does not allow that."
+            )
+
     def _save(self, body):
         try:
             policy = policy_save(
@@ -398,7 +419,9 @@ class PolicyViewSet(GraphViewSet):
             AssignmentPolicy(access_package=package),
             what="policies of this access package",
         )
-        policy = self._save(PolicyBody(values, package=package))
+        body = PolicyBody(values, package=package)
+        self._require_automatic(body)
+        policy = self._save(body)
         return self.created(policy)
 
     @graph_schema(request=PolicySerializer, response=PolicySerializer)
@@ -407,7 +430,9 @@ class PolicyViewSet(GraphViewSet):
         require(request.user, "change", current, what="this policy")
         values = self.body()
         package = self._package(values, current)
-        policy = self._save(PolicyBody(values, package=package, current=current))
+        body = PolicyBody(values, package=package, current=current)
+        self._require_automatic(body, current)
+        policy = self._save(body)
         return self.entity(self.find(self.visible(), policy.pk))
 
     def destroy(self, request, pk=None):

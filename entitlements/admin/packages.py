@@ -24,7 +24,12 @@ from entitlements.models import (
     ResourceRoleScope,
     StageApproverSet,
 )
-from entitlements.services.automatic import automatic_policy_changed
+from entitlements.services.automatic import (
+    automatic_change_refused,
+    automatic_policy_changed,
+    automatic_targets,
+    may_change_automatic,
+)
 from entitlements.services.packages import package_role_add, package_role_remove
 
 from .base import (
@@ -185,9 +190,38 @@ class AccessPackageAdmin(ConfigurationAdmin):
 # --------------------------------------------------------------------------------------
 
 
+class AutomaticSubjectSetFormSet(forms.PolicySubjectSetFormSet):
+    """The subject sets, and whom the policy would then assign by itself: changing that
+    (automatic on or off, an automatic policy's scope or allowed targets) is for
+    administrators only (``automatic_change_refused``)."""
+
+    actor = None
+
+    def clean(self):
+        super().clean()
+        if any(form.errors for form in self.forms) or may_change_automatic(self.actor):
+            return
+        policy = self.instance
+        before = None
+        if policy.pk is not None and not policy._state.adding:
+            stored = AssignmentPolicy.objects.filter(pk=policy.pk).first()
+            if stored is not None:
+                before = automatic_targets(stored, stored.subject_sets.all())
+        subjects = [
+            form.instance
+            for form in self.forms
+            if form.cleaned_data and not form.cleaned_data.get("DELETE", False)
+        ]
+        refused = automatic_change_refused(
+            actor=self.actor, before=before, after=automatic_targets(policy, subjects)
+        )
+        if refused:
+            raise django_forms.ValidationError(refused)
+
+
 class PolicySubjectSetInline(ScopedInlineMixin, admin.TabularInline):
     model = PolicySubjectSet
-    formset = forms.PolicySubjectSetFormSet
+    formset = AutomaticSubjectSetFormSet
     fields = [
         "purpose",
         "subject_type",
@@ -204,6 +238,10 @@ class PolicySubjectSetInline(ScopedInlineMixin, admin.TabularInline):
 
     class Media:
         js = ["entitlements/rule_preview.js"]
+
+    def get_formset(self, request, obj=None, **kwargs):
+        formset = super().get_formset(request, obj, **kwargs)
+        return type(formset.__name__, (formset,), {"actor": request.user})
 
     def formfield_for_dbfield(self, db_field, request, **kwargs):
         if db_field.name == "membership_rule":
@@ -338,6 +376,15 @@ class AssignmentPolicyAdmin(ConfigurationAdmin):
         (_("Notifications"), {"fields": ["is_assignment_notification_disabled"]}),
     ]
     inlines = [PolicySubjectSetInline, PolicyStageInline, PolicyQuestionInline]
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if not may_change_automatic(request.user):
+            # Whom a policy assigns without a request is an administrator's decision.
+            fields.append("request_access_for_allowed_targets")
+            if obj is not None and obj.request_access_for_allowed_targets:
+                fields.append("allowed_target_scope")
+        return fields
 
     @admin.display(description=_("new stage"))
     def add_stage_link(self, obj):

@@ -32,10 +32,12 @@ from ..models import (
     AssignmentRequest,
     AssignmentResourceRole,
     AssignmentState,
+    PolicySubjectSet,
     RequestState,
     RequestType,
     ResourceRoleScope,
 )
+from ..permissions import is_superuser
 from ..selectors import users_in_scope
 from . import common
 from .common import status_of
@@ -47,6 +49,54 @@ BATCH_SIZE = 5000
 DELIVERY_TASK_SIZE = 1000
 DELIVER_BATCH = "entitlements.tasks.deliver_assignments"
 EVALUATE_POLICY = "entitlements.tasks.evaluate_automatic_policy"
+
+
+# --------------------------------------------------------------------------------------
+# Who may decide whom a policy assigns without asking
+# --------------------------------------------------------------------------------------
+
+
+def automatic_targets(policy, subject_sets):
+    """What decides whom a policy assigns by itself: whether it is automatic, its scope and
+    its allowed targets (rules, people, groups, organizations), comparable with ``==``."""
+    targets = sorted(
+        (
+            s.subject_type,
+            str(s.user_id or ""),
+            str(s.group_id or ""),
+            str(s.connected_organization_id or ""),
+            s.manager_level or 0,
+            (s.membership_rule or "").strip(),
+        )
+        for s in subject_sets
+        if s.purpose == PolicySubjectSet.Purpose.ALLOWED_TARGET
+    )
+    return (
+        bool(policy.request_access_for_allowed_targets),
+        policy.allowed_target_scope,
+        tuple(targets),
+    )
+
+
+def may_change_automatic(actor):
+    """Only an administrator (a superuser, or an application holding a product-wide
+    permission) gives access to people without their asking and without approval: a catalog
+    owner could otherwise give their catalog to the whole directory, guests included."""
+    return is_superuser(actor)
+
+
+def automatic_change_refused(*, actor, before, after):
+    """Why ``actor`` may not make this change, or None. ``before`` and ``after`` are
+    ``automatic_targets`` of the policy as it was (None for a new one) and as it would be."""
+    if before == after or may_change_automatic(actor):
+        return None
+    if not (before and before[0]) and not after[0]:
+        return None  # neither was automatic
+    if before is None or not before[0]:
+        return _("Only an administrator may turn on automatic assignment.")
+    if not after[0]:
+        return _("Only an administrator may turn off automatic assignment.")
+    return _("Only an administrator may change whom an automatic policy assigns.")
 
 
 @dataclass
