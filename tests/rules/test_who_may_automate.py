@@ -6,6 +6,7 @@ import pytest
 
 from entitlements.models import AdminRole, AssignmentPolicy
 from entitlements.services.automatic import automatic_policies_evaluate
+from tests.api.conftest import bearer, issue_app_token, issue_user_token, make_app
 from tests.factories import AccessPackageFactory, UserFactory
 from tests.foundation.admin_support import admin_url, errors_of, give_role, page_data
 from tests.rules.conftest import automatic_policy
@@ -100,6 +101,39 @@ def test_an_administrator_may_create_one(client, admin_user):
     package = AccessPackageFactory()
 
     response = client.post(URL, automatic_body(package), content_type="application/json")
+
+    assert response.status_code == 201, response.json()
+
+
+def test_a_catalog_owners_personal_token_cannot_create_one_either(client, catalog_owner):
+    package = owning(catalog_owner, AccessPackageFactory())
+    token = issue_user_token(catalog_owner, ["EntitlementManagement.ReadWrite.All"])
+
+    response = client.post(
+        URL,
+        automatic_body(package, rule=EVERYONE),
+        content_type="application/json",
+        **bearer(token),
+    )
+
+    assert response.status_code == 403
+    assert (
+        "Only an administrator may turn on automatic assignment"
+        in (response.json()["error"]["message"])
+    )
+    assert not package.assignment_policies.exists()
+
+
+def test_an_application_with_a_product_wide_permission_may_create_one(client):
+    package = AccessPackageFactory()
+    application, _client_id, _secret = make_app(["EntitlementManagement.ReadWrite.All"])
+
+    response = client.post(
+        URL,
+        automatic_body(package),
+        content_type="application/json",
+        **bearer(issue_app_token(application)),
+    )
 
     assert response.status_code == 201, response.json()
 
