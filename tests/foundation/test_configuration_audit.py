@@ -338,7 +338,9 @@ def test_changing_a_question_its_choices_and_translations_records_each(signed_in
     [
         (Catalog, CatalogFactory, 10),
         (AccessPackage, AccessPackageFactory, 18),
-        (AssignmentPolicy, PolicyFactory, 18),
+        # The form validates each of the policy's check constraints in a savepoint; the third
+        # (one automatic policy per package) adds its SAVEPOINT, SELECT and RELEASE.
+        (AssignmentPolicy, PolicyFactory, 20),
         (ApprovalStage, ApprovalStageFactory, 22),
     ],
     ids=["catalog", "package", "policy", "stage"],
