@@ -77,11 +77,6 @@ class ProvisioningClientAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         return ["name", *self.readonly_fields] if obj is not None else []
 
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)
-        return actions
-
     @admin.display(description=_("token"))
     def token_shown(self, obj):
         return f"{obj.hint}…" if obj.hint else "—"
@@ -102,7 +97,7 @@ class ProvisioningClientAdmin(admin.ModelAdmin):
         if change:
             # The name is fixed; tokens change with "New token", "Revoke".
             client_match_existing_set(
-                client=ProvisioningClient.objects.get(pk=obj.pk),
+                client=obj,  # the service reads the row again, locked
                 match_existing=form.cleaned_data["match_existing"],
                 actor=request.user,
                 channel=Channel.ADMIN,

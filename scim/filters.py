@@ -99,15 +99,11 @@ class FilterToQ(FilterVisitor):
         schema = attr_path.uri
         if schema is None and (name, sub) in COMMON:
             return COMMON[(name, sub)]
-        schemas = [schema] if schema else [self.core_schema]
-        for urn in schemas:
-            for known, table in self.attributes.items():
-                if known.lower() == (urn or "").lower() and (name, sub) in table:
-                    return table[(name, sub)]
-        if schema is None:
-            for known, table in self.attributes.items():
-                if known != self.core_schema and (name, sub) in table:
-                    return None  # an extension's attribute needs its URN
+        # Without a URN only the core schema's attributes are known: an extension's needs it.
+        urn = (schema or self.core_schema).lower()
+        for known, table in self.attributes.items():
+            if known.lower() == urn and (name, sub) in table:
+                return table[(name, sub)]
         return None
 
     def _unsupported(self, attr_path):
@@ -134,8 +130,6 @@ class FilterToQ(FilterVisitor):
             return Q(Exists(self._manager_link()))
         if kind in (BOOL, DATETIME, ID):
             return Q(**{f"{field}__isnull": False})
-        if field.startswith("document__"):
-            return Q(**{f"{field}__isnull": False}) & ~Q(**{field: ""})
         return ~Q(**{field: ""}) & Q(**{f"{field}__isnull": False})
 
     def visit_comparison(self, node, sub_attr=None):
