@@ -665,7 +665,10 @@ def approvals_reresolve_managers(*, target_ids, reason="", data=None, now=None):
                 removed += [
                     row for pk, row in current.items() if row.kind in kinds and pk not in wanted
                 ]
-                added += [(p, kind) for p, kind in now_resolved if p.pk not in current]
+                # One row per approver: primary and escalation sets may both name the new manager.
+                for person, kind in now_resolved:
+                    if person.pk not in current and person.pk not in {p.pk for p, _k in added}:
+                        added.append((person, kind))
             if not added and not removed:
                 continue
             StageApprover.objects.filter(pk__in=[row.pk for row in removed]).delete()

@@ -44,7 +44,6 @@ BATCH_SIZE = 1000
 LEASE = timedelta(hours=2)  # longer than any run; a crashed run's claim ends with it
 EXAMPLES = 5  # examples kept per kind of change in a run's report
 RUN_TASK = "identity.tasks.run_directory_import"
-STRING_FIELDS = ("email", "display_name", "department", "job_title", "employee_id", "company_name")
 
 
 @dataclass

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 
 from django.contrib.sessions.models import Session
-from django.core.exceptions import FieldDoesNotExist
+from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, models, transaction
 from django.db.models.functions import Lower
@@ -115,7 +115,7 @@ def _field_values(model, allowed, values):
         if field.is_relation and value is not None and not isinstance(value, models.Model):
             try:
                 value = field.related_model.objects.get(pk=value)
-            except (field.related_model.DoesNotExist, ValueError, FieldDoesNotExist) as exc:
+            except (field.related_model.DoesNotExist, ValueError, ValidationError) as exc:
                 raise InvalidRequest(
                     _("No %(what)s has the id %(id)s.")
                     % {"what": field.related_model._meta.verbose_name, "id": value},

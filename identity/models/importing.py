@@ -248,10 +248,6 @@ class DirectoryImport(BaseModel):
     def effective_member_attribute(self):
         return self.member_attribute or "member"
 
-    def is_due(self, now=None):
-        now = now or timezone.now()
-        return self.enabled and (self.next_run is None or self.next_run <= now)
-
 
 class DirectoryImportLink(models.Model):
     """Which local person (or group) one directory entry, known by its key, became."""

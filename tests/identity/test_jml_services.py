@@ -68,6 +68,12 @@ def test_a_door_cannot_set_a_field_it_does_not_own():
         user_provision(attributes={"email": "x@example.com", "is_superuser": True}, source=SCIM)
 
 
+@pytest.mark.parametrize("manager_id", ["not-an-id", "00000000-0000-0000-0000-000000000000"])
+def test_a_manager_named_by_an_id_nobody_has_is_refused(requester, manager_id):
+    with pytest.raises(InvalidRequest, match="has the id"):
+        user_update(user=requester, changes={"manager": manager_id}, source=SCIM)
+
+
 def test_a_mover_audits_only_the_fields_that_changed(requester, manager):
     new_manager = UserFactory(display_name="Nina New")
 
