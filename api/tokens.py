@@ -17,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from directory.models import User
+from directory.rules import SERVICE_PRINCIPAL_DOMAIN
 from entitlements.audit import audit_record
 from entitlements.configuration import config_save
 from entitlements.errors import InvalidRequest, PermissionDenied
@@ -31,7 +32,6 @@ SECRET_LIFETIME_MAX = timedelta(days=730)
 PERSONAL_TOKEN_MAX = timedelta(days=90)
 # Prefixes make a leaked value recognisable (secret scanners, logs); the rest is random.
 TOKEN_PREFIX = {AccessToken.Kind.APPLICATION: "ema_", AccessToken.Kind.DELEGATED: "emp_"}
-SERVICE_PRINCIPAL_DOMAIN = "applications.invalid"
 
 
 def digest(value):

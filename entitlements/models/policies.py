@@ -244,19 +244,22 @@ class AssignmentPolicy(BaseModel):
             problems["is_approval_required_for_add"] = _(
                 "Automatic assignments are not approved; turn this off."
             )
-        others = AssignmentPolicy.objects.filter(
-            access_package_id=self.access_package_id, request_access_for_allowed_targets=True
-        ).exclude(pk=self.pk)
-        if self.access_package_id and others.exists():
+        other = (
+            AssignmentPolicy.objects.filter(
+                access_package_id=self.access_package_id, request_access_for_allowed_targets=True
+            )
+            .exclude(pk=self.pk)
+            .only("display_name")
+            .first()
+            if self.access_package_id
+            else None
+        )
+        if other is not None:
             problems["request_access_for_allowed_targets"] = _(
                 "This access package already has an automatic policy (%(name)s); a package has "
                 "at most one."
-            ) % {"name": others.first().display_name}
+            ) % {"name": other.display_name}
         return problems
-
-    @property
-    def is_automatic(self):
-        return self.request_access_for_allowed_targets
 
     def assignment_end(self, start):
         """When an assignment starting at ``start`` ends under this policy (None: never)."""

@@ -107,13 +107,14 @@ class Evaluation:
     removed: int = 0
 
 
-def automatic_policies():
-    """The automatic policies, each with its subject sets (two queries)."""
+def automatic_policies(pks=None):
+    """The automatic policies (those of ``pks`` when given), each with its subject sets (two
+    queries)."""
+    policies = AssignmentPolicy.objects.filter(request_access_for_allowed_targets=True)
+    if pks is not None:
+        policies = policies.filter(pk__in=pks)
     return list(
-        AssignmentPolicy.objects.filter(request_access_for_allowed_targets=True)
-        .select_related("access_package")
-        .prefetch_related("subject_sets")
-        .order_by("pk")
+        policies.select_related("access_package").prefetch_related("subject_sets").order_by("pk")
     )
 
 
@@ -271,10 +272,9 @@ def automatic_policies_evaluate(*, policies=None, now=None):
     it to these (rows or ids); None means every automatic policy. The schedule runs this, and
     a changed rule runs it for its policy."""
     now = now or timezone.now()
-    selected = automatic_policies()
-    if policies is not None:
-        wanted = {str(getattr(p, "pk", p)) for p in policies}
-        selected = [p for p in selected if str(p.pk) in wanted]
+    selected = automatic_policies(
+        None if policies is None else [getattr(p, "pk", p) for p in policies]
+    )
     result = Evaluation()
     for policy in selected:
         result.added += automatic_policy_add(policy=policy, now=now)

@@ -28,7 +28,8 @@ def test_sales_and_engineering_onboarding_are_given_by_a_rule_on_the_department(
         )
         assert str(policy.subject_sets.get()) == f'user.department -eq "{department}"'
     emma = User.objects.get(email="employee@demo.example")
-    assert onboarding_of(emma, "Engineering").get().assignment_policy.is_automatic
+    policy = onboarding_of(emma, "Engineering").get().assignment_policy
+    assert policy.request_access_for_allowed_targets
 
 
 def test_moving_a_demo_user_to_sales_in_the_admin_swaps_their_onboarding(

@@ -4,7 +4,6 @@ import pytest
 from django.urls import reverse
 
 from api import tokens
-from directory import rules
 from directory.rules import includes, parse_rule
 from entitlements.selectors import policy_applies_to, rule_preview
 from entitlements.services.automatic import automatic_policies_evaluate
@@ -19,10 +18,6 @@ def principal(name="Payroll sync"):
     return tokens.application_register(
         actor=None, display_name=name, permissions=[]
     ).service_principal
-
-
-def test_the_directory_and_the_api_name_the_same_domain_for_service_principals():
-    assert rules.SERVICE_PRINCIPAL_DOMAIN == tokens.SERVICE_PRINCIPAL_DOMAIN
 
 
 def test_a_rule_matching_everyone_assigns_the_people_and_not_the_applications():
