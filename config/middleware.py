@@ -162,8 +162,7 @@ class PreferredLanguageMiddleware:
 
     def __call__(self, request):
         if settings.LANGUAGE_COOKIE_NAME not in request.COOKIES:
-            user = getattr(request, "user", None)
-            code = getattr(user, "preferred_language", "") if user is not None else ""
+            code = getattr(getattr(request, "user", None), "preferred_language", "")
             if code and code in dict(settings.LANGUAGES) and code != request.LANGUAGE_CODE:
                 translation.activate(code)
                 request.LANGUAGE_CODE = code

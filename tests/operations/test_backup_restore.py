@@ -40,7 +40,7 @@ from demo.organisation import DEMO_PASSWORD
 from directory.models import User
 from entitlements.models import OPEN_ASSIGNMENT_STATES, Assignment
 from tests.factories import UserFactory
-from tests.services import IN_CI, require_postgres
+from tests.services import _missing, require_postgres
 
 
 # A dump sees only committed rows, hence transactions. The rows the migrations wrote (the
@@ -72,12 +72,7 @@ MANAGE = str(Path(settings.BASE_DIR) / "manage.py")
 
 def binary(name):
     """A PostgreSQL client program: in CI a missing one fails the test, elsewhere it skips."""
-    path = shutil.which(name)
-    if path is None:
-        if IN_CI:
-            pytest.fail(f"{name} is required in CI (CI=true) and is missing.", pytrace=False)
-        pytest.skip(f"{name} is not installed")
-    return path
+    return shutil.which(name) or _missing(name)
 
 
 def libpq_env():

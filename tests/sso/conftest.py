@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings as django_settings
 
-from tests.services import IN_CI
+from tests.services import _missing
 
 OIDC_DIR = Path(django_settings.BASE_DIR) / "tests" / "oidc"
 CLIENT_ID = "entitlements-portal"
@@ -18,12 +18,6 @@ CLIENT_SECRET = "a-client-secret-only-the-tests-know"
 PROVIDER_ID = "sso"
 PROVIDER_NAME = "Single sign-on"
 PASSWORD = "provider-password"
-
-
-def _missing(what):
-    if IN_CI:
-        pytest.fail(f"{what} is required in CI (CI=true) and is missing.", pytrace=False)
-    pytest.skip(f"{what} is not available here")
 
 
 def require_node_provider():

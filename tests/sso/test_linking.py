@@ -5,11 +5,11 @@ from unittest import mock
 import pytest
 from allauth.account.models import EmailAddress
 from allauth.core.exceptions import ImmediateHttpResponse
+from allauth.socialaccount.adapter import get_adapter
 from allauth.socialaccount.models import SocialAccount, SocialLogin
 from django.contrib.auth.models import AnonymousUser
 from django.test import RequestFactory
 
-from directory.adapters import DirectorySocialAccountAdapter
 from directory.models import User
 
 pytestmark = pytest.mark.django_db
@@ -32,7 +32,7 @@ def incoming(email, *, verified_address=False, claims=None):
 def sign_in(login):
     request = RequestFactory().get("/accounts/oidc/sso/login/callback/")
     request.user = AnonymousUser()
-    DirectorySocialAccountAdapter().pre_social_login(request, login)
+    get_adapter(request).pre_social_login(request, login)  # the adapter the settings name
     return login
 
 
