@@ -115,6 +115,7 @@ INSTALLED_APPS = [
     "myaccess",
     "api",
     "scim",
+    "reports",
     "drf_spectacular_sidecar",
     "demo",
 ]

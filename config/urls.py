@@ -31,6 +31,7 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("metrics", metrics.metrics, name="metrics"),
+    path("admin/reports/", include("reports.urls")),
     path("admin/", admin_urls()),
     path("accounts/", include("allauth.urls")),
     path("approvals/email/", include("approvals.urls")),

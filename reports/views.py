@@ -1,0 +1,1 @@
+"""The report pages of the admin site: filters as GET parameters, bounded pages, a CSV export."""
