@@ -10,6 +10,7 @@ from .audit import (
     AuditEventQuerySet,
     Channel,
 )
+from .bulk import BulkJob
 from .catalogs import (
     CATALOG_SCOPED_ROLES,
     AccessPackage,
@@ -107,4 +108,5 @@ __all__ = [
     "Question",
     "QuestionChoice",
     "QuestionLocalization",
+    "BulkJob",
 ]
