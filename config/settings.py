@@ -116,6 +116,7 @@ INSTALLED_APPS = [
     "api",
     "scim",
     "reports",
+    "configfile",
     "drf_spectacular_sidecar",
     "demo",
 ]
