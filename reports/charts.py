@@ -35,12 +35,12 @@ class Chart:
 
 
 def _nice_max(value):
-    """A round number at or above ``value`` for the top of the axis (1, 2, 5 × 10^n)."""
+    """A round number at or above ``value`` for the top of the axis (1, 2, 4, 5 × 10^n)."""
     if value <= 0:
         return 1
     step = 1
     while True:
-        for factor in (1, 2, 5):
+        for factor in (1, 2, 4, 5):
             if step * factor >= value:
                 return step * factor
         step *= 10
@@ -96,7 +96,7 @@ def _legend(names, y):
         colour = PALETTE[index % len(PALETTE)]
         parts.append(f'<rect x="{x}" y="{y - 9}" width="10" height="10" fill="{colour}"/>')
         parts.append(_label(x + 14, y, str(name), anchor="start"))
-        x += 24 + 7 * len(str(name))
+        x += 30 + 7.5 * len(str(name))
     return parts
 
 
