@@ -15,6 +15,7 @@ from celery import shared_task
 from entitlements.connectors import ConnectorError
 from entitlements.services import (
     automatic,
+    bulk,
     delivery,
     drift,
     eligibility,
@@ -104,3 +105,10 @@ def evaluate_automatic_policy(policy_id):
 def evaluate_automatic_policies():
     """The schedule: apply every automatic policy to everyone."""
     return asdict(automatic.automatic_policies_evaluate())
+
+
+@shared_task(acks_late=True)
+def run_bulk_job(job_id):
+    """A bulk direct assignment or removal was started in the admin: work through it."""
+    job = bulk.bulk_job_run(job_id=job_id)
+    return {"state": job.state, "processed": job.processed}
