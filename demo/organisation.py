@@ -368,8 +368,12 @@ VICE_PRESIDENTS = {
 
 
 @transaction.atomic
-def seed_organisation(*, now=None):
-    """Create or complete the demo organisation; returns a ``SeedResult``."""
+def seed_organisation(*, now=None, directory_only=False):
+    """Create or complete the demo organisation; returns a ``SeedResult``.
+
+    ``directory_only``: only its directory (people, groups, applications, sites, the
+    connected organization), none of its configuration: what ``config_apply`` of an exported
+    demo configuration starts from."""
     s = _Seeder(now or timezone.now())
     Kind = StageApproverSet.Purpose
     Purpose = PolicySubjectSet.Purpose
@@ -496,6 +500,8 @@ def seed_organisation(*, now=None):
     handbook = site("Engineering Handbook", "engineering")
     playbook = site("Sales Playbook", "sales")
     partner_site = site("Partner Collaboration", "partners")
+    if directory_only:
+        return s.result
 
     # --- Catalogs and their resources ------------------------------------------------------
     general = Catalog.objects.get(display_name=Catalog.GENERAL)

@@ -38,6 +38,12 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
+        parser.add_argument(
+            "--directory-only",
+            action="store_true",
+            help="only the people, groups, applications and sites, no catalogs or packages "
+            "(to try config_apply on)",
+        )
         parser.add_argument("--users", type=str, default="0", help="generated users in total")
         parser.add_argument("--packages", type=str, default="0", help="generated packages")
         parser.add_argument(
@@ -68,7 +74,7 @@ class Command(BaseCommand):
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
 
-        result = seed_organisation()
+        result = seed_organisation(directory_only=options["directory_only"])
         if not quiet:
             self.stdout.write(result.summary())
 

@@ -1,0 +1,291 @@
+"""Configuration as code: config_export writes the configuration, config_apply plans and
+applies a file through the audited services, in one transaction, idempotently."""
+
+import io
+
+import pytest
+import yaml
+from django.core.management import CommandError, call_command
+from django.db import transaction
+
+from demo.organisation import seed_organisation
+from entitlements.models import (
+    AccessPackage,
+    ApprovalStage,
+    Assignment,
+    AssignmentPolicy,
+    AuditEvent,
+    Catalog,
+    PolicySubjectSet,
+    Question,
+    QuestionChoice,
+    QuestionLocalization,
+    Resource,
+    ResourceRole,
+    ResourceRoleScope,
+    RoleAssignment,
+    StageApproverSet,
+)
+
+pytestmark = pytest.mark.django_db
+
+CONFIGURATION_MODELS = [
+    Catalog,
+    RoleAssignment,
+    Resource,
+    ResourceRole,
+    AccessPackage,
+    ResourceRoleScope,
+    AssignmentPolicy,
+    PolicySubjectSet,
+    ApprovalStage,
+    StageApproverSet,
+    Question,
+    QuestionChoice,
+    QuestionLocalization,
+    AccessPackage.incompatible_access_packages.through,
+    AccessPackage.incompatible_groups.through,
+]
+
+
+class _Rollback(Exception):
+    pass
+
+
+def export(**options):
+    out = io.StringIO()
+    call_command("config_export", stdout=out, **options)
+    return out.getvalue()
+
+
+def apply(path, *args):
+    out = io.StringIO()
+    call_command("config_apply", str(path), *args, stdout=out)
+    return out.getvalue()
+
+
+def counts():
+    return {model.__name__: model.objects.count() for model in CONFIGURATION_MODELS}
+
+
+def write(tmp_path, doc, name="config.yaml"):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def package(doc, name):
+    return next(p for p in doc["packages"] if p["name"] == name)
+
+
+@pytest.fixture
+def demo():
+    seed_organisation()
+
+
+@pytest.fixture
+def demo_file(demo, tmp_path):
+    path = tmp_path / "demo.yaml"
+    path.write_text(export(), encoding="utf-8")
+    return path
+
+
+def test_export_then_apply_on_an_empty_database_reproduces_the_demo_configuration(tmp_path):
+    # The whole demo is seeded, exported and counted, then rolled back: the database is
+    # empty again, and gets only the demo's directory (people, groups, apps, sites).
+    try:
+        with transaction.atomic():
+            seed_organisation()
+            first, demo_counts = export(), counts()
+            raise _Rollback
+    except _Rollback:
+        pass
+    assert not AccessPackage.objects.exists()
+    seed_organisation(directory_only=True)
+    assert not Resource.objects.exists() and Catalog.objects.count() == 1  # the built-in one
+    path = tmp_path / "demo.yaml"
+    path.write_text(first, encoding="utf-8")
+
+    output = apply(path, "--yes")
+
+    assert "+ package Engineering / Production access" in output
+    assert "Applied: " in output
+    assert export() == first
+    assert counts() == demo_counts
+
+
+def test_the_export_is_the_same_bytes_every_time_in_a_bounded_number_of_queries(
+    demo, django_assert_max_num_queries
+):
+    with django_assert_max_num_queries(20):
+        first = export()
+    assert export() == first
+    doc = yaml.safe_load(first)
+    assert [c["name"] for c in doc["catalogs"]] == sorted(c["name"] for c in doc["catalogs"])
+    stage = package(doc, "Contractor access")["policies"][0]["stages"][0]
+    assert stage["durationBeforeAutomaticDenial"] == "7 days"
+    assert stage["fallbackPrimaryApprovers"] == [{"user": "approver@demo.example"}]
+
+
+def test_a_second_apply_prints_no_changes_and_writes_no_audit_event(demo_file):
+    events = AuditEvent.objects.count()
+    output = apply(demo_file, "--yes")
+    assert output.strip() == "No changes. The configuration matches the file."
+    assert AuditEvent.objects.count() == events
+
+
+def test_the_plan_shows_a_change_and_a_delete_as_a_diff_and_applies_them(demo_file, tmp_path):
+    doc = yaml.safe_load(demo_file.read_text())
+    production = package(doc, "Production access")
+    production["description"] = "Three days of production access."
+    production["policies"][0]["expirationDuration"] = "3 days"
+    production["policies"][0]["stages"] = production["policies"][0]["stages"][:1]
+    doc["packages"].remove(package(doc, "Partner site visitor"))
+    path = write(tmp_path, doc)
+    events = AuditEvent.objects.count()
+
+    output = apply(path, "--yes")
+
+    assert "~ package Engineering / Production access\n" in output
+    assert "    + description: Three days of production access.\n" in output
+    assert "    - expirationDuration: 7 days\n    + expirationDuration: 3 days\n" in output
+    assert "- stage Engineering / Production access / Engineers on call / 2\n" in output
+    assert "- package Partners / Partner site visitor\n" in output
+    assert "Plan: 0 to create, 2 to change, 2 to delete." in output
+    policy = AssignmentPolicy.objects.get(access_package__display_name="Production access")
+    assert policy.expiration_duration.days == 3
+    assert list(policy.approval_stages.values_list("sequence", flat=True)) == [1]
+    assert not AccessPackage.objects.filter(display_name="Partner site visitor").exists()
+    deleted = AuditEvent.objects.filter(action="accessPackage.deleted").get()
+    assert deleted.data["before"]["display_name"] == "Partner site visitor"
+    assert AuditEvent.objects.filter(action="assignmentPolicy.changed").count() == 1
+    assert AuditEvent.objects.count() > events
+    assert apply(path, "--yes").startswith("No changes.")
+
+
+def test_an_added_approver_and_a_new_package_are_created_through_the_services(demo_file, tmp_path):
+    doc = yaml.safe_load(demo_file.read_text())
+    stage = package(doc, "Production access")["policies"][0]["stages"][0]
+    stage["primaryApprovers"].append({"group": "Access Approvers"})
+    doc["packages"].append(
+        {
+            "catalog": "Engineering",
+            "name": "Handbook readers",
+            "roles": [{"site": "https://sites.demo.example/engineering", "role": "Member"}],
+            "policies": [{"name": "Everyone", "expirationDuration": "2 weeks"}],
+        }
+    )
+    output = apply(write(tmp_path, doc), "--yes", "--actor", "admin@demo.example")
+    assert "+ package Engineering / Handbook readers" in output
+    assert "+ primaryApprovers: {group: Access Approvers}" in output
+    new = AccessPackage.objects.get(display_name="Handbook readers")
+    assert new.assignment_policies.get().expiration_duration.days == 14
+    event = AuditEvent.objects.get(action="accessPackage.created", object_id=str(new.pk))
+    assert event.actor.email == "admin@demo.example"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda doc: package(doc, "Production access").update(colour="red"),
+            "packages[{i}].colour: unknown key",
+        ),
+        (
+            lambda doc: package(doc, "Production access")["policies"][0].update(
+                expirationDuration="thirty days"
+            ),
+            "packages[{i}].policies[0].expirationDuration: 'thirty days' is not a duration",
+        ),
+        (
+            lambda doc: package(doc, "Production access")["policies"][0]["stages"][1].update(
+                primaryApprovers=[{"user": "bob@example.com"}]
+            ),
+            "packages[{i}].policies[0].stages[1].primaryApprovers[0].user: no user bob@example.com",
+        ),
+        (
+            lambda doc: package(doc, "Production access").update(catalog="Research"),
+            "packages[{i}].catalog: the catalog 'Research' is not among the file's catalogs",
+        ),
+        (
+            lambda doc: package(doc, "Production access")["policies"][0]["stages"][1].pop(
+                "primaryApprovers"
+            ),
+            "packages[{i}].policies[0].stages[1].primaryApprovers: Approvers: stage 2 has no "
+            "approver",
+        ),
+        (
+            lambda doc: package(doc, "Production access")["policies"][0]["stages"][1].update(
+                isEscalationEnabled=True, durationBeforeEscalation="5 days"
+            ),
+            "packages[{i}].policies[0].stages[1].durationBeforeEscalation: Escalation must "
+            "happen before the decision deadline.",
+        ),
+    ],
+)
+def test_a_mistake_in_the_file_names_its_place_and_nothing_changes(
+    demo_file, tmp_path, change, message
+):
+    doc = yaml.safe_load(demo_file.read_text())
+    index = doc["packages"].index(package(doc, "Production access"))
+    package(doc, "Production access")["description"] = "A change that must not be applied."
+    change(doc)
+    before, events = export(), AuditEvent.objects.count()
+
+    with pytest.raises(CommandError) as error:
+        apply(write(tmp_path, doc), "--yes")
+
+    assert message.format(i=index) in str(error.value)
+    assert "\n" not in str(error.value)
+    assert export() == before
+    assert AuditEvent.objects.count() == events
+
+
+def test_a_package_people_hold_cannot_be_deleted_and_nothing_is_applied(demo_file, tmp_path):
+    doc = yaml.safe_load(demo_file.read_text())
+    assert Assignment.objects.filter(access_package__display_name="Project Phoenix team").exists()
+    doc["packages"].remove(package(doc, "Project Phoenix team"))
+    package(doc, "Production access")["description"] = "Not applied."
+    before = export()
+    with pytest.raises(CommandError, match="package Engineering / Project Phoenix team: cannot"):
+        apply(write(tmp_path, doc), "--yes")
+    assert export() == before
+
+
+def test_a_dry_run_shows_the_plan_and_changes_nothing(demo_file, tmp_path):
+    doc = yaml.safe_load(demo_file.read_text())
+    package(doc, "Production access")["isHidden"] = True
+    before, events = export(), AuditEvent.objects.count()
+    output = apply(write(tmp_path, doc), "--dry-run")
+    assert "    - isHidden: false\n    + isHidden: true\n" in output
+    assert "nothing changed" in output
+    assert export() == before
+    assert AuditEvent.objects.count() == events
+
+
+def test_without_yes_and_without_a_terminal_nothing_is_applied(demo_file, tmp_path):
+    doc = yaml.safe_load(demo_file.read_text())
+    package(doc, "Production access")["isHidden"] = True
+    with pytest.raises(CommandError, match="give --yes"):
+        apply(write(tmp_path, doc))
+    assert not AccessPackage.objects.get(display_name="Production access").is_hidden
+
+
+def test_catalogs_the_file_leaves_out_are_deleted_only_with_prune(demo_file, tmp_path):
+    doc = yaml.safe_load(demo_file.read_text())
+    doc["catalogs"] = [c for c in doc["catalogs"] if c["name"] != "Partners"]
+    doc["resources"] = [r for r in doc["resources"] if r["catalog"] != "Partners"]
+    doc["packages"] = [p for p in doc["packages"] if p["catalog"] != "Partners"]
+    path = write(tmp_path, doc)
+    assert apply(path, "--yes").startswith("No changes.")
+    assert Catalog.objects.filter(display_name="Partners").exists()
+
+    output = apply(path, "--yes", "--prune")
+    assert "- catalog Partners\n" in output
+    assert "- package Partners / Partner project collaboration\n" in output
+    assert not Catalog.objects.filter(display_name="Partners").exists()
+
+
+def test_the_actor_must_be_an_administrator(demo_file):
+    with pytest.raises(CommandError, match="--actor: no active administrator"):
+        apply(demo_file, "--yes", "--actor", "employee@demo.example")
