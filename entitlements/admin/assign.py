@@ -34,7 +34,8 @@ from entitlements.services.bulk import (
 )
 
 MAX_CSV_BYTES = 2 * 1024 * 1024
-PREVIEW_LIMIT = 200  # people listed on the preview page; the CSV report has everyone
+PREVIEW_LIMIT = 200  # refused rows listed on the page; the CSV report has everyone
+ACCEPTED_LIMIT = 50  # people listed as "would be assigned" on the preview
 
 
 def read_email_csv(upload):
@@ -336,15 +337,15 @@ class PackageAssignmentMixin:
                 return redirect(self._job_url(package, job))
         accepted = []
         if job.state == BulkJob.State.PREVIEW:
-            ids = [pk for pk, _row in job.user_ids[:PREVIEW_LIMIT]]
+            ids = [pk for pk, _row in job.user_ids[:ACCEPTED_LIMIT]]
             names = {str(u.pk): u for u in User.objects.filter(pk__in=ids)}
             accepted = [names[pk] for pk in ids if pk in names]
         refused = [r for r in job.results if r["outcome"] == "refused"]
         refused.sort(key=lambda r: (r["row"] is None, r["row"] or 0))
-        title = _("Bulk %(kind)s of %(package)s") % {
-            "kind": job.get_kind_display().lower(),
-            "package": package.display_name,
-        }
+        if job.kind == BulkJob.Kind.ADD:
+            title = _("Direct assignment of %(package)s") % {"package": package.display_name}
+        else:
+            title = _("Removal of %(package)s") % {"package": package.display_name}
         context = self._context(
             request,
             package,

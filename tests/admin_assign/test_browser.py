@@ -1,0 +1,140 @@
+"""Direct assignment of three people and bulk assignment from a CSV of 1,000, in Chromium."""
+
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.contrib.auth.hashers import make_password
+
+from directory.models import User
+from entitlements.models import Assignment, BulkJob
+from tests.browser import chromium
+from tests.factories import PASSWORD, UserFactory
+from tests.lifecycle.assignment_helpers import assign
+from tests.services import require_postgres
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.postgres_only,
+    pytest.mark.django_db(transaction=True),
+]
+
+ARTIFACTS = Path(settings.BASE_DIR) / "tests" / "artifacts"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with chromium() as browser:
+        yield browser
+
+
+@pytest.fixture
+def page(browser, live_server, settings):
+    require_postgres()
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(15000)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def shot(page, name):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def sign_in(page, user):
+    page.goto("/accounts/login/")
+    page.get_by_label("Email").fill(user.email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/")
+
+
+def pick(page, name):
+    """Choose one person in the admin's autocomplete (select2)."""
+    page.locator(".field-users .select2-selection").click()
+    page.locator(".select2-search__field").fill(name)
+    page.locator(".select2-results__option", has_text=name).first.click()
+
+
+def test_an_owner_assigns_three_people_directly(page, owner, package, policy):
+    chosen = [
+        UserFactory(email=f"{first.lower()}@example.com", display_name=f"{first} Example")
+        for first in ("Ann", "Ben", "Cleo")
+    ]
+    sign_in(page, owner)
+    page.goto(f"/admin/entitlements/accesspackage/{package.pk}/change/")
+    page.get_by_role("link", name="Assign directly").click()
+    for person in chosen:
+        pick(page, person.display_name)
+    page.get_by_label("Justification").fill("Project Falcon starts Monday")
+    shot(page, "assign-direct-form")
+    page.get_by_role("button", name="Preview").click()
+
+    page.get_by_text("3 people would be assigned.").wait_for()
+    for person in chosen:
+        assert page.locator("#bulk-accepted", has_text=person.display_name).count() == 1
+    shot(page, "assign-direct-preview")
+    page.get_by_role("button", name="Assign 3 people").click()
+
+    page.get_by_text("3 people assigned.").wait_for()
+    shot(page, "assign-direct-report")
+    assert set(
+        Assignment.objects.filter(access_package=package).values_list("target__email", flat=True)
+    ) == {p.email for p in chosen}
+
+
+def test_a_csv_of_1000_emails_is_assigned_and_the_refused_rows_are_reported(
+    page, owner, package, policy, settings
+):
+    password = make_password(PASSWORD)
+    User.objects.bulk_create(
+        [
+            User(email=f"bulk{i:04d}@example.com", display_name=f"Bulk {i:04d}", password=password)
+            for i in range(985)
+        ]
+    )
+    holders = list(User.objects.filter(email__startswith="bulk")[:5])
+    for holder in holders:
+        assign(holder, package, policy)
+    lines = ["email"] + [f"bulk{i:04d}@example.com" for i in range(985)]
+    lines += [f"unknown{i}@example.com" for i in range(10)] + ["bulk0001@example.com"] * 5
+    assert len(lines) == 1001
+    settings.CELERY_TASK_ALWAYS_EAGER = False  # the job waits for "the worker": this test
+
+    sign_in(page, owner)
+    page.goto(f"/admin/entitlements/accesspackage/{package.pk}/assign/")
+    page.set_input_files(
+        "input[name=csv_file]",
+        files=[
+            {"name": "joiners.csv", "mimeType": "text/csv", "buffer": "\n".join(lines).encode()}
+        ],
+    )
+    page.get_by_role("button", name="Preview").click()
+    page.get_by_text("980 people would be assigned.").wait_for()
+    page.get_by_text("20 are refused.").wait_for()
+    refused = page.locator("#bulk-refused tbody tr")
+    assert refused.count() == 20
+    assert page.locator("#bulk-refused", has_text="Nobody in the directory has this email").count()
+    assert page.locator("#bulk-refused", has_text="Listed already on row 3.").count()
+    assert page.locator("#bulk-refused", has_text="already has this access package").count()
+    shot(page, "assign-bulk-preview")
+    page.get_by_role("button", name="Assign 980 people").click()
+
+    page.locator("#bulk-progress").wait_for()
+    shot(page, "assign-bulk-progress")
+    job = BulkJob.objects.get(access_package=package)
+    from entitlements.services.bulk import bulk_job_run
+
+    bulk_job_run(job_id=job.pk, batch_size=250)  # what the worker does; the page follows it
+
+    page.get_by_text("980 people assigned.").wait_for()
+    page.get_by_text("20 refused.").wait_for()
+    shot(page, "assign-bulk-report")
+    assert Assignment.objects.filter(access_package=package).count() == 985
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download the report (CSV)").click()
+    report = Path(download.value.path()).read_text()
+    assert report.count("\n") == 1001 and report.count(",refused,") == 20
