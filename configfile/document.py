@@ -773,6 +773,8 @@ class DocumentReader:
                     f"{role['role']!r} is not one of: {', '.join(CATALOG_SCOPED_ROLES)}",
                 )
             user = self.directory.get(User, "email__iexact", role["user"], f"{rpath}.user", "user")
+            if ("catalogRole", role["role"], user.email) in node.sets["roles"]:
+                raise ConfigError(rpath, "given twice")
             node.sets["roles"][("catalogRole", role["role"], user.email)] = rpath
         tree.catalogs[node.key] = node
 
@@ -894,6 +896,8 @@ class DocumentReader:
                     f"{role['role']!r} is not a role of it; its roles: "
                     f"{', '.join(sorted(offered[target]))}",
                 )
+            if ("role", target, role["role"]) in node.sets["roles"]:
+                raise ConfigError(rpath, "given twice")
             node.sets["roles"][("role", target, role["role"])] = rpath
         for j, name_ in enumerate(
             _list(data.get("incompatibleGroups"), f"{path}.incompatibleGroups")

@@ -148,7 +148,10 @@ class Plan:
         return "\n".join([*lines, "", self.summary()])
 
     def apply(self, *, actor, now):
-        Applier(actor=actor, now=now).run(self)
+        """Make the changes; returns the warnings about what was applied (works, may surprise)."""
+        applier = Applier(actor=actor, now=now)
+        applier.run(self)
+        return applier.warnings
 
 
 # --------------------------------------------------------------------------------------
@@ -238,6 +241,7 @@ class Applier:
         self.lookups = {}
         self.touched_policies = set()  # (package key, policy key)
         self.automatic = {}  # automatic policies whose targets may have changed, by id
+        self.warnings = []
 
     def save(self, node, obj, m2m=None):
         try:
@@ -492,12 +496,17 @@ class Applier:
             validation.check_policy_reviewers(policy, subjects)
         except ValidationError as error:
             raise _error_for(node, error, POLICY_FIELDS) from None
-        for stage_node in _sorted(node.children["stages"]):
+        stages = _sorted(node.children["stages"])
+        where = f"policy {node.label}: "
+        self.warnings += validation.policy_warnings(policy, stage_count=len(stages))
+        for stage_node in stages:
             stage = stage_node.obj
+            approvers = list(stage.approver_sets.all())
             try:
-                validation.check_stage_approvers(stage, list(stage.approver_sets.all()))
+                validation.check_stage_approvers(stage, approvers)
             except ValidationError as error:
                 raise _error_for(stage_node, error, STAGE_FIELDS) from None
+            self.warnings += [where + w for w in validation.approver_warnings(stage, approvers)]
         for question_node in _sorted(node.children["questions"]):
             question = question_node.obj
             try:

@@ -289,3 +289,37 @@ def test_catalogs_the_file_leaves_out_are_deleted_only_with_prune(demo_file, tmp
 def test_the_actor_must_be_an_administrator(demo_file):
     with pytest.raises(CommandError, match="--actor: no active administrator"):
         apply(demo_file, "--yes", "--actor", "employee@demo.example")
+
+
+def test_durations_are_read_in_words_or_iso_8601_and_written_in_words():
+    from configfile.document import duration_words, parse_duration_text
+
+    assert parse_duration_text("2 weeks").days == 14
+    assert parse_duration_text("P14D") == parse_duration_text("14 days")
+    assert parse_duration_text("1 day, 12 hours").total_seconds() == 36 * 3600
+    assert parse_duration_text("PT8H") == parse_duration_text("8 hours")
+    assert duration_words(parse_duration_text("P1DT12H")) == "1 day 12 hours"
+    with pytest.raises(ValueError, match="not a duration"):
+        parse_duration_text("a fortnight")
+
+
+def test_a_stage_whose_manager_may_be_missing_applies_with_a_warning(demo_file, tmp_path):
+    doc = yaml.safe_load(demo_file.read_text())
+    stage = package(doc, "Production access")["policies"][0]["stages"][0]
+    stage.pop("fallbackPrimaryApprovers")
+    stage["durationBeforeAutomaticDenial"] = "P2D"
+    output = apply(write(tmp_path, doc), "--yes")
+    assert (
+        "    - durationBeforeAutomaticDenial: 3 days\n    + durationBeforeAutomaticDenial: 2 days\n"
+        in output
+    )
+    assert "Warning: policy Engineering / Production access / Engineers on call: Stage 1:" in output
+    assert "Applied: 0 created, 1 changed, 0 deleted." in output
+
+
+def test_a_role_given_twice_is_refused(demo_file, tmp_path):
+    doc = yaml.safe_load(demo_file.read_text())
+    roles = package(doc, "Production access")["roles"]
+    roles.append(dict(roles[0]))
+    with pytest.raises(CommandError, match=r"roles\[1\]: given twice"):
+        apply(write(tmp_path, doc), "--yes")

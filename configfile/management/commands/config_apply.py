@@ -70,7 +70,7 @@ class Command(BaseCommand):
         if not plan:
             return
         if dry_run:
-            self._run(text, prune, actor, shown, commit=False)
+            self._warn(self._run(text, prune, actor, shown, commit=False))
             self.stdout.write("Dry run: the plan checks out against the database; nothing changed.")
             return
         if not yes:
@@ -78,7 +78,7 @@ class Command(BaseCommand):
                 raise CommandError("Nothing applied: give --yes to apply without a prompt.")
             if input("Apply these changes? [y/N] ").strip().lower() not in ("y", "yes"):
                 raise CommandError("Nothing applied.")
-        self._run(text, prune, actor, shown, commit=True)
+        self._warn(self._run(text, prune, actor, shown, commit=True))
         counts = plan.counts()
         self.stdout.write(
             f"Applied: {counts['create']} created, {counts['change']} changed, "
@@ -119,10 +119,15 @@ class Command(BaseCommand):
                         "The configuration changed while the plan was shown; nothing was "
                         "applied. Run config_apply again."
                     )
-                plan.apply(actor=actor, now=timezone.now())
+                warnings = plan.apply(actor=actor, now=timezone.now())
                 if not commit:
                     raise _DryRun
         except _DryRun:
             pass
         except ConfigError as error:
             raise CommandError(f"Nothing applied: {error}") from None
+        return warnings
+
+    def _warn(self, warnings):
+        for warning in warnings:
+            self.stdout.write(self.style.WARNING(f"Warning: {warning}"))
