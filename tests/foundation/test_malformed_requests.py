@@ -55,6 +55,7 @@ from entitlements.models import (
     AdminRole,
     Assignment,
     AssignmentRequest,
+    BulkJob,
     ConnectedSystem,
     DriftItem,
     DriftReport,
@@ -170,6 +171,7 @@ class World:
             "url": "no-such-page/",
             "tenant": "common",
             "item": DriftItem.objects.order_by("pk").first().pk,
+            "job_id": BulkJob.objects.order_by("pk").first().pk,
             "path": "Users",  # the SCIM service provider's one route (/scim/v2/<path>)
         }
         target = model if model and name != "admin:view_on_site" else AccessPackage
@@ -275,6 +277,13 @@ def _build_world():
     client_create(name="Fuzz SCIM client", actor=admin_user)
     personal_token_create(
         actor=user, name="Fuzz token", permissions=[EM_READ], expires=now + timedelta(days=7)
+    )
+    BulkJob.objects.create(  # a bulk assignment's preview, for the package's job routes
+        kind=BulkJob.Kind.ADD,
+        access_package=AccessPackage.objects.order_by("pk").first(),
+        actor=approver,
+        user_ids=[[str(user.pk), 1]],
+        total=1,
     )
     report = DriftReport.objects.create(system=resource.connected_system, started=now, finished=now)
     DriftItem.objects.create(
