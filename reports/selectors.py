@@ -1,1 +1,306 @@
-"""Reads behind the reports: each takes the viewing person and returns only what they may see."""
+"""Reads behind the reports: each takes the viewing person and returns only what they may see.
+
+Visibility is ``restrict(viewer, "view")`` of the rows each report lists (entitlements'
+permissions): a catalog owner or reader sees their catalogs' rows, a superuser everything.
+Every function returns a lazy, ordered queryset; the views page it and export it.
+"""
+
+from datetime import timedelta
+
+from django.db.models import Count, Exists, F, Min, OuterRef, Q
+
+from approvals.models import OPEN_STAGE_STATUSES, RequestApprovalStage, StageApprover
+from directory.models import GroupMembership, User
+from entitlements.models import (
+    HOLDING_GRANT_STATES,
+    OPEN_ASSIGNMENT_STATES,
+    AccessPackage,
+    Assignment,
+    AssignmentRequest,
+    AssignmentResourceRole,
+    RequestState,
+)
+from reviews.models import ApplyResult, Decision, ReviewInstance, ReviewItem
+
+
+def _text(queryset, value, *fields):
+    """Rows where any of ``fields`` contains ``value`` (case-insensitive); all rows if empty."""
+    value = (value or "").strip()
+    if not value:
+        return queryset
+    query = Q()
+    for field in fields:
+        query |= Q(**{f"{field}__icontains": value})
+    return queryset.filter(query)
+
+
+def _in_catalog(queryset, catalog, path):
+    return queryset.filter(**{path: catalog}) if catalog is not None else queryset
+
+
+# ---- who has access to what ---------------------------------------------------------------
+
+
+def access_held(*, viewer, user="", package="", resource="", catalog=None):
+    """Resource roles people hold through an open assignment, with the package giving each."""
+    grants = AssignmentResourceRole.objects.restrict(viewer, "view").filter(
+        state__in=HOLDING_GRANT_STATES, assignment__state__in=OPEN_ASSIGNMENT_STATES
+    )
+    grants = _text(grants, user, "target__email", "target__display_name")
+    grants = _text(grants, package, "assignment__access_package__display_name")
+    grants = _text(grants, resource, "resource_role__resource__display_name")
+    grants = _in_catalog(grants, catalog, "assignment__access_package__catalog")
+    return grants.select_related(
+        "target", "resource_role__resource", "assignment__access_package__catalog"
+    ).order_by("-created", "pk")
+
+
+# ---- assignments ending soon ---------------------------------------------------------------
+
+
+def assignments_ending(*, viewer, now, days, user="", package="", catalog=None):
+    """Open assignments whose end falls in the next ``days`` days, soonest first."""
+    assignments = Assignment.objects.restrict(viewer, "view").filter(
+        state__in=OPEN_ASSIGNMENT_STATES,  # the predicate of assignment_open_end_idx
+        schedule_end__gte=now,
+        schedule_end__lt=now + timedelta(days=days),
+    )
+    assignments = _text(assignments, user, "target__email", "target__display_name")
+    assignments = _text(assignments, package, "access_package__display_name")
+    assignments = _in_catalog(assignments, catalog, "access_package__catalog")
+    return assignments.select_related(
+        "target", "access_package__catalog", "assignment_policy"
+    ).order_by("schedule_end", "pk")
+
+
+# ---- pending requests ----------------------------------------------------------------------
+
+
+def _pending(queryset, prefix=""):
+    return queryset.filter(**{f"{prefix}state": RequestState.PENDING_APPROVAL})
+
+
+def pending_requests(*, viewer, now, older_than_days=0, user="", approver="", catalog=None):
+    """Requests waiting for an approval, oldest first, with their open stage's approvers."""
+    requests = _pending(AssignmentRequest.objects.restrict(viewer, "view"))
+    if older_than_days:
+        requests = requests.filter(created__lte=now - timedelta(days=older_than_days))
+    requests = _text(requests, user, "target__email", "target__display_name")
+    if (approver or "").strip():
+        waiting_on = _text(
+            StageApprover.objects.filter(
+                stage__request=OuterRef("pk"), stage__status__in=OPEN_STAGE_STATUSES
+            ),
+            approver,
+            "user__email",
+            "user__display_name",
+        )
+        requests = requests.filter(Exists(waiting_on))
+    requests = _in_catalog(requests, catalog, "access_package__catalog")
+    return requests.select_related("target", "access_package__catalog").order_by("created", "pk")
+
+
+def open_stages_of(requests):
+    """{request id: its open stage with its approvers}: two queries for a page of requests."""
+    stages = (
+        RequestApprovalStage.objects.filter(
+            request__in=[r.pk for r in requests], status__in=OPEN_STAGE_STATUSES
+        )
+        .prefetch_related("approvers__user")
+        .order_by("sequence")
+    )
+    return {stage.request_id: stage for stage in stages}
+
+
+def approver_backlog(*, viewer, now, older_than_days=0, approver="", catalog=None):
+    """Per approver: how many pending requests wait on them and since when (the bottleneck)."""
+    approvers = StageApprover.objects.restrict(viewer, "view").filter(
+        stage__status__in=OPEN_STAGE_STATUSES,
+        stage__request__state=RequestState.PENDING_APPROVAL,
+    )
+    if older_than_days:
+        approvers = approvers.filter(
+            stage__opened_datetime__lte=now - timedelta(days=older_than_days)
+        )
+    approvers = _text(approvers, approver, "user__email", "user__display_name")
+    approvers = _in_catalog(approvers, catalog, "stage__request__access_package__catalog")
+    return (
+        approvers.values("user_id", "user__display_name", "user__email")
+        .annotate(waiting=Count("stage_id", distinct=True), oldest=Min("stage__opened_datetime"))
+        .order_by("-waiting", "oldest", "user__display_name", "user_id")
+    )
+
+
+# ---- separation of duties ------------------------------------------------------------------
+
+
+def _contains(value, *fields):
+    """A Q: any of ``fields`` contains ``value`` (case-insensitive); None if value is empty."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    query = Q()
+    for field in fields:
+        query |= Q(**{f"{field}__icontains": value})
+    return query
+
+
+def _conflicts(declared, conditions, *, viewer, declaring, holder, other, user, package, catalog):
+    """One row per person and conflict, from a declaration (through) table joined to the
+    assignments of its declaring package (``holder``) and to what it conflicts with.
+
+    Every condition goes into one ``filter()``: Django joins a multi-valued relation once per
+    call, so that both sides are the same person's only within one call.
+    """
+    conditions = [
+        *conditions,
+        Q(**{f"{holder}__state__in": OPEN_ASSIGNMENT_STATES}),
+        # The viewer's packages, as permissions decide: a conflict is shown on the side of the
+        # package that declares it.
+        Q(**{f"{declaring}__in": AccessPackage.objects.restrict(viewer, "view")}),
+        _contains(user, f"{holder}__target__email", f"{holder}__target__display_name"),
+        _contains(package, f"{declaring}__display_name", other),
+        Q(**{f"{declaring}__catalog": catalog}) if catalog is not None else None,
+    ]
+    return (
+        declared.filter(*[condition for condition in conditions if condition is not None])
+        .values(
+            assignment_id=F(f"{holder}__id"),
+            user_name=F(f"{holder}__target__display_name"),
+            user_email=F(f"{holder}__target__email"),
+            package=F(f"{declaring}__display_name"),
+            catalog=F(f"{declaring}__catalog__display_name"),
+            other=F(other),
+            since=F(f"{holder}__schedule_start"),
+        )
+        .order_by("user_name", "user_email", "package", "other", "assignment_id")
+    )
+
+
+def package_conflicts(*, viewer, user="", package="", catalog=None):
+    """People holding two packages one of which is declared incompatible with the other.
+
+    One row per person and pair; a pair declared incompatible both ways is listed once, from
+    the package with the lower id.
+    """
+    declared = AccessPackage.incompatible_access_packages.through.objects
+    declared_back = declared.filter(
+        from_accesspackage_id=OuterRef("to_accesspackage_id"),
+        to_accesspackage_id=OuterRef("from_accesspackage_id"),
+    )
+    holder, held = "from_accesspackage__assignments", "to_accesspackage__assignments"
+    conditions = [
+        Q(
+            **{
+                f"{held}__state__in": OPEN_ASSIGNMENT_STATES,
+                f"{held}__target": F(f"{holder}__target"),
+            }
+        ),
+        ~Q(Exists(declared_back), from_accesspackage_id__gt=F("to_accesspackage_id")),
+    ]
+    return _conflicts(
+        declared,
+        conditions,
+        viewer=viewer,
+        declaring="from_accesspackage",
+        holder=holder,
+        other="to_accesspackage__display_name",
+        user=user,
+        package=package,
+        catalog=catalog,
+    )
+
+
+def group_conflicts(*, viewer, user="", package="", catalog=None):
+    """People holding a package while being a member of a group declared incompatible with it."""
+    holder = "accesspackage__assignments"
+    conditions = [
+        Q(
+            group__memberships__user=F(f"{holder}__target"),
+            group__memberships__role=GroupMembership.Role.MEMBER,
+        )
+    ]
+    return _conflicts(
+        AccessPackage.incompatible_groups.through.objects,
+        conditions,
+        viewer=viewer,
+        declaring="accesspackage",
+        holder=holder,
+        other="group__display_name",
+        user=user,
+        package=package,
+        catalog=catalog,
+    )
+
+
+# ---- access reviews ------------------------------------------------------------------------
+
+
+def reviews(*, viewer, package="", status="", catalog=None):
+    """Access review instances, newest first (their results come from ``review_counts``)."""
+    instances = ReviewInstance.objects.restrict(viewer, "view")
+    instances = _text(instances, package, "access_package__display_name")
+    if status:
+        instances = instances.filter(status=status)
+    instances = _in_catalog(instances, catalog, "access_package__catalog")
+    return instances.select_related("access_package__catalog").order_by("-start", "pk")
+
+
+def review_counts(instances):
+    """{instance id: {decided, undecided, approved, denied, dont_know, removed, items}}, in
+    one grouped query for a page of instances (review_item_decision_idx)."""
+    rows = (
+        ReviewItem.objects.filter(instance__in=[i.pk for i in instances])
+        .values("instance_id")
+        .annotate(
+            items=Count("pk"),
+            undecided=Count("pk", filter=Q(decision=Decision.NOT_REVIEWED)),
+            approved=Count("pk", filter=Q(decision=Decision.APPROVE)),
+            denied=Count("pk", filter=Q(decision=Decision.DENY)),
+            dont_know=Count("pk", filter=Q(decision=Decision.DONT_KNOW)),
+            removed=Count("pk", filter=Q(apply_result=ApplyResult.REMOVED)),
+        )
+        .order_by()
+    )
+    counts = {}
+    for row in rows:
+        row["decided"] = row["items"] - row["undecided"]
+        counts[row.pop("instance_id")] = row
+    return counts
+
+
+# ---- people with access who do not sign in -------------------------------------------------
+
+
+def _open_assignments_of_outer_user(viewer):
+    return Assignment.objects.restrict(viewer, "view").filter(
+        target=OuterRef("pk"), state__in=OPEN_ASSIGNMENT_STATES
+    )
+
+
+def inactive_holders(*, viewer, now, days, user="", department="", catalog=None):
+    """Active people holding access the viewer sees, not signed in for ``days`` days (or never)."""
+    holding = _open_assignments_of_outer_user(viewer)
+    holding = _in_catalog(holding, catalog, "access_package__catalog")
+    people = User.objects.filter(
+        Q(last_login__lt=now - timedelta(days=days)) | Q(last_login__isnull=True),
+        Exists(holding),
+        is_active=True,
+    )
+    people = _text(people, user, "email", "display_name")
+    people = _text(people, department, "department")
+    return people.order_by("display_name", "pk")
+
+
+def open_assignment_counts(*, viewer, people, catalog=None):
+    """{user id: open assignments the viewer sees}, one grouped query for a page of people."""
+    assignments = Assignment.objects.restrict(viewer, "view").filter(
+        target__in=[p.pk for p in people], state__in=OPEN_ASSIGNMENT_STATES
+    )
+    assignments = _in_catalog(assignments, catalog, "access_package__catalog")
+    return dict(
+        assignments.values("target_id")
+        .annotate(n=Count("pk"))
+        .order_by()
+        .values_list("target_id", "n")
+    )
