@@ -381,6 +381,16 @@ def _add_row(node, set_key, member, row):
     node.sets.setdefault(set_key, {}).setdefault(member, []).append(row)
 
 
+def _put(collection, node):
+    """Add a database row's node; two rows with the same key cannot be told apart in a
+    document (two questions 1 of one policy, say), so the export refuses them."""
+    if node.key in collection:
+        raise ConfigError(
+            "", f"{node.kind} {node.label} exists twice; rename or renumber one of them first"
+        )
+    collection[node.key] = node
+
+
 def package_label(catalog, name):
     return f"{catalog} / {name}"
 
@@ -399,7 +409,7 @@ def read_database(catalog_names=None):
         node.values = _values(CATALOG_FIELDS, catalog)
         node.obj = catalog
         node.sets["roles"] = {}
-        tree.catalogs[node.key] = node
+        _put(tree.catalogs, node)
     by_catalog = {c.pk: tree.catalogs[(c.display_name,)] for c in catalogs}
     for row in RoleAssignment.objects.filter(
         catalog_id__in=ids, source=RoleAssignment.Source.DIRECT
@@ -415,7 +425,7 @@ def read_database(catalog_names=None):
         node = Node("resource", key, resource_label(key))
         node.values = _values(RESOURCE_FIELDS, resource)
         node.obj = resource
-        tree.resources[key] = node
+        _put(tree.resources, node)
 
     packages = (
         AccessPackage.objects.filter(catalog_id__in=ids)
@@ -436,7 +446,7 @@ def read_database(catalog_names=None):
             _add_row(node, "incompatibleAccessPackages", member, other)
         for group in package.incompatible_groups.all():
             _add_row(node, "incompatibleGroups", ("group", group.display_name), group)
-        tree.packages[key] = node
+        _put(tree.packages, node)
         by_package[package.pk] = node
     scopes = ResourceRoleScope.objects.filter(access_package__catalog_id__in=ids).select_related(
         "role__resource__group",
@@ -458,7 +468,7 @@ def read_database(catalog_names=None):
         node.obj = policy
         node.children = {"stages": {}, "questions": {}}
         node.sets = {key: {} for key in POLICY_SUBJECTS}
-        parent.children["policies"][node.key] = node
+        _put(parent.children["policies"], node)
         by_policy[policy.pk] = node
     purposes = {purpose: key for key, purpose in POLICY_SUBJECTS.items()}
     for row in PolicySubjectSet.objects.filter(
@@ -473,7 +483,7 @@ def read_database(catalog_names=None):
         node.values = _values(STAGE_FIELDS, stage)
         node.obj = stage
         node.sets = {key: {} for key in STAGE_APPROVERS}
-        parent.children["stages"][node.key] = node
+        _put(parent.children["stages"], node)
         by_stage[stage.pk] = node
     purposes = {purpose: key for key, purpose in STAGE_APPROVERS.items()}
     for row in StageApproverSet.objects.filter(
@@ -488,7 +498,7 @@ def read_database(catalog_names=None):
         node.values = _values(QUESTION_FIELDS, question)
         node.obj = question
         node.children = {"choices": {}, "localizations": {}}
-        parent.children["questions"][node.key] = node
+        _put(parent.children["questions"], node)
         by_question[question.pk] = node
     for choice in QuestionChoice.objects.filter(
         question__policy__access_package__catalog_id__in=ids
@@ -497,7 +507,7 @@ def read_database(catalog_names=None):
         node = Node("choice", (choice.actual_value,), f"{parent.label} / {choice.actual_value}")
         node.values = {**_values(CHOICE_FIELDS, choice), "sequence": choice.sequence}
         node.obj = choice
-        parent.children["choices"][node.key] = node
+        _put(parent.children["choices"], node)
     for loc in QuestionLocalization.objects.filter(
         question__policy__access_package__catalog_id__in=ids
     ):
@@ -505,7 +515,7 @@ def read_database(catalog_names=None):
         node = Node("localization", (loc.language_code,), f"{parent.label} / {loc.language_code}")
         node.values = _values(LOCALIZATION_FIELDS, loc)
         node.obj = loc
-        parent.children["localizations"][node.key] = node
+        _put(parent.children["localizations"], node)
     return tree.link()
 
 

@@ -323,3 +323,23 @@ def test_a_role_given_twice_is_refused(demo_file, tmp_path):
     roles.append(dict(roles[0]))
     with pytest.raises(CommandError, match=r"roles\[1\]: given twice"):
         apply(write(tmp_path, doc), "--yes")
+
+
+def test_two_questions_with_the_same_number_are_refused_by_the_export(demo):
+    question = Question.objects.filter(policy__display_name="Engineers on call").get()
+    Question.objects.create(policy=question.policy, sequence=question.sequence, text="Why?")
+    with pytest.raises(CommandError, match="Engineers on call / 1 exists twice"):
+        export()
+
+
+def test_an_export_of_one_catalog_applies_without_touching_the_others(demo, tmp_path):
+    path = tmp_path / "finance.yaml"
+    path.write_text(export(catalogs=["Finance"]), encoding="utf-8")
+    doc = yaml.safe_load(path.read_text())
+    assert [c["name"] for c in doc["catalogs"]] == ["Finance"]
+    assert {p["catalog"] for p in doc["packages"]} == {"Finance"}
+    package(doc, "Payment approval")["description"] = "Approve supplier payments."
+    output = apply(write(tmp_path, doc), "--yes")
+    assert "Plan: 0 to create, 1 to change, 0 to delete." in output
+    with pytest.raises(CommandError, match="No catalog named Research"):
+        export(catalogs=["Research"])

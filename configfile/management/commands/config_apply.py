@@ -105,9 +105,9 @@ class Command(BaseCommand):
     def _plan(self, text, prune):
         try:
             wanted = read_document(text)
+            return make_plan(wanted, read_database(managed_catalogs(wanted, prune)))
         except ConfigError as error:
             raise CommandError(str(error)) from None
-        return make_plan(wanted, read_database(managed_catalogs(wanted, prune)))
 
     def _run(self, text, prune, actor, shown, *, commit):
         """Plan again inside the transaction and apply, if nothing changed meanwhile."""

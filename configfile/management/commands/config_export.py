@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from configfile.document import dump_yaml, read_database, write_document
+from configfile.document import ConfigError, dump_yaml, read_database, write_document
 from entitlements.models import Catalog
 
 
@@ -36,7 +36,10 @@ class Command(BaseCommand):
             missing = [name for name in catalogs if name not in known]
             if missing:
                 raise CommandError(f"No catalog named {', '.join(missing)}.")
-        text = dump_yaml(write_document(read_database(catalogs or None)))
+        try:
+            text = dump_yaml(write_document(read_database(catalogs or None)))
+        except ConfigError as error:
+            raise CommandError(str(error)) from None
         if output:
             try:
                 with open(output, "w", encoding="utf-8") as file:
