@@ -203,3 +203,25 @@ def test_starting_needs_csrf(owner, package, policy):
     assert client.post(url("bulk_job", package, job.pk)).status_code == 403
     job.refresh_from_db()
     assert job.state == BulkJob.State.PREVIEW
+
+
+@pytest.mark.parametrize("count", [10, 1000])
+def test_the_job_page_reads_a_bounded_number_of_rows(
+    client, owner, package, policy, count, django_assert_max_num_queries
+):
+    from entitlements.services.bulk import bulk_job_prepare
+
+    chosen = people(count)
+    job = bulk_job_prepare(
+        actor=owner,
+        kind=BulkJob.Kind.ADD,
+        access_package=package,
+        policy=policy,
+        users=[(u, None) for u in chosen],
+        problems=[(i, f"nobody{i}@example.com", "Nobody.") for i in range(count)],
+    )
+    client.force_login(owner)
+    with django_assert_max_num_queries(12):
+        page = client.get(url("bulk_job", package, job.pk))
+    assert page.status_code == 200
+    assert f"{count} people would be assigned." in page.content.decode()

@@ -186,3 +186,19 @@ def test_the_queries_do_not_grow_with_the_number_of_people(
     with django_assert_max_num_queries(RUN_QUERIES.get((connection.vendor, count), 129)):
         job = bulk_job_run(job_id=job.pk, batch_size=1000)
     assert job.counts()["done"] == count
+
+
+@pytest.mark.parametrize("notify", [True, False])
+def test_a_bulk_removal_emails_the_people_only_when_asked(
+    owner, package, policy, notify, django_capture_on_commit_callbacks
+):
+    from notifications.models import Notification, NotificationKind
+
+    holders = people(2)
+    for person in holders:
+        assign(person, package, policy)
+    job = prepare(owner, package, None, holders, kind=BulkJob.Kind.REMOVE, notify=notify)
+    with django_capture_on_commit_callbacks(execute=True):
+        run(owner, job)
+    emailed = Notification.objects.filter(kind=NotificationKind.ACCESS_ENDED, recipient__in=holders)
+    assert emailed.count() == (2 if notify else 0)
