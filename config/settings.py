@@ -101,6 +101,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "csp",
     "django_celery_beat",
+    "pgtrigger",
     "allauth",
     "allauth.account",
     "allauth.socialaccount",
@@ -181,6 +182,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"timeout": 20, "transaction_mode": "IMMEDIATE"}
     )
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # The JIT compiled the package search on every request (504 of its 556 ms, see
+    # docs/benchmarks.md); this product's queries are short and index-driven.
+    _pg_options = DATABASES["default"].setdefault("OPTIONS", {})
+    _pg_options["options"] = f"{_pg_options.get('options', '')} -c jit=off".strip()
 DATABASES["default"]["CONN_MAX_AGE"] = _strict("int", "DATABASE_CONN_MAX_AGE", default=0)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -1,12 +1,25 @@
-"""Writing the audit trail: every service function records its transition here.
+"""Writing and checking the audit trail: every service function records its transition here.
 
 ``audit_record`` appends one event; ``audit_event`` prepares one (unsaved) for
 ``audit_bulk``, which appends many in one statement. Nothing else builds AuditEvent rows.
+Each event is digested when written and chained when its transaction commits
+(``entitlements.models.audit``); ``audit_chain_check`` walks the chain and
+``audit_evidence`` writes a period of it for an auditor (docs/audit.md).
 """
 
+import contextlib
+import dataclasses
+import json
+from collections.abc import Iterator
+
+from django.db import connection, transaction
 from django.utils import timezone
 
-from .models import AuditEvent, Channel
+from .models import AuditChainHead, AuditEvent, Channel
+from .models.audit import CONTENT_FIELDS, GENESIS_HASH, canonical_content, content_digest, link_hash
+
+EVIDENCE_FORMAT = "entitlements-audit-evidence/1"
+_CHAIN_ROW = (*CONTENT_FIELDS, "digest", "sequence", "prev_hash", "hash")
 
 
 def _pk(value):
@@ -75,3 +88,164 @@ def audit_for_request(*, request, action, obj=None, after="", data=None, **field
 def audit_bulk(events):
     """Append many events prepared with ``audit_event`` in one statement; for set-based jobs."""
     return AuditEvent.objects.bulk_create(events, batch_size=2000)
+
+
+# --------------------------------------------------------------------------------------
+# Checking the chain and exporting evidence
+# --------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ChainBreak:
+    """The first link of the chain that does not hold."""
+
+    event_id: str
+    sequence: int | None
+    problem: str
+    expected: str
+    stored: str
+
+    def __str__(self):
+        return (
+            f"Broken link at event {self.event_id}, sequence {self.sequence}: {self.problem}: "
+            f"expected {self.expected}, stored {self.stored}"
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class ChainReport:
+    count: int
+    head_hash: str
+    broken: ChainBreak | None
+
+
+@contextlib.contextmanager
+def _snapshot():
+    """One transaction that sees one state of the whole chain, however long the walk."""
+    fresh = not connection.in_atomic_block
+    with transaction.atomic():
+        if fresh and connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        yield
+
+
+def _link_problem(row, expected_sequence, expected_prev):
+    """What is wrong with this event's link (problem, expected, stored), or None."""
+    if row["sequence"] != expected_sequence:
+        return (
+            "sequence (an event missing or inserted)",
+            str(expected_sequence),
+            str(row["sequence"]),
+        )
+    if row["prev_hash"] != expected_prev:
+        return "previous hash", expected_prev, str(row["prev_hash"])
+    digest = content_digest(row)
+    if digest != row["digest"]:
+        return "content digest (the event was changed)", digest, row["digest"]
+    expected_hash = link_hash(row["prev_hash"], row["digest"])
+    if expected_hash != row["hash"]:
+        return "hash", expected_hash, str(row["hash"])
+    return None
+
+
+def audit_chain_check(*, chunk_size=5000, progress=None):
+    """Walk the whole chain in sequence order, recomputing every digest and hash; the head
+    row must be the last link and every event must be chained. ``progress(count)`` is called
+    after each chunk."""
+    with _snapshot():
+        count, expected_prev = 0, GENESIS_HASH
+        rows = AuditEvent.objects.filter(sequence__isnull=False).order_by("sequence")
+        for values in rows.values_list(*_CHAIN_ROW).iterator(chunk_size=chunk_size):
+            row = dict(zip(_CHAIN_ROW, values, strict=True))
+            problem = _link_problem(row, count + 1, expected_prev)
+            if problem:
+                return ChainReport(
+                    count, expected_prev, ChainBreak(str(row["id"]), row["sequence"], *problem)
+                )
+            count, expected_prev = count + 1, row["hash"]
+            if progress and count % chunk_size == 0:
+                progress(count)
+        head = AuditChainHead.objects.filter(pk=AuditChainHead.SINGLETON).first()
+        head_state = (head.sequence, head.hash) if head else (0, GENESIS_HASH)
+        if head_state != (count, expected_prev):
+            broken = ChainBreak(
+                "(head)",
+                head_state[0],
+                "chain head (events missing at the end)",
+                f"{count} {expected_prev}",
+                f"{head_state[0]} {head_state[1]}",
+            )
+            return ChainReport(count, expected_prev, broken)
+        unchained = AuditEvent.objects.filter(sequence__isnull=True).order_by("created", "id")
+        orphan = unchained.values_list("id", flat=True).first()
+        if orphan:
+            broken = ChainBreak(
+                str(orphan), None, "not chained (written with the triggers off)", "a link", "none"
+            )
+            return ChainReport(count, expected_prev, broken)
+        return ChainReport(count, expected_prev, None)
+
+
+def audit_evidence(*, start, end, chunk_size=5000) -> Iterator[str]:
+    """The evidence for events created in [start, end), as JSON Lines: a header with the hash
+    before the first exported event, every event of the contiguous stretch of the chain from
+    the period's first to its last event (its canonical content, digest, prev_hash, hash), a
+    trailer with the last hash and the chain's head. docs/audit.md says how to verify it."""
+    with _snapshot():
+        head = AuditChainHead.objects.filter(pk=AuditChainHead.SINGLETON).first()
+        head_info = {
+            "sequence": head.sequence if head else 0,
+            "hash": head.hash if head else GENESIS_HASH,
+        }
+        chained = AuditEvent.objects.filter(sequence__isnull=False)
+        period = chained.filter(created__gte=start, created__lt=end)
+        first = period.order_by("sequence").values_list("sequence", "prev_hash").first()
+        last = period.order_by("-sequence").values_list("sequence", flat=True).first()
+        if first:
+            first_sequence, prev_hash = first
+        else:
+            before = chained.filter(created__lt=start).order_by("-sequence")
+            prev_hash = before.values_list("hash", flat=True).first() or GENESIS_HASH
+            first_sequence = None
+        yield _line(
+            {
+                "record": "header",
+                "format": EVIDENCE_FORMAT,
+                "from": start.isoformat(),
+                "to": end.isoformat(),
+                "exported_at": timezone.now().isoformat(),
+                "first_sequence": first_sequence,
+                "last_sequence": last,
+                "prev_hash": prev_hash,
+                "head": head_info,
+                "digest": "sha256(canonical JSON of content: sorted keys, no spaces, ASCII)",
+                "hash": "sha256(prev_hash + digest) as hex text; the chain starts at 64 zeros",
+            }
+        )
+        count, last_hash = 0, prev_hash
+        if first:
+            stretch = chained.filter(sequence__gte=first_sequence, sequence__lte=last).order_by(
+                "sequence"
+            )
+            for values in stretch.values_list(*_CHAIN_ROW).iterator(chunk_size=chunk_size):
+                row = dict(zip(_CHAIN_ROW, values, strict=True))
+                content = canonical_content(row)
+                yield _line(
+                    {
+                        "record": "event",
+                        "sequence": row["sequence"],
+                        "content": content,
+                        "digest": row["digest"],
+                        "prev_hash": row["prev_hash"],
+                        "hash": row["hash"],
+                    }
+                )
+                count, last_hash = count + 1, row["hash"]
+        yield _line(
+            {"record": "trailer", "events": count, "last_hash": last_hash, "head": head_info}
+        )
+
+
+def _line(record):
+    return json.dumps(record, sort_keys=True, ensure_ascii=True) + "\n"

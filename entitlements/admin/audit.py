@@ -1,16 +1,22 @@
-"""The audit trail in the admin: strictly read-only, filterable, exportable as CSV."""
+"""The audit trail in the admin: strictly read-only, filterable, exportable as CSV, and, for
+superusers, as the chain's evidence export (docs/audit.md)."""
 
+import datetime
 import json
 
+from django import forms
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
-from django.http import HttpResponseBadRequest
+from django.http import HttpResponseBadRequest, StreamingHttpResponse
+from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import timezone
+from django.utils.translation import gettext as _t
 from django.utils.translation import gettext_lazy as _
 
+from entitlements.audit import audit_evidence
 from entitlements.csvexport import csv_response
 from entitlements.models import AuditEvent
 
@@ -43,6 +49,33 @@ def stream_csv(queryset, filename):
             yield [*row, json.dumps(data, sort_keys=True) if data else ""]
 
     return csv_response(rows(), filename)
+
+
+class EvidenceForm(forms.Form):
+    """The period of an evidence export: whole days, both included."""
+
+    start = forms.DateField(label=_("From"), widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(
+        label=_("To"),
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text=_("Events created on these days, both included (server time zone)."),
+    )
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("start") and cleaned.get("end") and cleaned["start"] > cleaned["end"]:
+            raise ValidationError(_("The first day must not be after the last one."))
+        return cleaned
+
+    def period(self):
+        """[start, end) as aware datetimes: midnight of the first day to the one after the last."""
+        start, end = self.cleaned_data["start"], self.cleaned_data["end"]
+        midnight = datetime.time()
+        return (
+            timezone.make_aware(datetime.datetime.combine(start, midnight)),
+            timezone.make_aware(datetime.datetime.combine(end, midnight))
+            + datetime.timedelta(days=1),
+        )
 
 
 class UserFilter(InputFilter):
@@ -101,7 +134,12 @@ class AuditEventAdmin(ReadOnlyScopedAdmin):
             self.admin_site.admin_view(self.export_view),
             name="entitlements_auditevent_export",
         )
-        return [export, *super().get_urls()]
+        evidence = path(
+            "evidence/",
+            self.admin_site.admin_view(self.evidence_view),
+            name="entitlements_auditevent_evidence",
+        )
+        return [export, evidence, *super().get_urls()]
 
     def get_actions(self, request):
         actions = super().get_actions(request)
@@ -121,6 +159,27 @@ class AuditEventAdmin(ReadOnlyScopedAdmin):
         except IncorrectLookupParameters:
             return HttpResponseBadRequest(_("These filters are not valid."))
         return stream_csv(changelist.get_queryset(request), self._filename())
+
+    def evidence_view(self, request):
+        """Superusers: the form for a period, then its evidence export as a JSON Lines file."""
+        if not request.user.is_superuser:
+            raise PermissionDenied
+        form = EvidenceForm(request.GET if request.GET else None)
+        if form.is_valid():
+            start, end = form.period()
+            response = StreamingHttpResponse(
+                audit_evidence(start=start, end=end), content_type="application/jsonl"
+            )
+            name = f"audit-evidence-{form.cleaned_data['start']}-{form.cleaned_data['end']}.jsonl"
+            response["Content-Disposition"] = f'attachment; filename="{name}"'
+            return response
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": _t("Evidence export"),
+            "form": form,
+        }
+        return TemplateResponse(request, "admin/entitlements/auditevent/evidence.html", context)
 
     def _filename(self):
         return f"audit-events-{timezone.now():%Y%m%d-%H%M%S}.csv"

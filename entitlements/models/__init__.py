@@ -6,6 +6,8 @@ so the API maps one to one.
 """
 
 from .audit import (
+    AuditChainHead,
+    AuditChainQueue,
     AuditEvent,
     AuditEventQuerySet,
     Channel,
@@ -64,6 +66,8 @@ __all__ = [
     "Channel",
     "AuditEventQuerySet",
     "AuditEvent",
+    "AuditChainHead",
+    "AuditChainQueue",
     "Catalog",
     "ConnectedSystem",
     "DriftMode",

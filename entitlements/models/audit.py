@@ -1,6 +1,23 @@
-"""The append-only audit trail."""
+"""The append-only, hash-chained audit trail.
 
-from django.db import models
+Each event stores ``digest``, the SHA-256 of its canonical content (``canonical_content``),
+computed in Python when it is written. The chain (``sequence``, ``prev_hash``, ``hash`` =
+SHA-256 of ``prev_hash + digest``) is assigned inside the writing transaction: on PostgreSQL
+by a deferred trigger at COMMIT, after every other lock the transaction takes, so audit
+writers never wait for each other while holding a business row (docs/audit.md explains why
+that cannot deadlock); on SQLite, a single-writer database, in Python before the insert.
+On PostgreSQL a trigger also refuses every UPDATE and DELETE except the one that fills the
+chain columns while they are still empty.
+"""
+
+import datetime
+import hashlib
+import json
+import uuid
+
+import pgtrigger
+from django.db import connections, models, router, transaction
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from directory.models import BaseModel, User
@@ -24,14 +41,180 @@ class Channel(models.TextChoices):
     SYSTEM = "system", _("System")
 
 
+# --------------------------------------------------------------------------------------
+# Canonical content and the chain's hashes (shared by the writer, the migration that
+# chained the existing rows, audit_verify and audit_export; docs/audit.md states them)
+# --------------------------------------------------------------------------------------
+
+GENESIS_HASH = "0" * 64
+CONTENT_FIELDS = (
+    "id",
+    "created",
+    "actor_id",
+    "actor_display",
+    "channel",
+    "action",
+    "object_type",
+    "object_id",
+    "before",
+    "after",
+    "reason",
+    "target_id",
+    "access_package_id",
+    "request_id",
+    "data",
+)
+_UUID_FIELDS = {"id", "actor_id", "target_id", "access_package_id", "request_id"}
+CHAIN_FIELDS = ("sequence", "prev_hash", "hash")
+
+
+def _json_value(value):
+    # An integral float and an int are one JSON number: PostgreSQL's jsonb may return 1e20
+    # as an int, so both sides write it as an int.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _json_value(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_value(item) for item in value]
+    return value
+
+
+def _content_value(name, value):
+    if value is None:
+        return None
+    if name in _UUID_FIELDS:
+        return str(uuid.UUID(str(value)))
+    if name == "created":
+        if timezone.is_naive(value):
+            value = timezone.make_aware(value)
+        return value.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if name == "data":
+        # Through JSON first: tuples become lists and keys strings, as the database stores them.
+        return _json_value(json.loads(json.dumps(value)))
+    return str(value)
+
+
+def canonical_content(values):
+    """The event's content as a dict of JSON values (``values`` maps CONTENT_FIELDS)."""
+    return {name: _content_value(name, values[name]) for name in CONTENT_FIELDS}
+
+
+def canonical_json(content):
+    """The one byte string a digest is taken of: sorted keys, no spaces, ASCII only."""
+    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def content_digest(values):
+    return hashlib.sha256(canonical_json(canonical_content(values))).hexdigest()
+
+
+def link_hash(prev_hash, digest):
+    return hashlib.sha256((prev_hash + digest).encode()).hexdigest()
+
+
+def _chain_in_python(events, using):
+    """SQLite: number and link ``events`` after the chain's head, inside the caller's
+    transaction (SQLite's IMMEDIATE transactions make this connection the only writer)."""
+    head, _created = AuditChainHead.objects.using(using).get_or_create(
+        pk=AuditChainHead.SINGLETON, defaults={"sequence": 0, "hash": GENESIS_HASH}
+    )
+    for event in events:
+        head.sequence += 1
+        event.sequence = head.sequence
+        event.prev_hash = head.hash
+        event.hash = head.hash = link_hash(head.hash, event.digest)
+    head.save(using=using, update_fields=["sequence", "hash"])
+
+
+def _seal(events, using):
+    """Give each new event its digest; on databases without the chain trigger, its link."""
+    for event in events:
+        if not event.created:
+            event.created = timezone.now()
+        event.digest = content_digest({name: getattr(event, name) for name in CONTENT_FIELDS})
+    if connections[using].vendor != "postgresql":
+        _chain_in_python(events, using)
+
+
 class AuditEventQuerySet(RestrictedQuerySet):
-    """Append-only: rows are added one by one and never changed or removed in bulk."""
+    """Append-only: rows are added (``save`` or ``bulk_create``) and never changed or removed."""
+
+    def bulk_create(self, objs, *args, **kwargs):
+        objs = list(objs)
+        with transaction.atomic(using=self.db, savepoint=False):
+            _seal(objs, self.db)
+            return super().bulk_create(objs, *args, **kwargs)
 
     def update(self, **kwargs):
         raise TypeError("Audit events are append-only.")
 
     def delete(self):
         raise TypeError("Audit events are append-only.")
+
+
+# PostgreSQL: refuse UPDATE and DELETE, except the commit trigger's one UPDATE that fills
+# the chain columns of a row that has none, changing nothing else.
+_APPEND_ONLY_SQL = """
+    IF TG_OP = 'UPDATE' AND OLD.sequence IS NULL AND NEW.sequence IS NOT NULL
+            AND NEW.prev_hash IS NOT NULL AND NEW.hash IS NOT NULL THEN
+        unchained := NEW;
+        unchained.sequence := NULL;
+        unchained.prev_hash := NULL;
+        unchained.hash := NULL;
+        IF unchained IS NOT DISTINCT FROM OLD THEN
+            RETURN NEW;
+        END IF;
+    END IF;
+    RAISE EXCEPTION 'Audit events are append-only: % of an audit event refused.', TG_OP
+        USING ERRCODE = 'integrity_constraint_violation';
+"""
+
+# PostgreSQL, after each INSERT statement, once per transaction: queue an AuditChainQueue
+# row. Its deferred trigger runs at COMMIT and queues a second ("final") row, whose trigger
+# therefore runs after every deferred check pending at COMMIT (foreign keys' FOR KEY SHARE
+# locks included): the chain's lock is the last lock the transaction takes.
+_QUEUE_CHAIN_SQL = """
+    IF current_setting('entitlements.audit_chain_queued', true) IS DISTINCT FROM 'on' THEN
+        PERFORM set_config('entitlements.audit_chain_queued', 'on', true);
+        INSERT INTO entitlements_auditchainqueue (final) VALUES (false);
+    END IF;
+    RETURN NULL;
+"""
+
+# PostgreSQL, last at COMMIT: lock the head, number and link this transaction's events in
+# (created, id) order, move the head. Other writers' uncommitted events are invisible here.
+_CHAIN_SQL = """
+    DELETE FROM entitlements_auditchainqueue WHERE id = NEW.id;
+    IF NOT NEW.final THEN
+        INSERT INTO entitlements_auditchainqueue (final) VALUES (true);
+        RETURN NULL;
+    END IF;
+    PERFORM set_config('entitlements.audit_chain_queued', '', true);
+    SELECT sequence, hash INTO head_sequence, head_hash
+        FROM entitlements_auditchainhead WHERE id = 1 FOR UPDATE;
+    IF NOT FOUND THEN
+        INSERT INTO entitlements_auditchainhead (id, sequence, hash)
+            VALUES (1, 0, repeat('0', 64)) ON CONFLICT (id) DO NOTHING;
+        SELECT sequence, hash INTO head_sequence, head_hash
+            FROM entitlements_auditchainhead WHERE id = 1 FOR UPDATE;
+    END IF;
+    FOR pending IN
+        SELECT id, digest FROM entitlements_auditevent
+        WHERE sequence IS NULL ORDER BY created, id
+    LOOP
+        head_sequence := head_sequence + 1;
+        UPDATE entitlements_auditevent
+            SET sequence = head_sequence,
+                prev_hash = head_hash,
+                hash = encode(sha256(convert_to(head_hash || pending.digest, 'UTF8')), 'hex')
+            WHERE id = pending.id
+            RETURNING hash INTO head_hash;
+    END LOOP;
+    UPDATE entitlements_auditchainhead
+        SET sequence = head_sequence, hash = head_hash WHERE id = 1;
+    RETURN NULL;
+"""
 
 
 class AuditEvent(BaseModel):
@@ -59,6 +242,7 @@ class AuditEvent(BaseModel):
         blank=True,
         on_delete=models.DO_NOTHING,
         db_constraint=False,
+        db_index=False,
         related_name="+",
     )
     access_package = models.ForeignKey(
@@ -67,6 +251,7 @@ class AuditEvent(BaseModel):
         blank=True,
         on_delete=models.DO_NOTHING,
         db_constraint=False,
+        db_index=False,
         related_name="+",
     )
     request = models.ForeignKey(
@@ -75,13 +260,21 @@ class AuditEvent(BaseModel):
         blank=True,
         on_delete=models.DO_NOTHING,
         db_constraint=False,
+        db_index=False,
         related_name="audit_events",
     )
     data = models.JSONField(_("details"), default=dict, blank=True)
+    # The chain (see the module docstring): digest at insert, the rest at commit.
+    digest = models.CharField(_("digest"), max_length=64, editable=False)
+    sequence = models.BigIntegerField(_("sequence"), null=True, unique=True, editable=False)
+    prev_hash = models.CharField(_("previous hash"), max_length=64, null=True, editable=False)
+    hash = models.CharField(_("hash"), max_length=64, null=True, editable=False)
 
     objects = AuditEventQuerySet.as_manager()
 
     class Meta:
+        # target, access_package and request need no index of their own: the composite
+        # indexes below start with them (fewer indexes to write for 90k events at once).
         ordering = ["-created"]
         verbose_name = _("audit event")
         indexes = [
@@ -90,6 +283,28 @@ class AuditEvent(BaseModel):
             models.Index(fields=["target", "-created"], name="audit_target_idx"),
             models.Index(fields=["access_package", "-created"], name="audit_package_idx"),
             models.Index(fields=["request", "created"], name="audit_request_idx"),
+            # The commit trigger's "this transaction's events not chained yet", in chain order.
+            models.Index(
+                fields=["created", "id"],
+                name="audit_unchained_idx",
+                condition=models.Q(sequence__isnull=True),
+            ),
+        ]
+        triggers = [
+            pgtrigger.Trigger(
+                name="audit_append_only",
+                when=pgtrigger.Before,
+                operation=pgtrigger.Update | pgtrigger.Delete,
+                declare=[("unchained", "entitlements_auditevent")],
+                func=_APPEND_ONLY_SQL,
+            ),
+            pgtrigger.Trigger(
+                name="audit_chain_at_commit",
+                level=pgtrigger.Statement,
+                when=pgtrigger.After,
+                operation=pgtrigger.Insert,
+                func=_QUEUE_CHAIN_SQL,
+            ),
         ]
 
     def __str__(self):
@@ -98,7 +313,55 @@ class AuditEvent(BaseModel):
     def save(self, *args, **kwargs):
         if not self._state.adding:
             raise TypeError("Audit events are append-only.")
-        super().save(*args, **kwargs)
+        using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
+        with transaction.atomic(using=using, savepoint=False):
+            _seal([self], using)
+            super().save(*args, **kwargs)
 
     def delete(self, *args, **kwargs):
         raise TypeError("Audit events are append-only.")
+
+
+class AuditChainHead(models.Model):
+    """The head of the audit chain: the last chained event's sequence and hash (one row)."""
+
+    SINGLETON = 1
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=SINGLETON)
+    sequence = models.BigIntegerField(_("sequence"))
+    hash = models.CharField(_("hash"), max_length=64)
+
+    class Meta:
+        verbose_name = _("audit chain head")
+        constraints = [
+            models.CheckConstraint(condition=models.Q(id=1), name="audit_chain_head_is_one_row")
+        ]
+
+    def __str__(self):
+        return f"{self.sequence} {self.hash}"
+
+
+class AuditChainQueue(models.Model):
+    """A transaction's request, at its commit, to chain the events it wrote; deleted at once."""
+
+    id = models.BigAutoField(primary_key=True)
+    final = models.BooleanField(default=False)
+
+    class Meta:
+        triggers = [
+            pgtrigger.Trigger(
+                name="audit_chain_link",
+                when=pgtrigger.After,
+                operation=pgtrigger.Insert,
+                timing=pgtrigger.Deferred,
+                declare=[
+                    ("head_sequence", "bigint"),
+                    ("head_hash", "varchar(64)"),
+                    ("pending", "record"),
+                ],
+                func=_CHAIN_SQL,
+            )
+        ]
+
+    def __str__(self):
+        return str(self.pk)
