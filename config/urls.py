@@ -3,13 +3,14 @@ from django.urls import include, path
 
 from config import health, metrics
 from config.views import view_on_site
-from entitlements.admin.site import open_admin_to_role_holders
+from entitlements.admin.site import arrange_admin_site, open_admin_to_role_holders
 
 admin.site.site_header = "Entitlement management"
 admin.site.site_title = "Entitlement management"
 admin.site.index_title = "Configuration"
 # Catalog owners, readers and managers enter the admin without being staff.
 open_admin_to_role_holders(admin.site)
+arrange_admin_site(admin.site)
 
 # Django's defaults read the POST body again, so a body it could not read became a 500.
 handler400 = "config.views.bad_request"
