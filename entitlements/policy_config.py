@@ -84,10 +84,16 @@ def _subject_key(row):
     )
 
 
+def _package_is_new(policy):
+    package = policy._state.fields_cache.get("access_package")
+    return package is not None and package._state.adding
+
+
 def policy_check(policy, *, subject_sets, stages, questions):
     """Raise ``PolicyInvalid`` naming every problem of the policy as it would be saved."""
     errors = {}
-    _clean(policy, "", errors)
+    # A package created in the same change (the admin's guided flow) has no row to check yet.
+    _clean(policy, "", errors, exclude=["access_package"] if _package_is_new(policy) else ())
     for i, subject in enumerate(subject_sets):
         subject.policy = policy
         _clean(subject, f"subject_sets.{i}.", errors, exclude=["policy"])
