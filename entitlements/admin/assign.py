@@ -8,6 +8,7 @@ asks ``permissions.can_manage_assignments`` for the package's catalog; the servi
 
 import csv
 import io
+from datetime import timedelta
 
 from django import forms
 from django.contrib.admin.widgets import AutocompleteSelectMultiple
@@ -17,6 +18,7 @@ from django.http import Http404, HttpResponseNotAllowed, JsonResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -35,6 +37,7 @@ from entitlements.services.bulk import (
 
 MAX_CSV_BYTES = 2 * 1024 * 1024
 PREVIEW_LIMIT = 200  # refused rows listed on the page; the CSV report has everyone
+STALE_AFTER = timedelta(minutes=10)
 ACCEPTED_LIMIT = 50  # people listed as "would be assigned" on the preview
 
 
@@ -366,6 +369,9 @@ class PackageAssignmentMixin:
                 args=[package.pk, job.pk],
             ),
             may_start=job.actor_id == request.user.pk,
+            # Queued, or running with no batch committed for a while: its worker may be lost.
+            may_requeue=job.state == BulkJob.State.QUEUED
+            or (job.is_open and job.modified < timezone.now() - STALE_AFTER),
         )
         return TemplateResponse(request, "admin/entitlements/assign/job.html", context)
 

@@ -202,3 +202,26 @@ def test_a_bulk_removal_emails_the_people_only_when_asked(
         run(owner, job)
     emailed = Notification.objects.filter(kind=NotificationKind.ACCESS_ENDED, recipient__in=holders)
     assert emailed.count() == (2 if notify else 0)
+
+
+def test_the_task_runs_the_job_on_the_periodic_queue(owner, package, policy):
+    from config.celery import app
+    from entitlements.tasks import run_bulk_job
+
+    job = prepare(owner, package, policy, people(2))
+    bulk_job_start(actor=owner, job=job)
+    assert run_bulk_job.apply(args=[str(job.pk)]).get() == {"state": "done", "processed": 2}
+    route = app.amqp.router.route({}, "entitlements.tasks.run_bulk_job")
+    assert route["queue"].name == "periodic"
+
+
+def test_a_job_whose_worker_was_lost_is_queued_again_and_resumes(
+    owner, package, policy, django_capture_on_commit_callbacks
+):
+    job = prepare(owner, package, policy, people(3))
+    bulk_job_start(actor=owner, job=job)
+    with django_capture_on_commit_callbacks() as sent:
+        bulk_job_start(actor=owner, job=job)  # the first message was lost
+    assert len(sent) == 1
+    job = bulk_job_run(job_id=job.pk)
+    assert job.counts() == {"done": 3, "refused": 0}
