@@ -815,7 +815,9 @@ class DocumentReader:
         if "originId" in data:
             raise ConfigError(f"{path}.originId", "only a group of a connected system has one")
         if kind == "directoryRole":
-            if value is not None:
+            # The roles of a catalog the file does not manage may be handed out too.
+            exists = value is None or Catalog.objects.filter(display_name=value).exists()
+            if not exists:
                 self._catalog_ref(tree, value, f"{path}.directoryRole")
             return ("directoryRole", value)
         model, lookup, what = {

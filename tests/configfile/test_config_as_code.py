@@ -343,3 +343,17 @@ def test_an_export_of_one_catalog_applies_without_touching_the_others(demo, tmp_
     assert "Plan: 0 to create, 1 to change, 0 to delete." in output
     with pytest.raises(CommandError, match="No catalog named Research"):
         export(catalogs=["Research"])
+
+
+def test_a_catalog_file_may_hand_out_the_roles_of_a_catalog_it_does_not_manage(demo, tmp_path):
+    doc = yaml.safe_load(export(catalogs=["Sales"]))
+    doc["resources"].append({"catalog": "Sales", "directoryRole": "Finance"})
+    output = apply(write(tmp_path, doc), "--yes")
+    assert "+ resource Sales: directoryRole Finance\n" in output
+    resource = Resource.objects.get(
+        catalog__display_name="Sales", role_catalog__display_name="Finance"
+    )
+    assert resource.display_name == "Admin roles: Finance"
+    doc["resources"][-1]["directoryRole"] = "Research"
+    with pytest.raises(CommandError, match=r"directoryRole: the catalog 'Research' is not among"):
+        apply(write(tmp_path, doc), "--yes")
