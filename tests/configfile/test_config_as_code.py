@@ -112,6 +112,9 @@ def test_export_then_apply_on_an_empty_database_reproduces_the_demo_configuratio
     assert "Applied: " in output
     assert export() == first
     assert counts() == demo_counts
+    events = AuditEvent.objects.count()
+    assert apply(path, "--yes").startswith("No changes.")
+    assert AuditEvent.objects.count() == events
 
 
 def test_the_export_is_the_same_bytes_every_time_in_a_bounded_number_of_queries(
@@ -357,3 +360,18 @@ def test_a_catalog_file_may_hand_out_the_roles_of_a_catalog_it_does_not_manage(d
     doc["resources"][-1]["directoryRole"] = "Research"
     with pytest.raises(CommandError, match=r"directoryRole: the catalog 'Research' is not among"):
         apply(write(tmp_path, doc), "--yes")
+
+
+def test_a_change_made_while_the_plan_is_shown_stops_the_apply(demo_file, tmp_path, monkeypatch):
+    doc = yaml.safe_load(demo_file.read_text())
+    package(doc, "Production access")["isHidden"] = True
+
+    def someone_else_edits_while_asked(prompt):
+        AccessPackage.objects.filter(display_name="Company summit").update(description="New.")
+        return "y"
+
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    monkeypatch.setattr("builtins.input", someone_else_edits_while_asked)
+    with pytest.raises(CommandError, match="changed while the plan was shown; nothing was"):
+        apply(write(tmp_path, doc))
+    assert not AccessPackage.objects.get(display_name="Production access").is_hidden
