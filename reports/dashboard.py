@@ -23,12 +23,13 @@ from entitlements.models import (
     ADD_REQUEST_TYPES,
     OPEN_ASSIGNMENT_STATES,
     OPEN_REQUEST_STATES,
+    AccessPackage,
     Assignment,
     AssignmentRequest,
     RequestState,
     RequestType,
 )
-from reviews.models import Decision, ReviewInstance, ReviewStatus
+from reviews.models import Decision, ReviewInstance, ReviewItem, ReviewStatus
 
 from . import charts
 
@@ -225,19 +226,24 @@ def assignments_by_package(*, user):
     open_assignments = Assignment.objects.restrict(user, "view").filter(
         state__in=OPEN_ASSIGNMENT_STATES
     )
+    # Grouped by the package's id alone, the count reads only assignment_package_state_idx;
+    # the names of the few largest are read afterwards.
     top = list(
-        open_assignments.values_list("access_package_id", "access_package__display_name")
+        open_assignments.values_list("access_package_id")
         .annotate(n=Count("id"))
-        .order_by("-n", "access_package__display_name")[: TOP_PACKAGES + 1]
+        .order_by("-n", "access_package_id")[: TOP_PACKAGES + 1]
     )
-    labels = [name for _pk, name, _n in top[:TOP_PACKAGES]]
-    values = [n for _pk, _name, n in top[:TOP_PACKAGES]]
+    shown = top[:TOP_PACKAGES]
+    names = dict(
+        AccessPackage.objects.filter(pk__in=[pk for pk, _n in shown]).values_list(
+            "pk", "display_name"
+        )
+    )
+    labels = [names.get(pk, "") for pk, _n in shown]
+    values = [n for _pk, n in shown]
     if len(top) > TOP_PACKAGES:
-        rest = open_assignments.exclude(
-            access_package_id__in=[pk for pk, _name, _n in top[:TOP_PACKAGES]]
-        ).count()
         labels.append(_("all other packages"))
-        values.append(rest)
+        values.append(open_assignments.count() - sum(values))
     return charts.horizontal_bar_chart(
         title=_("Assignments by access package"),
         description=_("People holding each access package now, the largest %(n)d first.")
@@ -252,21 +258,28 @@ def review_completion(*, user, now):
     """For the reviews in progress and those ended lately: items decided and not decided."""
     instances = list(
         ReviewInstance.objects.restrict(user, "view")
-        .filter(
-            Q(status=ReviewStatus.IN_PROGRESS) | Q(end__gte=now - RECENT_REVIEWS),
-        )
-        .annotate(
-            decided=Count("items", filter=~Q(items__decision=Decision.NOT_REVIEWED)),
-            undecided=Count("items", filter=Q(items__decision=Decision.NOT_REVIEWED)),
-        )
-        .values_list("access_package__display_name", "end", "decided", "undecided")
-        .order_by("-end")[:REVIEWS_SHOWN]
+        .filter(Q(status=ReviewStatus.IN_PROGRESS) | Q(end__gte=now - RECENT_REVIEWS))
+        .values_list("pk", "access_package__display_name", "end")
+        .order_by("-end", "pk")[:REVIEWS_SHOWN]
     )
     instances.reverse()
+    # Counted for the instances shown only, by review_item_decision_idx.
+    decided, undecided = {}, {}
+    items = (
+        ReviewItem.objects.filter(instance_id__in=[pk for pk, _name, _end in instances])
+        .values_list("instance_id")
+        .annotate(
+            decided=Count("id", filter=~Q(decision=Decision.NOT_REVIEWED)),
+            undecided=Count("id", filter=Q(decision=Decision.NOT_REVIEWED)),
+        )
+        .order_by()
+    )
+    for pk, n_decided, n_undecided in items:
+        decided[pk], undecided[pk] = n_decided, n_undecided
     labels = [
         _("%(package)s, to %(end)s")
         % {"package": name if len(name) <= 14 else f"{name[:13]}…", "end": _short_date(end)}
-        for name, end, _decided, _undecided in instances
+        for _pk, name, end in instances
     ]
     return charts.stacked_bar_chart(
         title=_("Access review completion"),
@@ -276,8 +289,8 @@ def review_completion(*, user, now):
         ),
         labels=labels,
         series=[
-            (_("Decided"), [decided for _n, _e, decided, _u in instances]),
-            (_("Not decided"), [undecided for _n, _e, _d, undecided in instances]),
+            (_("Decided"), [decided.get(pk, 0) for pk, _n, _e in instances]),
+            (_("Not decided"), [undecided.get(pk, 0) for pk, _n, _e in instances]),
         ],
     )
 
