@@ -16,6 +16,7 @@ from entitlements.models import (
     AssignmentPolicy,
     AuditEvent,
     Catalog,
+    ConnectedSystem,
     PolicySubjectSet,
     Question,
     QuestionChoice,
@@ -375,3 +376,37 @@ def test_a_change_made_while_the_plan_is_shown_stops_the_apply(demo_file, tmp_pa
     with pytest.raises(CommandError, match="changed while the plan was shown; nothing was"):
         apply(write(tmp_path, doc))
     assert not AccessPackage.objects.get(display_name="Production access").is_hidden
+
+
+def test_a_group_of_a_connected_system_is_found_by_the_system_and_its_id(demo, tmp_path):
+    ConnectedSystem.objects.create(
+        kind=ConnectedSystem.Kind.LDAP,
+        name="Corporate LDAP",
+        settings={"url": "ldap://127.0.0.1:9", "group_base": "ou=groups,dc=example,dc=org"},
+    )
+    dn = "cn=ops,ou=groups,dc=example,dc=org"
+    doc = yaml.safe_load(export())
+    doc["resources"].append(
+        {"catalog": "Engineering", "system": "Corporate LDAP", "originId": dn, "name": "Ops"}
+    )
+    package(doc, "Production access")["roles"].append(
+        {"system": "Corporate LDAP", "originId": dn, "role": "Member"}
+    )
+    path = write(tmp_path, doc)
+
+    output = apply(path, "--yes")
+
+    assert f"+ resource Engineering: system Corporate LDAP {dn}\n" in output
+    resource = Resource.objects.get(origin_id=dn)
+    assert resource.group_id is None and resource.display_name == "Ops"
+    assert ResourceRoleScope.objects.filter(
+        access_package__display_name="Production access", role__resource=resource
+    ).exists()
+    exported = yaml.safe_load(export())
+    assert {
+        "catalog": "Engineering",
+        "system": "Corporate LDAP",
+        "originId": dn,
+        "name": "Ops",
+    } in (exported["resources"])
+    assert apply(path, "--yes").startswith("No changes.")
