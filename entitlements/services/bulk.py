@@ -50,6 +50,8 @@ from .ending import assignments_end
 from .requests import RequestStatus, _clean_schedule, request_submit
 
 BATCH_SIZE = 500
+# People checked per set of queries in the preview (SQLite takes at most 32,766 parameters).
+CHECK_SIZE = 5000
 # The most people one job takes (Entra's tenant limit of assignments is 300,000).
 MAX_USERS = 50_000
 RUN_TASK = "entitlements.tasks.run_bulk_job"
@@ -67,11 +69,19 @@ def _require_manager(actor, access_package):
         )
 
 
+def _chunks(items, size):
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
 def users_by_email(emails):
-    """{lower-cased email: user} for the given emails, in one query."""
-    wanted = {e.lower() for e in emails}
-    rows = User.objects.annotate(email_lower=Lower("email")).filter(email_lower__in=wanted)
-    return {user.email_lower: user for user in rows}
+    """{lower-cased email: user} for the given emails, one query per CHECK_SIZE of them."""
+    wanted = sorted({e.lower() for e in emails})
+    found = {}
+    for chunk in _chunks(wanted, CHECK_SIZE):
+        rows = User.objects.annotate(email_lower=Lower("email")).filter(email_lower__in=chunk)
+        found |= {user.email_lower: user for user in rows}
+    return found
 
 
 # --------------------------------------------------------------------------------------
@@ -249,18 +259,19 @@ def bulk_job_prepare(
                 field="policy",
             )
         _clean_schedule(policy, schedule_start, schedule_end, now, custom_allowed=True)
-        people = [user for user, _row_number in users]
-        refusals = add_refusals(
-            users=people,
-            access_package=access_package,
-            policy=policy,
-            include_out_of_scope=include_out_of_scope,
-        )
     else:
         policy = schedule_start = schedule_end = None
-        _held, refusals = remove_targets(
-            users=[u for u, _r in users], access_package=access_package
-        )
+    refusals = {}
+    for chunk in _chunks([user for user, _row_number in users], CHECK_SIZE):
+        if kind == BulkJob.Kind.ADD:
+            refusals |= add_refusals(
+                users=chunk,
+                access_package=access_package,
+                policy=policy,
+                include_out_of_scope=include_out_of_scope,
+            )
+        else:
+            refusals |= remove_targets(users=chunk, access_package=access_package)[1]
     results = [_row(None, REFUSED, why, row=row, email=email) for row, email, why in problems]
     results += [
         _row(user, REFUSED, refusals[user.pk], row=row)
