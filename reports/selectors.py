@@ -35,13 +35,14 @@ def _text(queryset, value, *fields):
 
 
 def _in_catalog(queryset, catalog, path):
-    return queryset.filter(**{path: catalog}) if catalog is not None else queryset
+    """Rows whose catalog's name contains ``catalog``; all rows if it is empty."""
+    return _text(queryset, catalog, f"{path}__display_name")
 
 
 # ---- who has access to what ---------------------------------------------------------------
 
 
-def access_held(*, viewer, user="", package="", resource="", catalog=None):
+def access_held(*, viewer, user="", package="", resource="", catalog=""):
     """Resource roles people hold through an open assignment, with the package giving each."""
     grants = AssignmentResourceRole.objects.restrict(viewer, "view").filter(
         state__in=HOLDING_GRANT_STATES, assignment__state__in=OPEN_ASSIGNMENT_STATES
@@ -50,15 +51,16 @@ def access_held(*, viewer, user="", package="", resource="", catalog=None):
     grants = _text(grants, package, "assignment__access_package__display_name")
     grants = _text(grants, resource, "resource_role__resource__display_name")
     grants = _in_catalog(grants, catalog, "assignment__access_package__catalog")
+    # Newest assignments first: the order of assignment_created_order_idx.
     return grants.select_related(
         "target", "resource_role__resource", "assignment__access_package__catalog"
-    ).order_by("-created", "pk")
+    ).order_by("-assignment__created", "-assignment_id", "pk")
 
 
 # ---- assignments ending soon ---------------------------------------------------------------
 
 
-def assignments_ending(*, viewer, now, days, user="", package="", catalog=None):
+def assignments_ending(*, viewer, now, days, user="", package="", catalog=""):
     """Open assignments whose end falls in the next ``days`` days, soonest first."""
     assignments = Assignment.objects.restrict(viewer, "view").filter(
         state__in=OPEN_ASSIGNMENT_STATES,  # the predicate of assignment_open_end_idx
@@ -80,7 +82,7 @@ def _pending(queryset, prefix=""):
     return queryset.filter(**{f"{prefix}state": RequestState.PENDING_APPROVAL})
 
 
-def pending_requests(*, viewer, now, older_than_days=0, user="", approver="", catalog=None):
+def pending_requests(*, viewer, now, older_than_days=0, user="", approver="", catalog=""):
     """Requests waiting for an approval, oldest first, with their open stage's approvers."""
     requests = _pending(AssignmentRequest.objects.restrict(viewer, "view"))
     if older_than_days:
@@ -112,7 +114,7 @@ def open_stages_of(requests):
     return {stage.request_id: stage for stage in stages}
 
 
-def approver_backlog(*, viewer, now, older_than_days=0, approver="", catalog=None):
+def approver_backlog(*, viewer, now, older_than_days=0, approver="", catalog=""):
     """Per approver: how many pending requests wait on them and since when (the bottleneck)."""
     approvers = StageApprover.objects.restrict(viewer, "view").filter(
         stage__status__in=OPEN_STAGE_STATUSES,
@@ -160,7 +162,7 @@ def _conflicts(declared, conditions, *, viewer, declaring, holder, other, user, 
         Q(**{f"{declaring}__in": AccessPackage.objects.restrict(viewer, "view")}),
         _contains(user, f"{holder}__target__email", f"{holder}__target__display_name"),
         _contains(package, f"{declaring}__display_name", other),
-        Q(**{f"{declaring}__catalog": catalog}) if catalog is not None else None,
+        _contains(catalog, f"{declaring}__catalog__display_name"),
     ]
     return (
         declared.filter(*[condition for condition in conditions if condition is not None])
@@ -177,7 +179,7 @@ def _conflicts(declared, conditions, *, viewer, declaring, holder, other, user, 
     )
 
 
-def package_conflicts(*, viewer, user="", package="", catalog=None):
+def package_conflicts(*, viewer, user="", package="", catalog=""):
     """People holding two packages one of which is declared incompatible with the other.
 
     One row per person and pair; a pair declared incompatible both ways is listed once, from
@@ -211,7 +213,7 @@ def package_conflicts(*, viewer, user="", package="", catalog=None):
     )
 
 
-def group_conflicts(*, viewer, user="", package="", catalog=None):
+def group_conflicts(*, viewer, user="", package="", catalog=""):
     """People holding a package while being a member of a group declared incompatible with it."""
     holder = "accesspackage__assignments"
     conditions = [
@@ -236,7 +238,7 @@ def group_conflicts(*, viewer, user="", package="", catalog=None):
 # ---- access reviews ------------------------------------------------------------------------
 
 
-def reviews(*, viewer, package="", status="", catalog=None):
+def reviews(*, viewer, package="", status="", catalog=""):
     """Access review instances, newest first (their results come from ``review_counts``)."""
     instances = ReviewInstance.objects.restrict(viewer, "view")
     instances = _text(instances, package, "access_package__display_name")
@@ -278,7 +280,7 @@ def _open_assignments_of_outer_user(viewer):
     )
 
 
-def inactive_holders(*, viewer, now, days, user="", department="", catalog=None):
+def inactive_holders(*, viewer, now, days, user="", department="", catalog=""):
     """Active people holding access the viewer sees, not signed in for ``days`` days (or never)."""
     holding = _open_assignments_of_outer_user(viewer)
     holding = _in_catalog(holding, catalog, "access_package__catalog")
@@ -292,7 +294,7 @@ def inactive_holders(*, viewer, now, days, user="", department="", catalog=None)
     return people.order_by("display_name", "pk")
 
 
-def open_assignment_counts(*, viewer, people, catalog=None):
+def open_assignment_counts(*, viewer, people, catalog=""):
     """{user id: open assignments the viewer sees}, one grouped query for a page of people."""
     assignments = Assignment.objects.restrict(viewer, "view").filter(
         target__in=[p.pk for p in people], state__in=OPEN_ASSIGNMENT_STATES
