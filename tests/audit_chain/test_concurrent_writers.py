@@ -57,11 +57,6 @@ def one_transaction(rng, writer, n, inserts_children):
     steps = [("lock", next(locks)) if kind == "lock" else (kind, arg) for kind, arg in steps]
     written = 0
     with transaction.atomic(), connection.cursor() as cursor:
-        if inserts_children:
-            # Deferred: checked at COMMIT, waiting for whoever holds that parent FOR UPDATE.
-            cursor.execute(
-                "INSERT INTO audit_test_child (parent_id) VALUES (%s)", [rng.randint(1, ROWS)]
-            )
         for kind, arg in steps:
             if kind == "lock":
                 cursor.execute("SELECT n FROM audit_test_row WHERE id = %s FOR UPDATE", [arg])
@@ -77,7 +72,13 @@ def one_transaction(rng, writer, n, inserts_children):
                     ]
                 )
                 written += arg
-        if not inserts_children:
+        if inserts_children:
+            # After the audit writes: its deferred check is queued behind theirs, and at
+            # COMMIT waits for whoever holds that parent FOR UPDATE.
+            cursor.execute(
+                "INSERT INTO audit_test_child (parent_id) VALUES (%s)", [rng.randint(1, ROWS)]
+            )
+        else:
             # Held until COMMIT, where this writer then wants the chain: a writer that took
             # the chain before its foreign-key check on this parent would deadlock with it.
             cursor.execute(
