@@ -37,7 +37,7 @@ from entitlements.services.bulk import (
 
 MAX_CSV_BYTES = 2 * 1024 * 1024
 PREVIEW_LIMIT = 200  # refused rows listed on the page; the CSV report has everyone
-STALE_AFTER = timedelta(minutes=10)
+QUEUED_STALE_AFTER, STALE_AFTER = timedelta(minutes=1), timedelta(minutes=10)
 ACCEPTED_LIMIT = 50  # people listed as "would be assigned" on the preview
 
 
@@ -369,9 +369,12 @@ class PackageAssignmentMixin:
                 args=[package.pk, job.pk],
             ),
             may_start=job.actor_id == request.user.pk,
-            # Queued, or running with no batch committed for a while: its worker may be lost.
-            may_requeue=job.state == BulkJob.State.QUEUED
-            or (job.is_open and job.modified < timezone.now() - STALE_AFTER),
+            # Queued for a minute, or running with no batch committed for ten: the message or
+            # the worker may be lost.
+            may_requeue=job.is_open
+            and job.modified
+            < timezone.now()
+            - (QUEUED_STALE_AFTER if job.state == BulkJob.State.QUEUED else STALE_AFTER),
         )
         return TemplateResponse(request, "admin/entitlements/assign/job.html", context)
 

@@ -225,3 +225,23 @@ def test_the_job_page_reads_a_bounded_number_of_rows(
         page = client.get(url("bulk_job", package, job.pk))
     assert page.status_code == 200
     assert f"{count} people would be assigned." in page.content.decode()
+
+
+def test_a_job_left_waiting_offers_to_queue_it_again(client, owner, package, policy):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    job = BulkJob.objects.create(
+        kind=BulkJob.Kind.ADD,
+        access_package=package,
+        assignment_policy=policy,
+        actor=owner,
+        state=BulkJob.State.QUEUED,
+        user_ids=[[str(UserFactory().pk), None]],
+        total=1,
+    )
+    client.force_login(owner)
+    assert "Queue it again" not in client.get(url("bulk_job", package, job.pk)).content.decode()
+    BulkJob.objects.filter(pk=job.pk).update(modified=timezone.now() - timedelta(minutes=2))
+    assert "Queue it again" in client.get(url("bulk_job", package, job.pk)).content.decode()
