@@ -1,9 +1,12 @@
 """Admin pages for access packages, their policies, approval stages and questions."""
 
 from django import forms as django_forms
+from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.options import IS_POPUP_VAR
 from django.core.exceptions import PermissionDenied
 from django.http import JsonResponse
+from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
@@ -32,12 +35,15 @@ from entitlements.services.automatic import (
 )
 from entitlements.services.packages import package_role_add, package_role_remove
 
+from .assign import PackageAssignmentMixin
 from .base import (
     CatalogFilter,
     ConfigurationAdmin,
     ReadOnlyInlineMixin,
     ScopedInlineMixin,
 )
+from .whatif import PackageWhatIfMixin, PolicyWhatIfMixin
+from .wizard import PackageWizardMixin
 
 
 def _add_link(model, label, **initial):
@@ -91,14 +97,28 @@ class PackagePolicyInline(ReadOnlyInlineMixin, admin.TabularInline):
 
 
 @admin.register(AccessPackage)
-class AccessPackageAdmin(ConfigurationAdmin):
+class AccessPackageAdmin(
+    PackageWhatIfMixin, PackageWizardMixin, PackageAssignmentMixin, ConfigurationAdmin
+):
     list_display = ["display_name", "catalog", "is_hidden", "modified"]
     list_filter = [CatalogFilter.on("catalog"), "is_hidden"]
     list_select_related = ["catalog"]
     search_fields = ["display_name", "description"]
     autocomplete_fields = ["catalog", "incompatible_access_packages", "incompatible_groups"]
     fieldsets = [
-        (None, {"fields": ["catalog", "display_name", "description", "is_hidden", "warnings"]}),
+        (
+            None,
+            {
+                "fields": [
+                    "catalog",
+                    "display_name",
+                    "description",
+                    "is_hidden",
+                    "my_access_link",
+                    "warnings",
+                ]
+            },
+        ),
         (
             _("Separation of duties"),
             {
@@ -111,8 +131,32 @@ class AccessPackageAdmin(ConfigurationAdmin):
         ),
         (_("Assignment policies"), {"fields": ["add_policy_link"]}),
     ]
-    readonly_fields = ["add_policy_link", "warnings", "existing_conflicts"]
+    readonly_fields = ["add_policy_link", "my_access_link", "warnings", "existing_conflicts"]
     inlines = [ResourceRoleScopeInline, PackagePolicyInline]
+
+    class Media:
+        js = ["js/copy_link.js"]
+
+    @admin.display(description=_("My Access link"))
+    def my_access_link(self, obj):
+        if obj is None or obj._state.adding:
+            return _("Save the package first; its link is shown here.")
+        url = settings.SITE_URL + reverse("myaccess:package", args=[obj.pk])
+        if obj.is_hidden:
+            note = _("The package is hidden: people find it in My Access only through this link.")
+        else:
+            note = _("Send this link to the people who should request the package.")
+        return format_html(
+            '<a class="myaccess-link" href="{}">{}</a> '
+            '<button type="button" class="button copy-link" data-copy="{}" hidden>{}</button>'
+            '<span class="copy-done" hidden>{}</span><div class="help">{}</div>',
+            url,
+            url,
+            url,
+            _("Copy link"),
+            _("Copied."),
+            note,
+        )
 
     @admin.display(description=_("new policy"))
     def add_policy_link(self, obj):
@@ -287,7 +331,7 @@ class PolicyQuestionInline(ScopedInlineMixin, admin.TabularInline):
 
 
 @admin.register(AssignmentPolicy)
-class AssignmentPolicyAdmin(ConfigurationAdmin):
+class AssignmentPolicyAdmin(PolicyWhatIfMixin, ConfigurationAdmin):
     list_display = [
         "display_name",
         "access_package",
@@ -479,8 +523,26 @@ class StageApproverSetInline(ScopedInlineMixin, admin.TabularInline):
         return super().formfield_for_choice_field(db_field, request, **kwargs)
 
 
+class BackToPolicyAfterSave:
+    """A stage or a question is part of its policy: "Save" goes back to the policy's page."""
+
+    def response_add(self, request, obj, post_url_continue=None):
+        return self._to_policy(request, obj, super().response_add(request, obj, post_url_continue))
+
+    def response_change(self, request, obj):
+        return self._to_policy(request, obj, super().response_change(request, obj))
+
+    def _to_policy(self, request, obj, response):
+        stays = {"_continue", "_addanother", "_saveasnew", IS_POPUP_VAR}
+        if stays & set(request.POST) or response.status_code != 302:
+            return response
+        if not permissions.can(request.user, "view", obj.policy, model=AssignmentPolicy):
+            return response
+        return redirect("admin:entitlements_assignmentpolicy_change", obj.policy_id)
+
+
 @admin.register(ApprovalStage)
-class ApprovalStageAdmin(ConfigurationAdmin):
+class ApprovalStageAdmin(BackToPolicyAfterSave, ConfigurationAdmin):
     form = forms.ApprovalStageForm
     list_display = ["__str__", "policy", "sequence", "duration_before_automatic_denial"]
     list_filter = [CatalogFilter.on("policy__access_package__catalog"), "is_escalation_enabled"]
@@ -523,7 +585,7 @@ class QuestionLocalizationInline(ScopedInlineMixin, admin.TabularInline):
 
 
 @admin.register(Question)
-class QuestionAdmin(ConfigurationAdmin):
+class QuestionAdmin(BackToPolicyAfterSave, ConfigurationAdmin):
     list_display = ["text", "policy", "question_type", "is_required", "sequence"]
     list_filter = [CatalogFilter.on("policy__access_package__catalog"), "question_type"]
     list_select_related = ["policy__access_package"]
