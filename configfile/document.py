@@ -666,7 +666,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 def load_yaml(text):
     try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: no Python objects
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else ""
@@ -861,12 +861,11 @@ class DocumentReader:
         elif kind == "site":
             probe.site = Site.objects.get(url=target[1])
         elif kind == "directoryRole" and target[1] is not None:
-            probe.role_catalog_id = 0
-        offered = {
+            probe.role_catalog_id = 0  # any catalog: its directory role offers the same roles
+        return {
             role_key(probe.origin_system, origin_id, name)
             for origin_id, name in resource_roles_for(probe)
         }
-        return offered
 
     def _package(self, tree, data, path):
         specs = PACKAGE_FIELDS
