@@ -140,7 +140,7 @@ def _link_problem(row, expected_sequence, expected_prev):
         )
     if row["prev_hash"] != expected_prev:
         return "previous hash", expected_prev, str(row["prev_hash"])
-    digest = content_digest(row)
+    digest = content_digest(row, stored=True)
     if digest != row["digest"]:
         return "content digest (the event was changed)", digest, row["digest"]
     expected_hash = link_hash(row["prev_hash"], row["digest"])
@@ -230,7 +230,7 @@ def audit_evidence(*, start, end, chunk_size=5000) -> Iterator[str]:
             )
             for values in stretch.values_list(*_CHAIN_ROW).iterator(chunk_size=chunk_size):
                 row = dict(zip(_CHAIN_ROW, values, strict=True))
-                content = canonical_content(row)
+                content = canonical_content(row, stored=True)
                 yield _line(
                     {
                         "record": "event",

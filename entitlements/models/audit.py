@@ -64,8 +64,6 @@ CONTENT_FIELDS = (
     "request_id",
     "data",
 )
-_UUID_FIELDS = {"id", "actor_id", "target_id", "access_package_id", "request_id"}
-CHAIN_FIELDS = ("sequence", "prev_hash", "hash")
 
 
 def _json_value(value):
@@ -80,24 +78,44 @@ def _json_value(value):
     return value
 
 
-def _content_value(name, value):
-    if value is None:
-        return None
-    if name in _UUID_FIELDS:
-        return str(uuid.UUID(str(value)))
-    if name == "created":
-        if timezone.is_naive(value):
-            value = timezone.make_aware(value)
-        return value.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    if name == "data":
+def _uuid_text(value):
+    return (
+        None if value is None else str(value if isinstance(value, uuid.UUID) else uuid.UUID(value))
+    )
+
+
+def _utc_text(value):
+    if timezone.is_naive(value):
+        value = timezone.make_aware(value)
+    if value.utcoffset():
+        value = value.astimezone(datetime.UTC)
+    return f"{value:%Y-%m-%dT%H:%M:%S}.{value.microsecond:06d}Z"
+
+
+def canonical_content(values, *, stored=False):
+    """The event's content as a dict of JSON values (``values`` maps CONTENT_FIELDS).
+    ``stored``: read back from the database, so ``data`` is already plain JSON."""
+    data = values["data"]
+    if not stored:
         # Through JSON first: tuples become lists and keys strings, as the database stores them.
-        return _json_value(json.loads(json.dumps(value)))
-    return str(value)
-
-
-def canonical_content(values):
-    """The event's content as a dict of JSON values (``values`` maps CONTENT_FIELDS)."""
-    return {name: _content_value(name, values[name]) for name in CONTENT_FIELDS}
+        data = json.loads(json.dumps(data))
+    return {
+        "id": _uuid_text(values["id"]),
+        "created": _utc_text(values["created"]),
+        "actor_id": _uuid_text(values["actor_id"]),
+        "actor_display": str(values["actor_display"]),
+        "channel": str(values["channel"]),
+        "action": str(values["action"]),
+        "object_type": str(values["object_type"]),
+        "object_id": str(values["object_id"]),
+        "before": str(values["before"]),
+        "after": str(values["after"]),
+        "reason": str(values["reason"]),
+        "target_id": _uuid_text(values["target_id"]),
+        "access_package_id": _uuid_text(values["access_package_id"]),
+        "request_id": _uuid_text(values["request_id"]),
+        "data": _json_value(data),
+    }
 
 
 def canonical_json(content):
@@ -105,8 +123,8 @@ def canonical_json(content):
     return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 
-def content_digest(values):
-    return hashlib.sha256(canonical_json(canonical_content(values))).hexdigest()
+def content_digest(values, *, stored=False):
+    return hashlib.sha256(canonical_json(canonical_content(values, stored=stored))).hexdigest()
 
 
 def link_hash(prev_hash, digest):

@@ -46,7 +46,6 @@ from entitlements.models import (
     Assignment,
     AssignmentPolicy,
     AssignmentRequest,
-    AuditEvent,
     Catalog,
     Channel,
     ConnectedSystem,
@@ -284,15 +283,8 @@ class Command(BaseCommand):
         packages = AccessPackage.objects.filter(catalog__in=catalogs)
         package_ids = list(packages.values_list("pk", flat=True))
         with transaction.atomic():
-            # The trail is append-only for real records; these are the benchmark's own.
-            audit = AuditEvent._meta.db_table
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    f"DELETE FROM {audit} WHERE access_package_id IN "
-                    f"(SELECT id FROM {AccessPackage._meta.db_table} WHERE catalog_id IN "
-                    f"(SELECT id FROM {Catalog._meta.db_table} WHERE display_name LIKE %s))",
-                    [f"{prefix}%"],
-                )
+            # The benchmark's audit events stay: the trail is append-only and hash-chained
+            # (docs/audit.md), for a benchmark's events too.
             AssignmentRequest.objects.filter(access_package__in=package_ids).delete()
             Assignment.objects.filter(access_package__in=package_ids).delete()
             packages.delete()

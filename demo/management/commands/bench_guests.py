@@ -35,7 +35,6 @@ from entitlements.models import (
     AssignmentPolicy,
     AssignmentRequest,
     AssignmentState,
-    AuditEvent,
     Catalog,
 )
 from identity.guests import guest_remove, guests_lifecycle_sweep
@@ -205,16 +204,8 @@ class Command(BaseCommand):
             email__startswith=f"{prefix}-"
         )
         with transaction.atomic():
-            # The trail is append-only for real records; these are the benchmark's own.
-            users = User._meta.db_table
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    f"DELETE FROM {AuditEvent._meta.db_table} WHERE target_id IN (SELECT id FROM "
-                    f"{users} WHERE email LIKE %s OR connected_organization_id IN "
-                    f"(SELECT id FROM {ConnectedOrganization._meta.db_table} "
-                    "WHERE display_name = %s))",
-                    [f"{prefix}-%", f"{prefix} partner"],
-                )
+            # The benchmark's audit events stay: the trail is append-only and hash-chained
+            # (docs/audit.md), for a benchmark's events too.
             packages = AccessPackage.objects.filter(display_name__startswith=prefix)
             AssignmentRequest.objects.filter(access_package__in=packages).delete()
             Assignment.objects.filter(access_package__in=packages).delete()
