@@ -560,7 +560,9 @@ class PackageWizard:
             for name in RequestsForm.Meta.fields:
                 setattr(policy, name, data[name])
             draft.subject_sets += _subjects(Purpose.ALLOWED_TARGET, data, orgs="organizations")
-            for n in range(1, ApprovalStage.MAX_STAGES + 1):
+            # Without approval the stages are not asked for, and not saved either.
+            used = ApprovalStage.MAX_STAGES if policy.is_approval_required_for_add else 0
+            for n in range(1, used + 1):
                 form = forms_[f"stage{n}"]
                 if not form.has_changed():
                     continue
@@ -904,6 +906,7 @@ class PackageWizardMixin:
         return media
 
     def _roles_context(self, form, query):
+        searched = query is not None  # a search is not a "Next": no errors shown yet
         if query is None:
             query = (form.data.get("q") if form.is_bound else "") or ""
         query = query.strip()[:256]
@@ -917,6 +920,7 @@ class PackageWizardMixin:
         shown_ids = {str(r.pk) for r, _label in shown}
         return {
             "query": query,
+            "searched": searched,
             "role_rows": [(r, label, str(r.pk) in selected) for r, label in shown],
             "hidden_selected": sorted(selected - shown_ids),
             "role_total": total,

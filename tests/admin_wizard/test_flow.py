@@ -225,6 +225,10 @@ def test_the_role_search_matches_what_the_list_shows_and_keeps_the_choice(
     # The chosen role, not listed now, stays chosen.
     assert f'<input type="hidden" name="roles" value="{chosen.pk}">' in page
     assert "1 chosen role is not in this list and stays chosen." in page
+    # Searching before choosing anything is not a mistake.
+    response = flow.post("roles", {"q": "ledger"}, button="_search")
+    assert "Choose at least one resource role" not in response.content.decode()
+    assert "Owner of Ledger (Group)" in response.content.decode()
 
 
 def test_a_second_question_can_be_added_without_javascript(
@@ -351,3 +355,21 @@ def test_the_steps_cost_the_same_number_of_queries_for_one_or_many_roles_and_peo
     assert counts[1]["review"] == counts[0]["review"] + 14
     assert counts[0]["review"] <= 16
     assert counts[0]["roles"] <= 10
+
+
+def test_stages_are_not_saved_when_no_approval_is_required(
+    signed_in, catalog, reports_group, approver
+):
+    flow = Flow(signed_in)
+    flow.post("basics", basics(catalog))
+    flow.post("roles", {"roles": [str(role(reports_group).pk)]})
+    data = requests_(approver)
+    del data["is_approval_required_for_add"]
+    flow.post("requests", data)
+    flow.post("questions", questions_data())
+    flow.post("lifecycle", lifecycle())
+    assert "No approval needed." in flow.get("review").content.decode()
+    flow.post("review", {}, button="_create")
+    policy = AssignmentPolicy.objects.get()
+    assert not policy.is_approval_required_for_add
+    assert not policy.approval_stages.exists()
