@@ -259,3 +259,11 @@ def test_an_empty_chart_says_so():
     assert chart.empty
     line = charts.line_chart(title="t", description="d", labels=["a"], values=[None], name="n")
     assert line.empty
+
+
+def test_the_admin_home_links_to_the_dashboard(client, admin_user):
+    client.force_login(admin_user)
+
+    page = client.get(reverse("admin:index")).content.decode()
+
+    assert f'href="{URL}"' in page
