@@ -7,7 +7,7 @@ Every function returns a lazy, ordered queryset; the views page it and export it
 
 from datetime import timedelta
 
-from django.db.models import Count, Exists, F, Min, OuterRef, Q
+from django.db.models import Count, Exists, F, Min, OuterRef, Prefetch, Q
 
 from approvals.models import OPEN_STAGE_STATUSES, RequestApprovalStage, StageApprover
 from directory.models import GroupMembership, User
@@ -34,6 +34,16 @@ def _text(queryset, value, *fields):
     return queryset.filter(query)
 
 
+def _PERSON(path):  # noqa: N802 - reads as the columns it names
+    """The columns a row shows of a person: through ``path``, their name and email."""
+    return (path, f"{path}__display_name", f"{path}__email")
+
+
+def _NAMED(*paths):  # noqa: N802
+    """The related rows at ``paths`` with only their names (a page reads nothing else)."""
+    return [column for path in paths for column in (path, f"{path}__display_name")]
+
+
 def _in_catalog(queryset, catalog, path):
     """Rows whose catalog's name contains ``catalog``; all rows if it is empty."""
     return _text(queryset, catalog, f"{path}__display_name")
@@ -52,9 +62,20 @@ def access_held(*, viewer, user="", package="", resource="", catalog=""):
     grants = _text(grants, resource, "resource_role__resource__display_name")
     grants = _in_catalog(grants, catalog, "assignment__access_package__catalog")
     # Newest assignments first: the order of assignment_created_order_idx.
-    return grants.select_related(
-        "target", "resource_role__resource", "assignment__access_package__catalog"
-    ).order_by("-assignment__created", "-assignment_id", "pk")
+    return (
+        grants.select_related(
+            "target", "resource_role__resource", "assignment__access_package__catalog"
+        )
+        .only(
+            "state",
+            *_PERSON("target"),
+            *_NAMED("resource_role", "resource_role__resource"),
+            "assignment__schedule_start",
+            "assignment__schedule_end",
+            *_NAMED("assignment__access_package", "assignment__access_package__catalog"),
+        )
+        .order_by("-assignment__created", "-assignment_id", "pk")
+    )
 
 
 # ---- assignments ending soon ---------------------------------------------------------------
@@ -70,9 +91,16 @@ def assignments_ending(*, viewer, now, days, user="", package="", catalog=""):
     assignments = _text(assignments, user, "target__email", "target__display_name")
     assignments = _text(assignments, package, "access_package__display_name")
     assignments = _in_catalog(assignments, catalog, "access_package__catalog")
-    return assignments.select_related(
-        "target", "access_package__catalog", "assignment_policy"
-    ).order_by("schedule_end", "pk")
+    return (
+        assignments.select_related("target", "access_package__catalog", "assignment_policy")
+        .only(
+            "schedule_start",
+            "schedule_end",
+            *_PERSON("target"),
+            *_NAMED("access_package", "access_package__catalog", "assignment_policy"),
+        )
+        .order_by("schedule_end", "pk")
+    )
 
 
 # ---- pending requests ----------------------------------------------------------------------
@@ -99,16 +127,22 @@ def pending_requests(*, viewer, now, older_than_days=0, user="", approver="", ca
         )
         requests = requests.filter(Exists(waiting_on))
     requests = _in_catalog(requests, catalog, "access_package__catalog")
-    return requests.select_related("target", "access_package__catalog").order_by("created", "pk")
+    return (
+        requests.select_related("target", "access_package__catalog")
+        .only("created", *_PERSON("target"), *_NAMED("access_package", "access_package__catalog"))
+        .order_by("created", "pk")
+    )
 
 
 def open_stages_of(requests):
     """{request id: its open stage with its approvers}: two queries for a page of requests."""
+    approvers = StageApprover.objects.select_related("user").only("stage", *_PERSON("user"))
     stages = (
         RequestApprovalStage.objects.filter(
             request__in=[r.pk for r in requests], status__in=OPEN_STAGE_STATUSES
         )
-        .prefetch_related("approvers__user")
+        .only("request", "sequence")
+        .prefetch_related(Prefetch("approvers", queryset=approvers.order_by("user__display_name")))
         .order_by("sequence")
     )
     return {stage.request_id: stage for stage in stages}
@@ -245,7 +279,11 @@ def reviews(*, viewer, package="", status="", catalog=""):
     if status:
         instances = instances.filter(status=status)
     instances = _in_catalog(instances, catalog, "access_package__catalog")
-    return instances.select_related("access_package__catalog").order_by("-start", "pk")
+    return (
+        instances.select_related("access_package__catalog")
+        .only("start", "end", "status", *_NAMED("access_package", "access_package__catalog"))
+        .order_by("-start", "pk")
+    )
 
 
 def review_counts(instances):
@@ -291,7 +329,9 @@ def inactive_holders(*, viewer, now, days, user="", department="", catalog=""):
     )
     people = _text(people, user, "email", "display_name")
     people = _text(people, department, "department")
-    return people.order_by("display_name", "pk")
+    return people.only("display_name", "email", "department", "last_login", "created").order_by(
+        "display_name", "pk"
+    )
 
 
 def open_assignment_counts(*, viewer, people, catalog=""):
