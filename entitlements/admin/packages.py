@@ -149,7 +149,7 @@ class AccessPackageAdmin(
         return format_html(
             '<a class="myaccess-link" href="{}">{}</a> '
             '<button type="button" class="button copy-link" data-copy="{}" hidden>{}</button>'
-            '<span class="copy-done" hidden>{}</span><div class="help">{}</div>',
+            '<span class="copy-done" hidden>{}</span><p class="myaccess-note">{}</p>',
             url,
             url,
             url,

@@ -342,7 +342,7 @@ class SubjectSetBase(BaseModel):
         if self.subject_type in (SubjectType.REQUESTOR_MANAGER, SubjectType.TARGET_MANAGER) and (
             self.manager_level == 2
         ):
-            return _("The second-level manager")
+            return str(_("The second-level manager"))
         return str(self.get_subject_type_display())
 
     def clean(self):
