@@ -9,6 +9,7 @@ transaction through the audited services (``config_save``, ``package_role_add``,
 ``policy_save``). A policy for an existing package takes the same steps from Requests on.
 """
 
+import re
 import secrets
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -27,6 +28,7 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext as _t
 from django.utils.translation import gettext_lazy as _
 
+from directory.models import User
 from entitlements import describe, permissions, validation
 from entitlements.configuration import config_save
 from entitlements.errors import DomainError
@@ -82,6 +84,48 @@ def _people(label, kind, admin_site, help_text=""):
             model_field, admin_site, attrs={"class": "wizard-people"}
         ),
     )
+
+
+class EmailsField(forms.CharField):
+    """Users by email, one or more, for a browser without JavaScript (the autocomplete's
+    stand-in, shown inside ``<noscript>``)."""
+
+    MAX = 100
+    widget = forms.Textarea(attrs={"rows": 2, "cols": 40})
+
+    def clean(self, value):
+        text = super().clean(value)
+        emails = list(dict.fromkeys(e.lower() for e in re.split(r"[\s,;]+", text or "") if e))
+        if len(emails) > self.MAX:
+            raise ValidationError(_("At most %(n)d emails at once.") % {"n": self.MAX})
+        users = {u.email: u for u in User.objects.filter(email__in=emails)}
+        unknown = [e for e in emails if e not in users]
+        if unknown:
+            raise ValidationError(
+                _("Nobody has the email %(emails)s.") % {"emails": ", ".join(unknown)}
+            )
+        return [users[e] for e in emails]
+
+
+class PeopleByEmail:
+    """Adds an email box beside each user autocomplete; what both name is chosen."""
+
+    def add_email_fields(self, *names):
+        self.email_fields = names
+        for name in names:
+            self.fields[f"{name}_emails"] = EmailsField(
+                label=_("%(field)s (emails)") % {"field": self.fields[name].label},
+                required=False,
+                help_text=_("One email per line, or separated by commas."),
+            )
+
+    def clean(self):
+        data = super().clean()
+        for name in getattr(self, "email_fields", ()):
+            chosen = list(data.get(name) or [])
+            chosen += [u for u in data.get(f"{name}_emails") or [] if u not in chosen]
+            data[name] = chosen
+        return data
 
 
 class BasicsForm(forms.ModelForm):
@@ -146,7 +190,7 @@ class RolesForm(forms.Form):
         return roles
 
 
-class RequestsForm(forms.ModelForm):
+class RequestsForm(PeopleByEmail, forms.ModelForm):
     class Meta:
         model = AssignmentPolicy
         fields = [
@@ -173,12 +217,13 @@ class RequestsForm(forms.ModelForm):
             "connected_organization",
             admin_site,
         )
+        self.add_email_fields("users")
 
     def _post_clean(self):
         pass  # the policy is checked whole (policy_check), with the other steps' values
 
 
-class StageForm(forms.ModelForm):
+class StageForm(PeopleByEmail, forms.ModelForm):
     duration_before_automatic_denial = HumanDurationField(
         label=capfirst(
             ApprovalStage._meta.get_field("duration_before_automatic_denial").verbose_name
@@ -204,12 +249,14 @@ class StageForm(forms.ModelForm):
             admin_site,
             help_text=_("They decide when the requestor has no manager."),
         )
+        self.add_email_fields("users", "fallback_users")
 
     def has_changed(self):
         # A stage is used when it names an approver; an empty stage is left out, unchecked.
         if not self.is_bound:
             return False
-        names = ("manager", "users", "groups", "fallback_users")
+        names = ("manager", "users", "groups", "fallback_users", "users_emails")
+        names += ("fallback_users_emails",)
         return any(self.data.get(self.add_prefix(name)) for name in names)
 
     def _post_clean(self):
@@ -254,7 +301,7 @@ QuestionFormSet = forms.formset_factory(
 )
 
 
-class LifecycleForm(forms.ModelForm):
+class LifecycleForm(PeopleByEmail, forms.ModelForm):
     expiration_duration = HumanDurationField(
         label=capfirst(AssignmentPolicy._meta.get_field("expiration_duration").verbose_name),
         required=False,
@@ -300,6 +347,7 @@ class LifecycleForm(forms.ModelForm):
             admin_site,
             help_text=_("They review when a person has no manager."),
         )
+        self.add_email_fields("reviewer_users", "fallback_reviewers")
 
     def clean_review_duration_in_days(self):
         days = self.cleaned_data["review_duration_in_days"]

@@ -153,3 +153,48 @@ def test_an_owner_builds_a_package_with_a_policy_a_stage_a_question_and_reviews(
         "Employees",
         "Contractors",
     }
+
+
+@pytest.fixture
+def page_without_javascript(live_server):
+    require_postgres()
+    with chromium() as browser:
+        context = browser.new_context(
+            base_url=live_server.url,
+            viewport={"width": 1280, "height": 900},
+            java_script_enabled=False,
+        )
+        context.set_default_timeout(15000)
+        yield context.new_page()
+        context.close()
+
+
+def test_the_flow_works_in_a_browser_without_javascript(
+    page_without_javascript, catalog, catalog_owner, approver, reports_group
+):
+    page = page_without_javascript
+    page.goto("/accounts/login/?next=/admin/entitlements/accesspackage/guided/")
+    page.get_by_label("Email").fill(catalog_owner.email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**step=basics")
+    page.get_by_label("Name").fill("Ledger access")
+    page.get_by_label("Catalog").select_option(label="Finance")
+    page.get_by_role("button", name="Next").click()
+    page.wait_for_url("**step=roles")
+    page.get_by_label("Owner of Finance reports (Group)").check()
+    page.get_by_role("button", name="Next").click()
+    page.wait_for_url("**step=requests")
+    page.locator("#stage-1 [name=stage1-users_emails]").fill(approver.email)
+    page.get_by_role("button", name="Next").click()
+    page.wait_for_url("**step=questions")
+    page.get_by_role("button", name="Next").click()
+    page.wait_for_url("**step=lifecycle")
+    page.get_by_role("button", name="Next").click()
+    page.wait_for_url("**step=review")
+    assert "Approved by Arno Approver" in page.locator("#my-access-words").inner_text()
+    shot(page, "nojs-review")
+    page.get_by_role("button", name="Create").click()
+    page.wait_for_selector(".messagelist .success")
+    package = AccessPackage.objects.get(display_name="Ledger access")
+    assert package.resource_role_scopes.get().role.display_name == "Owner"

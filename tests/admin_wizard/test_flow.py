@@ -373,3 +373,32 @@ def test_stages_are_not_saved_when_no_approval_is_required(
     policy = AssignmentPolicy.objects.get()
     assert not policy.is_approval_required_for_add
     assert not policy.approval_stages.exists()
+
+
+def test_people_can_be_named_by_email_where_the_autocomplete_cannot_run(
+    signed_in, catalog, reports_group, approver
+):
+    flow = Flow(signed_in)
+    flow.post("basics", basics(catalog))
+    flow.post("roles", {"roles": [str(role(reports_group).pk)]})
+    page = flow.get("requests").content.decode()
+    data = requests_(approver)
+    del data["stage1-users"]
+    assert '<noscript><div class="form-row field-users_emails">' in page
+    response = flow.post(
+        "requests",
+        {
+            **data,
+            "stage1-users_emails": "nobody@example.com, APPROVER@example.com",
+        },
+    )
+    assert response.status_code == 200
+    assert "Nobody has the email nobody@example.com." in response.content.decode()
+    response = flow.post(
+        "requests",
+        {**data, "stage1-users_emails": "APPROVER@example.com"},
+    )
+    assert response.status_code == 302
+    flow.post("questions", questions_data())
+    flow.post("lifecycle", lifecycle())
+    assert "Approved by Arno Approver" in flow.get("review").content.decode()
