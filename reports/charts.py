@@ -32,6 +32,7 @@ class Chart:
     header: list
     rows: list = field(default_factory=list)
     empty: bool = False
+    note: str = ""  # said under the chart, e.g. what the bars leave out
 
 
 def _nice_max(value):
@@ -154,8 +155,11 @@ def bar_chart(*, title, description, labels, values, name, unit=""):
     )
 
 
-def horizontal_bar_chart(*, title, description, labels, values, name, unit=""):
-    """One horizontal bar per label, longest first as given; for long names (packages)."""
+def horizontal_bar_chart(*, title, description, labels, values, name, unit="", rest=None):
+    """One horizontal bar per label, longest first as given; for long names (packages).
+
+    ``rest`` is (label, value) for what the bars leave out: a row of the table and a note,
+    not a bar, so that it does not flatten the bars it would dwarf."""
     row_height = 26
     left = 220
     height = PLOT_TOP + row_height * max(len(labels), 1) + 8
@@ -173,14 +177,18 @@ def horizontal_bar_chart(*, title, description, labels, values, name, unit=""):
             "</rect>"
         )
         body.append(_label(left + w + 6, y + 15, _number(value, unit), anchor="start"))
+    rows = [[str(label), _number(value, unit)] for label, value in zip(labels, values, strict=True)]
+    note = ""
+    if rest is not None:
+        rows.append([str(rest[0]), _number(rest[1], unit)])
+        note = f"{rest[0]}: {_number(rest[1], unit)}"
     return Chart(
         title=title,
         svg=_svg(title, description, height, body),
         header=["", name],
-        rows=[
-            [str(label), _number(value, unit)] for label, value in zip(labels, values, strict=True)
-        ],
+        rows=rows,
         empty=not any(values),
+        note=note,
     )
 
 

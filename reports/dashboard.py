@@ -241,9 +241,9 @@ def assignments_by_package(*, user):
     )
     labels = [names.get(pk, "") for pk, _n in shown]
     values = [n for _pk, n in shown]
+    rest = None
     if len(top) > TOP_PACKAGES:
-        labels.append(_("all other packages"))
-        values.append(open_assignments.count() - sum(values))
+        rest = (_("all other packages"), open_assignments.count() - sum(values))
     return charts.horizontal_bar_chart(
         title=_("Assignments by access package"),
         description=_("People holding each access package now, the largest %(n)d first.")
@@ -251,6 +251,7 @@ def assignments_by_package(*, user):
         labels=labels,
         values=values,
         name=_("Assignments"),
+        rest=rest,
     )
 
 

@@ -267,3 +267,17 @@ def test_the_admin_home_links_to_the_dashboard(client, admin_user):
     page = client.get(reverse("admin:index")).content.decode()
 
     assert f'href="{URL}"' in page
+
+
+def test_the_packages_beyond_the_ten_largest_are_a_note_and_a_row_not_a_bar():
+    chart = charts.horizontal_bar_chart(
+        title="t",
+        description="d",
+        labels=["Big", "Bigger"],
+        values=[15, 12],
+        name="Assignments",
+        rest=("all other packages", 299867),
+    )
+    assert chart.rows[-1] == ["all other packages", "299867"]
+    assert chart.note == "all other packages: 299867"
+    assert "all other packages" not in chart.svg
