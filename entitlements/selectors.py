@@ -606,14 +606,15 @@ def requestable_packages(*, user, search=""):
         packages = packages.filter(catalog__is_externally_visible=True)
     search = search.strip()
     if search:
-        resource_match = ResourceRoleScope.objects.filter(
-            access_package=OuterRef("pk"), role__resource__display_name__icontains=search
-        )
-        packages = packages.filter(
-            Q(display_name__icontains=search)
-            | Q(description__icontains=search)
-            | Exists(resource_match)
-        )
+        # Three sets, each read through its trigram index (migration 0011), instead of three
+        # substring tests on every package.
+        named = AccessPackage.objects.filter(display_name__icontains=search).values("pk")
+        described = AccessPackage.objects.filter(description__icontains=search).values("pk")
+        by_resource = ResourceRoleScope.objects.filter(
+            role__resource__display_name__icontains=search
+        ).values("access_package_id")
+        # One IN over their union lets the planner start from the matches when they are few.
+        packages = packages.filter(pk__in=named.union(described, by_resource))
     return packages.select_related("catalog").order_by("display_name", "pk")
 
 

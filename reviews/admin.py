@@ -6,14 +6,15 @@ in reviews.selectors and answered by ``restrict()`` and ``permissions.can()``.
 """
 
 from django.contrib import admin, messages
-from django.db.models import Count, Q
+from django.db.models import Count, IntegerField, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from entitlements import permissions
-from entitlements.admin.base import InputFilter, _uuid_or_none
+from entitlements.admin.base import BoundedListMixin, InputFilter, _uuid_or_none
 from entitlements.csvexport import csv_response
 from entitlements.errors import DomainError
 
@@ -36,7 +37,7 @@ CSV_COLUMNS = [
 ]
 
 
-class ReviewAdminBase(admin.ModelAdmin):
+class ReviewAdminBase(BoundedListMixin, admin.ModelAdmin):
     """Read-only; who sees a review follows its package's catalog (reviews.selectors)."""
 
     def get_queryset(self, request):
@@ -59,6 +60,19 @@ class ReviewAdminBase(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+def _item_count(condition):
+    """The instance's items meeting ``condition``, counted for the listed rows only (a
+    GROUP BY join would count the items of every instance before the page is cut)."""
+    items = (
+        ReviewItem.objects.filter(condition, instance=OuterRef("pk"))
+        .order_by()
+        .values("instance")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return Coalesce(Subquery(items, output_field=IntegerField()), 0)
 
 
 def _item_rows(items):
@@ -125,10 +139,10 @@ class ReviewInstanceAdmin(ReviewAdminBase):
             super()
             .get_queryset(request)
             .annotate(
-                total_items=Count("items"),
-                decided_items=Count("items", filter=~Q(items__decision=Decision.NOT_REVIEWED)),
-                removed_items=Count("items", filter=Q(items__apply_result=ApplyResult.REMOVED)),
-                kept_items=Count("items", filter=Q(items__apply_result=ApplyResult.KEPT)),
+                total_items=_item_count(Q()),
+                decided_items=_item_count(~Q(decision=Decision.NOT_REVIEWED)),
+                removed_items=_item_count(Q(apply_result=ApplyResult.REMOVED)),
+                kept_items=_item_count(Q(apply_result=ApplyResult.KEPT)),
             )
         )
 

@@ -5,7 +5,7 @@ import uuid
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import Case, Count, IntegerField, Q, Value, When
+from django.db.models import Q
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -14,10 +14,11 @@ from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from entitlements.errors import DomainError
+from entitlements.pagination import CAP
 
 from . import selectors
 from .forms import ReviewDecisionForm
-from .models import Decision, ReviewInstance
+from .models import Decision, ReviewInstance, ReviewItemReviewer, ReviewStatus
 from .services import review_accept_recommendations, review_items_decide
 
 PAGE_SIZE = 100
@@ -35,31 +36,64 @@ def _parse_uuids(values):
     return ids
 
 
-def _items(user):
-    return (
-        selectors.reviewable_items(user=user)
-        .select_related("instance__policy", "instance__access_package", "target", "decided_by")
-        .annotate(
-            undecided_first=Case(
-                When(decision=Decision.NOT_REVIEWED, then=Value(0)),
-                default=Value(1),
-                output_field=IntegerField(),
+class _ReviewQueue:
+    """The items ``user`` may decide, in the order of the tab: reviews ending first, in each
+    the undecided people first, then by name. Each (review, undecided or not) is a segment
+    counted once; a page reads only the segments it overlaps, by name through the users'
+    name index, so its cost does not grow with the items of a 100,000-item review that are
+    not shown (a single ORDER BY over the whole set joined and sorted every item). Segment
+    counts stop at ``pagination.CAP``: past it the tab says "more than"."""
+
+    def __init__(self, user):
+        self.items = selectors.reviewable_items(user=user)
+        instances = ReviewInstance.objects.filter(
+            status=ReviewStatus.IN_PROGRESS,
+            pk__in=ReviewItemReviewer.objects.filter(user_id=user.pk).values("instance_id"),
+        ).order_by("end", "pk")
+        self.undecided, self.capped, self.segments = {}, False, []
+        for instance_id in instances.values_list("pk", flat=True):
+            for undecided in (True, False):
+                n = self._segment(instance_id, undecided).order_by()[: CAP + 1].count()
+                self.capped = self.capped or n > CAP
+                self.segments.append((instance_id, undecided, min(n, CAP)))
+                if undecided:
+                    self.undecided[instance_id] = n  # CAP + 1 reads "more than CAP"
+
+    def _segment(self, instance_id, undecided):
+        rows = self.items.filter(instance_id=instance_id)
+        condition = Q(decision=Decision.NOT_REVIEWED)
+        return rows.filter(condition) if undecided else rows.exclude(condition)
+
+    def count(self):
+        return sum(n for _instance, _undecided, n in self.segments)
+
+    def __len__(self):
+        return self.count()
+
+    def __getitem__(self, bounds):
+        start, stop = bounds.start or 0, bounds.stop
+        found, offset = [], 0
+        for instance_id, undecided, n in self.segments:
+            lo, hi = max(start - offset, 0), min(stop - offset, n)
+            offset += n
+            if hi <= lo:
+                continue
+            found += (
+                self._segment(instance_id, undecided)
+                .select_related(
+                    "instance__policy", "instance__access_package", "target", "decided_by"
+                )
+                .order_by("target__display_name", "target_id", "pk")[lo:hi]
             )
-        )
-        .order_by("instance__end", "instance_id", "undecided_first", "target__display_name", "pk")
-    )
+        return found
 
 
 @login_required
 def review_list(request):
     user = request.user
-    page = Paginator(_items(user), PAGE_SIZE).get_page(request.GET.get("page"))
-    undecided = dict(
-        selectors.reviewable_items(user=user)
-        .values_list("instance_id")
-        .annotate(n=Count("pk", filter=Q(decision=Decision.NOT_REVIEWED)))
-        .order_by()
-    )
+    queue = _ReviewQueue(user)
+    page = Paginator(queue, PAGE_SIZE).get_page(request.GET.get("page"))
+    undecided = queue.undecided
     own, groups = [], []
     for item in page.object_list:
         if item.target_id == user.pk:
@@ -84,6 +118,8 @@ def review_list(request):
             "groups": groups,
             "form": ReviewDecisionForm(),
             "pending": sum(undecided.values()),
+            "capped": queue.capped,
+            "cap": CAP,
         },
     )
 

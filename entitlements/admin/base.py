@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from entitlements import permissions
 from entitlements.configuration import config_delete, config_save
 from entitlements.models import AccessPackage, Channel
+from entitlements.pagination import BoundedCountPaginator
 
 
 def _autocomplete_source(request):
@@ -45,7 +46,24 @@ class ChoicesRestrictedMixin:
         return field
 
 
-class ScopedAdmin(ChoicesRestrictedMixin, admin.ModelAdmin):
+class BoundedListMixin:
+    """A changelist whose cost does not grow with the rows it does not show: the paginator
+    counts at most ``pagination.CAP`` rows, the total is never counted, and the default
+    order ends with the id in the same direction, so one index serves it (the admin would
+    add ``-pk``, which no ascending index can serve)."""
+
+    paginator = BoundedCountPaginator
+    show_full_result_count = False
+
+    def get_ordering(self, request):
+        ordering = list(super().get_ordering(request) or self.model._meta.ordering or [])
+        names = {str(field).lstrip("-") for field in ordering}
+        if ordering and not names & {"pk", "id"} and isinstance(ordering[-1], str):
+            ordering.append("-pk" if ordering[-1].startswith("-") else "pk")
+        return ordering
+
+
+class ScopedAdmin(BoundedListMixin, ChoicesRestrictedMixin, admin.ModelAdmin):
     """Rows that belong to a catalog: people see and change what their roles there allow."""
 
     def get_queryset(self, request):

@@ -331,6 +331,10 @@ class Resource(BaseModel):
                 violation_error_message=_("Choose the group, application or site."),
             ),
         ]
+        indexes = [
+            # the admin's resource list by name, id: read in order, stop at a page
+            models.Index(fields=["display_name", "id"], name="resource_name_order_idx"),
+        ]
 
     def __str__(self):
         return f"{self.display_name} ({self.get_origin_system_display()})"
@@ -408,6 +412,8 @@ class AccessPackage(BaseModel):
         indexes = [
             # the package list in My Access and the admin filter by catalog, sorted by name
             models.Index(fields=["catalog", "display_name"], name="accesspackage_catalog_name_idx"),
+            # My Access and the admin list packages by name, id: read in order, stop at a page
+            models.Index(fields=["display_name", "id"], name="accesspackage_name_order_idx"),
         ]
 
     def __str__(self):

@@ -153,6 +153,8 @@ class AssignmentRequest(BaseModel):
                 condition=Q(state="scheduled"),
                 name="request_scheduled_start_idx",
             ),
+            # the admin and API lists: newest first, id breaking ties (a page without a sort)
+            models.Index(fields=["-created", "-id"], name="request_created_order_idx"),
         ]
 
     def __str__(self):
@@ -229,6 +231,8 @@ class Assignment(BaseModel):
             # My Access: my active and expired assignments
             models.Index(fields=["target", "state"], name="assignment_target_state_idx"),
             models.Index(fields=["access_package", "state"], name="assignment_package_state_idx"),
+            # the admin and API lists: newest first, id breaking ties (a page without a sort)
+            models.Index(fields=["-created", "-id"], name="assignment_created_order_idx"),
         ]
 
     def __str__(self):

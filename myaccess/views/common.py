@@ -2,17 +2,21 @@
 
 import uuid
 
-from django.core.paginator import Paginator
 from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import get_language
+
+from entitlements import pagination
 
 PAGE_SIZE = 25
 
 
 def paginate(request, queryset, per_page=PAGE_SIZE):
-    """One page of ``queryset`` from ``?page=``; a bad or too large number gives a valid page."""
-    return Paginator(queryset, per_page).get_page(request.GET.get("page"))
+    """One page of ``queryset`` from ``?page=``; a bad or too large number gives a valid page.
+    The count stops at ``pagination.PORTAL_CAP`` rows so a page costs the same at any size."""
+    return pagination.paginate(
+        queryset, request.GET.get("page"), per_page, cap=pagination.PORTAL_CAP
+    )
 
 
 def parse_uuid(value):
