@@ -119,7 +119,7 @@ class AssignmentPolicy(BaseModel):
         null=True,
         blank=True,
         default=timedelta(days=365),
-        help_text=_("For example '30 00:00:00' for 30 days or '08:00:00' for 8 hours."),
+        help_text=_("For example “30 days”, “8 hours” or “2 weeks”."),
     )
 
     # Automatic assignment (Graph automaticRequestSettings): the people the policy's rule

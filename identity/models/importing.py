@@ -157,7 +157,7 @@ class DirectoryImport(BaseModel):
         _("member attribute"), max_length=64, blank=True, help_text=_("member when empty.")
     )
     interval = models.DurationField(
-        _("runs every"), default=timedelta(hours=1), help_text=_("e.g. 01:00:00 for hourly.")
+        _("runs every"), default=timedelta(hours=1), help_text=_("For example “1 hour” or “1 day”.")
     )
     next_run = models.DateTimeField(
         _("next run"), null=True, blank=True, help_text=_("Empty: at the next scheduler tick.")
