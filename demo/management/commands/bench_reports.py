@@ -124,7 +124,8 @@ class Command(BaseCommand):
             "conflicts": [{"kind": "groups"}],
             "inactive": [{"days": 90}, {"page": MAX_PAGE}],
         }
-        pages = []
+        # The admin home: the same layout and sidebar with no report, for comparison.
+        pages = [("admin home (reference)", reverse("admin:index"))]
         for slug in REPORTS:
             path = reverse(f"reports:{slug}")
             pages.append((slug, path))
