@@ -7,7 +7,13 @@ from django.conf import settings
 
 from entitlements.models import AccessPackage, ApprovalStage, Assignment, AssignmentPolicy
 from tests.browser import chromium
-from tests.factories import GroupFactory, GroupResourceFactory, add_approver, grant_role
+from tests.factories import (
+    GroupFactory,
+    GroupResourceFactory,
+    add_approver,
+    add_subject,
+    grant_role,
+)
 from tests.foundation.admin_support import admin_url
 from tests.services import require_postgres
 
@@ -84,6 +90,18 @@ def test_no_admin_page_an_administrator_builds_a_package_on_is_wider_than_the_wi
     )
     add_approver(
         stage, purpose="escalationApprover", subject_type="requestorManager", manager_level=2
+    )
+    add_subject(
+        policy,
+        "allowedTarget",
+        "groupMembers",
+        group=GroupFactory(display_name="Contractors of the northern region"),
+    )
+    add_subject(
+        policy,
+        "allowedTarget",
+        "attributeRuleMembers",
+        membership_rule='user.department -eq "Sales" -and user.jobTitle -in ["Buyer", "Seller"]',
     )
     pages = {
         "home": "/admin/",
