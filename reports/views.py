@@ -7,6 +7,7 @@ narrowing the filters or through the CSV, which streams every row).
 """
 
 from dataclasses import dataclass
+from datetime import datetime
 from itertools import islice
 
 from django import forms
@@ -16,7 +17,7 @@ from django.http import Http404
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.formats import number_format
+from django.utils.formats import date_format, number_format
 from django.utils.translation import gettext as _g
 from django.utils.translation import gettext_lazy as _
 
@@ -51,6 +52,21 @@ class Link:
 
     def __str__(self):
         return self.text
+
+
+@dataclass(frozen=True)
+class Time:
+    """A time as a page shows it (local, to the minute); the CSV keeps ISO 8601."""
+
+    date: str
+    clock: str
+
+
+def _shown(cell):
+    if isinstance(cell, datetime):
+        local = timezone.localtime(cell)
+        return Time(date_format(local, "Y-m-d"), date_format(local, "H:i"))
+    return cell
 
 
 def _person(user):
@@ -519,7 +535,10 @@ def report_view(request, slug):
     count_text = number_format(min(counted, COUNT_LIMIT), force_grouping=True)
     context = {
         **_context(request, report, form),
-        "rows": list(report.rows(objects, viewer=request.user, filters=filters)),
+        "rows": [
+            [_shown(cell) for cell in row]
+            for row in report.rows(objects, viewer=request.user, filters=filters)
+        ],
         "count": counted,
         "count_text": count_text + ("+" if counted > COUNT_LIMIT else ""),
         "page": number,
