@@ -15,8 +15,15 @@ from collections.abc import Iterator
 from django.db import connection, transaction
 from django.utils import timezone
 
-from .models import AuditChainHead, AuditEvent, Channel
-from .models.audit import CONTENT_FIELDS, GENESIS_HASH, canonical_content, content_digest, link_hash
+from .models import AuditEvent, Channel
+from .models.audit import (
+    CONTENT_FIELDS,
+    GENESIS_HASH,
+    canonical_content,
+    chain_head,
+    content_digest,
+    link_hash,
+)
 
 EVIDENCE_FORMAT = "entitlements-audit-evidence/1"
 _CHAIN_ROW = (*CONTENT_FIELDS, "digest", "sequence", "prev_hash", "hash")
@@ -166,8 +173,7 @@ def audit_chain_check(*, chunk_size=5000, progress=None):
             count, expected_prev = count + 1, row["hash"]
             if progress and count % chunk_size == 0:
                 progress(count)
-        head = AuditChainHead.objects.filter(pk=AuditChainHead.SINGLETON).first()
-        head_state = (head.sequence, head.hash) if head else (0, GENESIS_HASH)
+        head_state = chain_head()
         if head_state != (count, expected_prev):
             broken = ChainBreak(
                 "(head)",
@@ -193,11 +199,8 @@ def audit_evidence(*, start, end, chunk_size=5000) -> Iterator[str]:
     the period's first to its last event (its canonical content, digest, prev_hash, hash), a
     trailer with the last hash and the chain's head. docs/audit.md says how to verify it."""
     with _snapshot():
-        head = AuditChainHead.objects.filter(pk=AuditChainHead.SINGLETON).first()
-        head_info = {
-            "sequence": head.sequence if head else 0,
-            "hash": head.hash if head else GENESIS_HASH,
-        }
+        head_sequence, head_hash = chain_head()
+        head_info = {"sequence": head_sequence, "hash": head_hash}
         chained = AuditEvent.objects.filter(sequence__isnull=False)
         period = chained.filter(created__gte=start, created__lt=end)
         first = period.order_by("sequence").values_list("sequence", "prev_hash").first()

@@ -132,17 +132,31 @@ def link_hash(prev_hash, digest):
 
 
 def _chain_in_python(events, using):
-    """SQLite: number and link ``events`` after the chain's head, inside the caller's
-    transaction (SQLite's IMMEDIATE transactions make this connection the only writer)."""
-    head, _created = AuditChainHead.objects.using(using).get_or_create(
-        pk=AuditChainHead.SINGLETON, defaults={"sequence": 0, "hash": GENESIS_HASH}
+    """SQLite: number and link ``events`` after the last chained event, inside the caller's
+    transaction (SQLite's IMMEDIATE transactions make this connection the only writer). One
+    query; on SQLite the head is the last event (AuditChainHead is PostgreSQL's)."""
+    last = (
+        AuditEvent.objects.using(using)
+        .filter(sequence__isnull=False)
+        .order_by("-sequence")
+        .values_list("sequence", "hash")
+        .first()
     )
+    sequence, head_hash = last or (0, GENESIS_HASH)
     for event in events:
-        head.sequence += 1
-        event.sequence = head.sequence
-        event.prev_hash = head.hash
-        event.hash = head.hash = link_hash(head.hash, event.digest)
-    head.save(using=using, update_fields=["sequence", "hash"])
+        sequence += 1
+        event.sequence, event.prev_hash = sequence, head_hash
+        event.hash = head_hash = link_hash(head_hash, event.digest)
+
+
+def chain_head(using="default"):
+    """(sequence, hash) of the chain's head: PostgreSQL's head row, or the last event."""
+    if connections[using].vendor == "postgresql":
+        head = AuditChainHead.objects.using(using).filter(pk=AuditChainHead.SINGLETON).first()
+        return (head.sequence, head.hash) if head else (0, GENESIS_HASH)
+    chained = AuditEvent.objects.using(using).filter(sequence__isnull=False)
+    last = chained.order_by("-sequence").values_list("sequence", "hash").first()
+    return last or (0, GENESIS_HASH)
 
 
 def _seal(events, using):

@@ -11,8 +11,8 @@ from django.core.management import CommandError, call_command
 from django.db import IntegrityError, connection, transaction
 
 from entitlements.audit import audit_bulk, audit_event, audit_record
-from entitlements.models import AuditChainHead, AuditEvent, Channel
-from entitlements.models.audit import GENESIS_HASH, link_hash
+from entitlements.models import AuditEvent, Channel
+from entitlements.models.audit import GENESIS_HASH, chain_head, link_hash
 from tests.services import require_postgres
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -59,9 +59,8 @@ def test_each_event_is_linked_to_the_one_committed_before_it(requester):
         assert prev_hash == previous
     first = AuditEvent.objects.get(sequence=1)
     assert first.hash == link_hash(GENESIS_HASH, first.digest)
-    head = AuditChainHead.objects.get()
-    assert (head.sequence, head.hash) == (5, links[-1][2])
-    assert verify_output() == f"5 events, chain intact, head {head.hash}"
+    assert chain_head() == (5, links[-1][2])
+    assert verify_output() == f"5 events, chain intact, head {links[-1][2]}"
 
 
 def test_an_empty_trail_is_an_intact_chain():
@@ -87,9 +86,12 @@ def test_audit_verify_reports_a_deleted_event_and_a_cut_off_end():
     for n in range(4):
         record(n)
     second, last = AuditEvent.objects.get(sequence=2), AuditEvent.objects.get(sequence=4)
-    tamper("DELETE FROM entitlements_auditevent WHERE id = %s", [last.pk])
-    with pytest.raises(CommandError, match=r"chain head \(events missing at the end\)"):
-        verify_output()
+    if connection.vendor == "postgresql":
+        # The head row remembers the end (on SQLite, the demo's database, the head is the
+        # last event itself).
+        tamper("DELETE FROM entitlements_auditevent WHERE id = %s", [last.pk])
+        with pytest.raises(CommandError, match=r"chain head \(events missing at the end\)"):
+            verify_output()
 
     tamper("DELETE FROM entitlements_auditevent WHERE id = %s", [second.pk])
     third = AuditEvent.objects.get(sequence=3)
@@ -165,11 +167,11 @@ def test_the_evidence_export_is_verified_by_the_stand_alone_script(tmp_path):
     assert code == 0, out
     assert out.startswith("OK: 3 events (sequence 1..3), chain intact from " + GENESIS_HASH)
     last_of_march_1 = json.loads(march_1.read_text().splitlines()[-1])["last_hash"]
-    head = AuditChainHead.objects.get()
-    code, out = run_script(march_2_3, "--prev-hash", last_of_march_1, "--head-hash", head.hash)
+    _sequence, head_hash = chain_head()
+    code, out = run_script(march_2_3, "--prev-hash", last_of_march_1, "--head-hash", head_hash)
     assert code == 0, out
     assert out.startswith("OK: 4 events (sequence 4..7)")
-    assert out.endswith(f"chain head at export: 7 {head.hash}")
+    assert out.endswith(f"chain head at export: 7 {head_hash}")
 
     # One character changed in one event's content: the script names that event.
     lines = march_2_3.read_text().splitlines()
