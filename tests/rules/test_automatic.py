@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from entitlements.models import (
@@ -148,5 +149,6 @@ def test_evaluating_a_policy_writes_a_fixed_number_of_queries_whatever_the_peopl
     for _n in range(30):
         UserFactory(department="Sales")
 
-    with django_assert_max_num_queries(19):
+    # SQLite links the audit chain in Python: one query to read its last link (docs/audit.md).
+    with django_assert_max_num_queries(19 + (connection.vendor != "postgresql")):
         assert automatic_policies_evaluate(now=NOW).added == 30
