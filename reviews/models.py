@@ -170,6 +170,8 @@ class ReviewItem(BaseModel):
             models.Index(fields=["instance", "decision"], name="review_item_decision_idx"),
             # a person's review history
             models.Index(fields=["target", "instance"], name="review_item_target_idx"),
+            # the admin's item list in its default order: read in order, stop at a page
+            models.Index(fields=["instance", "id"], name="review_item_order_idx"),
         ]
 
     def __str__(self):

@@ -50,7 +50,8 @@ class AssignmentRequestAdmin(ReadOnlyScopedAdmin):
     list_select_related = ["target", "requestor", "access_package__catalog"]
     search_fields = ["target__email", "target__display_name", "requestor__email"]
     show_full_result_count = False
-    date_hierarchy = "created"
+    # No date_hierarchy: its year links read the date of every request (a full scan at
+    # 300,000 rows; tests/performance/test_bounded_cost.py).
     inlines = [RequestAnswerInline]
     actions = ["cancel_requests"]
 
