@@ -19,6 +19,7 @@ from django.contrib import messages
 from django.contrib.admin.widgets import AutocompleteSelectMultiple
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models.functions import Lower
 from django.http import QueryDict
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -72,6 +73,23 @@ Approver = StageApproverSet.Purpose
 # --------------------------------------------------------------------------------------
 
 
+class PeopleAutocomplete(AutocompleteSelectMultiple):
+    """The admin's autocomplete, which looks up the posted values to show them chosen: a value
+    that is not an id of the model (typed by hand, "zzz") is left out instead of failing the
+    page; the field itself refuses it with its message."""
+
+    def optgroups(self, name, value, attr=None):
+        to_python = self.field.target_field.to_python
+        kept = []
+        for item in value:
+            try:
+                to_python(item)
+            except ValidationError:
+                continue
+            kept.append(item)
+        return super().optgroups(name, kept, attr)
+
+
 def _people(label, kind, admin_site, help_text=""):
     """A multiple choice of users, groups or connected organizations, by autocomplete."""
     model_field = PolicySubjectSet._meta.get_field(kind)
@@ -80,9 +98,7 @@ def _people(label, kind, admin_site, help_text=""):
         queryset=model_field.remote_field.model._default_manager.order_by("display_name"),
         required=False,
         help_text=help_text,
-        widget=AutocompleteSelectMultiple(
-            model_field, admin_site, attrs={"class": "wizard-people"}
-        ),
+        widget=PeopleAutocomplete(model_field, admin_site, attrs={"class": "wizard-people"}),
     )
 
 
@@ -98,7 +114,12 @@ class EmailsField(forms.CharField):
         emails = list(dict.fromkeys(e.lower() for e in re.split(r"[\s,;]+", text or "") if e))
         if len(emails) > self.MAX:
             raise ValidationError(_("At most %(n)d emails at once.") % {"n": self.MAX})
-        users = {u.email: u for u in User.objects.filter(email__in=emails)}
+        users = {
+            u.email_lower: u
+            for u in User.objects.annotate(email_lower=Lower("email")).filter(
+                email_lower__in=emails
+            )
+        }
         unknown = [e for e in emails if e not in users]
         if unknown:
             raise ValidationError(
@@ -937,7 +958,10 @@ class PackageWizardMixin:
             formset = forms_["main"]
             if formset.is_bound:
                 data = formset.data.copy()
-                total = int(data.get("questions-TOTAL_FORMS", 0) or 0)
+                try:
+                    total = max(int(data.get("questions-TOTAL_FORMS", 0) or 0), 0)
+                except (TypeError, ValueError):
+                    total = 0
                 data["questions-TOTAL_FORMS"] = str(min(total + 1, MAX_QUESTIONS))
                 context["main"] = QuestionFormSet(data, prefix="questions")
         if step == "review":
