@@ -25,6 +25,10 @@ def register_kinds():
 
 @receiver(lifecycle.assignment_delivered)
 def on_assignment_delivered(sender, assignment, request=None, **kwargs):
+    # A direct assignment its administrator made silently (the request's ``notify`` off)
+    # tells nobody; otherwise the policy's email setting decides (in ``notify``).
+    if request is not None and not request.notify:
+        return
     notify(
         kind=NotificationKind.ACCESS_DELIVERED,
         recipients=[assignment.target],

@@ -122,6 +122,14 @@ class AssignmentRequest(BaseModel):
     schedule_start = models.DateTimeField(_("starts"), null=True, blank=True)
     schedule_end = models.DateTimeField(_("ends"), null=True, blank=True)
     completed_datetime = models.DateTimeField(_("completed"), null=True, blank=True)
+    notify = models.BooleanField(
+        _("tell the person by email"),
+        default=True,
+        help_text=_(
+            "Off for a direct assignment its administrator chose to make silently: the person "
+            "gets no email when the access arrives. On, the policy's email setting decides."
+        ),
+    )
 
     objects = RestrictedQuerySet.as_manager()
 

@@ -361,6 +361,7 @@ def request_submit(
     schedule_start=None,
     schedule_end=None,
     channel=Channel.PORTAL,
+    notify=True,
     now=None,
 ):
     """Submit a request for ``target`` to get ``access_package``.
@@ -368,7 +369,8 @@ def request_submit(
     userAdd: for oneself; onBehalfAdd: by a manager (or another on-behalf requestor the policy
     names) for someone else; adminAdd: a direct assignment by a catalog's administrator, which
     ignores who the policy lets request and never needs approval. The request then waits for
-    approval, waits for its start, or goes to fulfilment.
+    approval, waits for its start, or goes to fulfilment. ``notify`` false: the target gets no
+    "access delivered" email for it (a silent direct assignment).
     """
     now = now or timezone.now()
     justification = (justification or "").strip()
@@ -407,11 +409,21 @@ def request_submit(
                 justification=justification,
                 schedule_start=schedule_start,
                 schedule_end=schedule_end,
+                notify=notify,
             )
             for row in answer_rows:
                 row.request = request
             RequestAnswer.objects.bulk_create(answer_rows)
-            _audit_request(request, "request.submit", actor, channel, "", now, justification)
+            _audit_request(
+                request,
+                "request.submit",
+                actor,
+                channel,
+                "",
+                now,
+                justification,
+                **({} if notify else {"notify": False}),
+            )
             transaction.on_commit(
                 lambda: request_submitted.send(sender=AssignmentRequest, request=request)
             )
