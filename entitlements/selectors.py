@@ -614,7 +614,9 @@ def requestable_packages(*, user, search=""):
             role__resource__display_name__icontains=search
         ).values("access_package_id")
         # One IN over their union lets the planner start from the matches when they are few.
-        packages = packages.filter(pk__in=named.union(described, by_resource))
+        packages = packages.filter(
+            pk__in=named.order_by().union(described.order_by(), by_resource.order_by())
+        )
     return packages.select_related("catalog").order_by("display_name", "pk")
 
 
