@@ -13,6 +13,7 @@ turns a tree back into a document whose keys and order are always the same.
 """
 
 import re
+import reprlib
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -43,6 +44,16 @@ from entitlements.models import (
 )
 
 VERSION = 1
+
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 60
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxdict = 3, 4, 4
+
+
+def _short(value):
+    """A value as a message shows it: cut short, however large or deep it is."""
+    return _REPR.repr(value)
 
 
 class ConfigError(Exception):
@@ -78,15 +89,30 @@ def duration_words(value):
 
 
 def parse_duration_text(text):
-    """A timedelta from '30 days', '2 weeks', '1 day 12 hours', 'P30D' or '30 00:00:00'."""
-    text = str(text).strip()
+    """A timedelta from '30 days', '2 weeks', '1 day 12 hours', 'P30D' or '30 00:00:00'.
+
+    A bare number is refused: a duration needs its unit."""
+    if not isinstance(text, str):
+        raise ValueError(
+            f"{_short(text)} is not a duration: write it with its unit, e.g. '30 days', "
+            "'8 hours' or 'P30D'"
+        )
+    try:
+        return _parse_duration(text.strip())
+    except OverflowError:
+        raise ValueError(f"{_short(text)} is too long a duration") from None
+
+
+def _parse_duration(text):
     words = text.replace(",", " ").replace(" and ", " ")
     pairs = _WORDS.findall(words)
     if pairs and not _WORDS.sub("", words).strip():
         return timedelta(seconds=sum(int(n) * _UNITS[unit.lower()] for n, unit in pairs))
     value = parse_duration(text)
     if value is None:
-        raise ValueError(f"{text!r} is not a duration: write e.g. '30 days', '8 hours' or 'P30D'")
+        raise ValueError(
+            f"{_short(text)} is not a duration: write e.g. '30 days', '8 hours' or 'P30D'"
+        )
     return value
 
 
@@ -136,11 +162,11 @@ class Field:
             raise ConfigError(path, "a value is required here")
         if self.kind == "bool":
             if not isinstance(value, bool):
-                raise ConfigError(path, f"expected true or false, got {value!r}")
+                raise ConfigError(path, f"expected true or false, got {_short(value)}")
             return value
         if self.kind == "int":
             if isinstance(value, bool) or not isinstance(value, int):
-                raise ConfigError(path, f"expected a whole number, got {value!r}")
+                raise ConfigError(path, f"expected a whole number, got {_short(value)}")
             return value
         if self.kind == "duration":
             try:
@@ -151,23 +177,31 @@ class Field:
                 raise ConfigError(path, "a duration cannot be negative")
             return value
         if self.kind == "datetime":
-            parsed = value if isinstance(value, datetime) else parse_datetime(str(value))
+            try:
+                parsed = value if isinstance(value, datetime) else parse_datetime(str(value))
+            except ValueError:  # well formed but impossible: 2027-02-30T10:00:00Z
+                parsed = None
             if parsed is None or parsed.tzinfo is None:
                 raise ConfigError(
                     path,
                     f"expected a date and time with a time zone, e.g. 2027-01-31T18:00:00Z, "
-                    f"got {value!r}",
+                    f"got {_short(value)}",
                 )
             return parsed.astimezone(UTC)
         if self.kind == "date":
-            parsed = value if isinstance(value, date) else parse_date(str(value))
+            try:
+                parsed = value if isinstance(value, date) else parse_date(str(value))
+            except ValueError:  # well formed but impossible: 2027-02-30
+                parsed = None
             if parsed is None or isinstance(parsed, datetime):
-                raise ConfigError(path, f"expected a date such as 2027-01-01, got {value!r}")
+                raise ConfigError(path, f"expected a date such as 2027-01-01, got {_short(value)}")
             return parsed
         if not isinstance(value, str):
-            raise ConfigError(path, f"expected text, got {value!r}")
+            raise ConfigError(path, f"expected text, got {_short(value)}")
+        if "\x00" in value:
+            raise ConfigError(path, "a text cannot hold a NUL character (\\0)")
         if self.kind == "choice" and value not in self.choices:
-            raise ConfigError(path, f"{value!r} is not one of: {', '.join(self.choices)}")
+            raise ConfigError(path, f"{_short(value)} is not one of: {', '.join(self.choices)}")
         return value
 
 
@@ -210,7 +244,12 @@ NAME = {"display_name": "name"}
 CATALOG_FIELDS = _fields(Catalog, ["description", "state", "is_externally_visible"])
 RESOURCE_FIELDS = _fields(Resource, ["display_name", "description", "drift_mode"], keys=NAME)
 PACKAGE_FIELDS = _fields(AccessPackage, ["description", "is_hidden"])
-POLICY_FIELDS = _fields(AssignmentPolicy, _own_fields(AssignmentPolicy, ["access_package"]))
+# Graph spells it endDateTime (inside expiration); _camel would write expirationEndDatetime.
+POLICY_FIELDS = _fields(
+    AssignmentPolicy,
+    _own_fields(AssignmentPolicy, ["access_package"]),
+    keys={"expiration_end_datetime": "expirationEndDateTime"},
+)
 POLICY_FIELDS = [f for f in POLICY_FIELDS if f.attr != "display_name"]
 STAGE_FIELDS = _fields(ApprovalStage, _own_fields(ApprovalStage, ["policy", "sequence"]))
 QUESTION_FIELDS = _fields(Question, _own_fields(Question, ["policy", "sequence"]), always=("text",))
@@ -650,7 +689,19 @@ def default_resource_name(target):
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """A mapping that names the same key twice is refused, not silently overwritten."""
+    """A mapping that names the same key twice is refused, not silently overwritten.
+
+    Anchors and aliases (&name, *name) are refused too: the export never writes them, and
+    a few nested aliases make a small file expand into an enormous document."""
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise ConfigError(
+                f"line {event.start_mark.line + 1}",
+                "anchors and aliases (&name, *name) are not read; write the value out",
+            )
+        return super().compose_node(parent, index)
 
     def construct_mapping(self, node, deep=False):
         seen = set()
@@ -658,7 +709,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
                 raise ConfigError(
-                    f"line {key_node.start_mark.line + 1}", f"the key {key!r} is given twice"
+                    f"line {key_node.start_mark.line + 1}", f"the key {_short(key)} is given twice"
                 )
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
@@ -671,6 +722,10 @@ def load_yaml(text):
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else ""
         raise ConfigError(where, f"not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    except ValueError as exc:  # a well-formed but impossible value, e.g. 2027-02-30
+        raise ConfigError("", f"not valid YAML: {exc}") from None
+    except RecursionError:
+        raise ConfigError("", "not valid YAML: nested too deeply") from None
 
 
 def _mapping(value, path, allowed, required=()):
@@ -698,6 +753,8 @@ def _list(value, path):
 def _text(value, path):
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(path, "expected a non-empty text")
+    if "\x00" in value:
+        raise ConfigError(path, "a text cannot hold a NUL character (\\0)")
     return value
 
 
@@ -718,11 +775,12 @@ class _Directory:
         self.cache = {}
 
     def get(self, model, lookup, value, path, what):
+        value = _text(value, path)
         key = (model, lookup, value)
         if key not in self.cache:
             self.cache[key] = model._default_manager.filter(**{lookup: value}).first()
         if self.cache[key] is None:
-            raise ConfigError(path, f"no {what} {value}")
+            raise ConfigError(path, f"no {what} {value[:200]}")
         return self.cache[key]
 
 
@@ -754,7 +812,10 @@ class DocumentReader:
             for j, ref in enumerate(_list(data.get("incompatibleAccessPackages"), "")):
                 path = f"packages[{i}].incompatibleAccessPackages[{j}]"
                 ref = _mapping(ref, path, ["catalog", "name"], ["catalog", "name"])
-                key = (ref["catalog"], ref["name"])
+                key = (
+                    _text(ref["catalog"], f"{path}.catalog"),
+                    _text(ref["name"], f"{path}.name"),
+                )
                 if (
                     key not in tree.packages
                     and not AccessPackage.objects.filter(
@@ -777,10 +838,10 @@ class DocumentReader:
         for j, role in enumerate(_list(data.get("roles"), f"{path}.roles")):
             rpath = f"{path}.roles[{j}]"
             role = _mapping(role, rpath, ["role", "user"], ["role", "user"])
-            if role["role"] not in CATALOG_SCOPED_ROLES:
+            if _text(role["role"], f"{rpath}.role") not in CATALOG_SCOPED_ROLES:
                 raise ConfigError(
                     f"{rpath}.role",
-                    f"{role['role']!r} is not one of: {', '.join(CATALOG_SCOPED_ROLES)}",
+                    f"{_short(role['role'])} is not one of: {', '.join(CATALOG_SCOPED_ROLES)}",
                 )
             user = self.directory.get(User, "email__iexact", role["user"], f"{rpath}.user", "user")
             if ("catalogRole", role["role"], user.email) in node.sets["roles"]:
@@ -789,8 +850,9 @@ class DocumentReader:
         tree.catalogs[node.key] = node
 
     def _catalog_ref(self, tree, name, path):
+        name = _text(name, path)
         if (name,) not in tree.catalogs:
-            raise ConfigError(path, f"the catalog {name!r} is not among the file's catalogs")
+            raise ConfigError(path, f"the catalog {_short(name)} is not among the file's catalogs")
         return name
 
     def _target(self, tree, data, path):
@@ -816,6 +878,8 @@ class DocumentReader:
             raise ConfigError(f"{path}.originId", "only a group of a connected system has one")
         if kind == "directoryRole":
             # The roles of a catalog the file does not manage may be handed out too.
+            if value is not None:
+                value = _text(value, f"{path}.directoryRole")
             exists = value is None or Catalog.objects.filter(display_name=value).exists()
             if not exists:
                 self._catalog_ref(tree, value, f"{path}.directoryRole")
@@ -892,6 +956,7 @@ class DocumentReader:
         for j, role in enumerate(_list(data.get("roles"), f"{path}.roles")):
             rpath = f"{path}.roles[{j}]"
             role = _mapping(role, rpath, [*TARGET_KEYS, "role"], ["role"])
+            _text(role["role"], f"{rpath}.role")
             target = self._target(tree, role, rpath)
             if (catalog, target) not in tree.resources:
                 raise ConfigError(
@@ -904,7 +969,7 @@ class DocumentReader:
             if role["role"] not in offered[target]:
                 raise ConfigError(
                     f"{rpath}.role",
-                    f"{role['role']!r} is not a role of it; its roles: "
+                    f"{_short(role['role'])} is not a role of it; its roles: "
                     f"{', '.join(sorted(offered[target]))}",
                 )
             if ("role", target, role["role"]) in node.sets["roles"]:
@@ -941,7 +1006,8 @@ class DocumentReader:
         subject_type = data.get("type") or next((v for k, v in implied.items() if k in data), None)
         if subject_type not in SubjectType.values:
             raise ConfigError(
-                f"{path}.type", f"{subject_type!r} is not one of: {', '.join(SubjectType.values)}"
+                f"{path}.type",
+                f"{_short(subject_type)} is not one of: {', '.join(SubjectType.values)}",
             )
         for key, kind in implied.items():
             if key in data and kind != subject_type:

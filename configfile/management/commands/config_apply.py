@@ -3,13 +3,15 @@
 import sys
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from configfile.document import ConfigError, read_database, read_document
 from configfile.plan import make_plan
 from directory.models import User
 from entitlements.models import Catalog
+
+MAX_FILE_SIZE = 10 * 1024 * 1024  # characters: a bound on what one file may cost to read
 
 
 class _DryRun(Exception):
@@ -96,11 +98,17 @@ class Command(BaseCommand):
     def _read(self, file):
         try:
             if file == "-":
-                return sys.stdin.read()
-            with open(file, encoding="utf-8") as handle:
-                return handle.read()
+                text = sys.stdin.read(MAX_FILE_SIZE + 1)
+            else:
+                with open(file, encoding="utf-8") as handle:
+                    text = handle.read(MAX_FILE_SIZE + 1)
         except (OSError, UnicodeDecodeError) as exc:
             raise CommandError(f"Cannot read {file}: {exc}.") from None
+        if len(text) > MAX_FILE_SIZE:
+            raise CommandError(
+                f"Cannot read {file}: larger than {MAX_FILE_SIZE // (1024 * 1024)} MB."
+            )
+        return text
 
     def _plan(self, text, prune):
         try:
@@ -108,6 +116,8 @@ class Command(BaseCommand):
             return make_plan(wanted, read_database(managed_catalogs(wanted, prune)))
         except ConfigError as error:
             raise CommandError(str(error)) from None
+        except DatabaseError as error:
+            raise CommandError(_database_error(error)) from None
 
     def _run(self, text, prune, actor, shown, *, commit):
         """Plan again inside the transaction and apply, if nothing changed meanwhile."""
@@ -126,8 +136,16 @@ class Command(BaseCommand):
             pass
         except ConfigError as error:
             raise CommandError(f"Nothing applied: {error}") from None
+        except DatabaseError as error:  # a last resort: the checks should have said why
+            raise CommandError(_database_error(error)) from None
         return warnings
 
     def _warn(self, warnings):
         for warning in warnings:
             self.stdout.write(self.style.WARNING(f"Warning: {warning}"))
+
+
+def _database_error(error):
+    """One line for a database refusal the file's checks did not foresee."""
+    first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    return f"Nothing applied: the database refused the change: {first[:300]}"
