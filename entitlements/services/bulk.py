@@ -11,6 +11,8 @@ committed batch. The single-user path (``request_submit`` with adminAdd) and thi
 the same refusals in the same words (``selectors.Gate``).
 """
 
+import logging
+from datetime import timedelta
 from functools import partial
 
 from django.db import IntegrityError, transaction
@@ -49,12 +51,17 @@ from .common import lifecycle_event, status_of
 from .ending import assignments_end
 from .requests import RequestStatus, _clean_schedule, request_submit
 
+logger = logging.getLogger(__name__)
+
 BATCH_SIZE = 500
 # People checked per set of queries in the preview (SQLite takes at most 32,766 parameters).
 CHECK_SIZE = 5000
 # The most people one job takes (Entra's tenant limit of assignments is 300,000).
 MAX_USERS = 50_000
 RUN_TASK = "entitlements.tasks.run_bulk_job"
+# An open job may be queued again when it has been queued for a minute, or running with no
+# batch committed for ten: its message or its worker may be lost.
+QUEUED_STALE_AFTER, STALE_AFTER = timedelta(minutes=1), timedelta(minutes=10)
 DONE, REFUSED = "done", "refused"
 
 
@@ -230,7 +237,7 @@ def bulk_job_prepare(
     schedule_start=None,
     schedule_end=None,
     justification="",
-    notify=False,
+    notify=None,
     include_out_of_scope=False,
     problems=(),
     now=None,
@@ -239,8 +246,13 @@ def bulk_job_prepare(
 
     ``problems`` are rows refused before any user was found ([(row, email, why)]: an unknown
     email, a duplicate), reported with the rest. Nothing but the job row is written.
+    ``notify``: whether each person is told by email (access delivered, or ended); None is the
+    kind's default: an assignment tells them (as its policy's email setting allows), a
+    removal does not.
     """
     now = now or timezone.now()
+    if notify is None:
+        notify = kind == BulkJob.Kind.ADD
     _require_manager(actor, access_package)
     justification = (justification or "").strip()
     if len(users) > MAX_USERS:
@@ -296,8 +308,10 @@ def bulk_job_prepare(
     )
 
 
-def bulk_job_start(*, actor, job, now=None):
-    """Queue a previewed job (or queue again one whose worker was lost); returns it."""
+def bulk_job_start(*, actor, job, batch_size=None, now=None):
+    """Queue a previewed job (or queue again one whose worker was lost); returns it.
+
+    ``batch_size``: people per transaction of the run (``BATCH_SIZE`` when not given)."""
     now = now or timezone.now()
     _require_manager(actor, job.access_package)
     with transaction.atomic():
@@ -308,12 +322,27 @@ def bulk_job_start(*, actor, job, now=None):
             raise StateConflict(_("This job has already finished."))
         if not job.user_ids:
             raise StateConflict(_("Nobody in this job can be changed; there is nothing to start."))
+        if job.is_open and not job_is_stale(job, now):
+            raise StateConflict(
+                _(
+                    "This job is already queued or running; it can be queued again only if it "
+                    "makes no progress for a while."
+                )
+            )
         if job.state == BulkJob.State.PREVIEW:
             job.state = BulkJob.State.QUEUED
             job.save(update_fields=["state", "modified"])
             audit_bulk([_job_event(job, "bulkJob.started", now)])
-        transaction.on_commit(partial(enqueue_named, RUN_TASK, str(job.pk)))
+        sizes = {"batch_size": batch_size} if batch_size else {}
+        transaction.on_commit(partial(enqueue_named, RUN_TASK, str(job.pk), **sizes))
     return job
+
+
+def job_is_stale(job, now=None):
+    """Whether an open job may be queued again (its message or worker may be lost)."""
+    now = now or timezone.now()
+    wait = QUEUED_STALE_AFTER if job.state == BulkJob.State.QUEUED else STALE_AFTER
+    return job.is_open and job.modified < now - wait
 
 
 def _job_event(job, action, now, data=None):
@@ -329,8 +358,29 @@ def _job_event(job, action, now, data=None):
     )
 
 
-def bulk_job_run(*, job_id, batch_size=BATCH_SIZE, now=None):
-    """Work through a queued job batch by batch; returns the job. Safe to run twice."""
+def bulk_job_run(*, job_id, batch_size=None, now=None):
+    """Work through a queued job batch by batch; returns the job. Safe to run twice.
+
+    A batch that fails for any other reason than a refusal ends the job as failed, with the
+    error and a ``bulkJob.failed`` event: it does not stay queued or running."""
+    try:
+        return _run_batches(job_id, batch_size or BATCH_SIZE, now)
+    except Exception as exc:
+        logger.exception("Bulk job %s failed", job_id)
+        with transaction.atomic():
+            job = BulkJob.objects.select_for_update().select_related("actor").get(pk=job_id)
+            if job.is_open:
+                _fail(job, now or timezone.now(), _("The job stopped: %(e)s") % {"e": exc})
+        return job
+
+
+def _fail(job, now, error):
+    job.state, job.finished, job.error = BulkJob.State.FAILED, now, error
+    job.save(update_fields=["state", "started", "finished", "error", "modified"])
+    audit_bulk([_job_event(job, "bulkJob.failed", now, data={"error": error})])
+
+
+def _run_batches(job_id, batch_size, now):
     while True:
         with transaction.atomic():
             job = (
@@ -345,11 +395,10 @@ def bulk_job_run(*, job_id, batch_size=BATCH_SIZE, now=None):
                 job.started = moment
             job.state = BulkJob.State.RUNNING
             if not can_manage_assignments(job.actor, job.access_package.catalog):
-                job.state, job.finished = BulkJob.State.FAILED, moment
-                job.error = _("%(name)s may no longer assign this access package.") % {
+                error = _("%(name)s may no longer assign this access package.") % {
                     "name": job.actor.display_name
                 }
-                job.save(update_fields=["state", "started", "finished", "error", "modified"])
+                _fail(job, moment, error)
                 return job
             chunk = job.user_ids[job.processed : job.processed + batch_size]
             if chunk:
@@ -378,18 +427,35 @@ def _locked_users(chunk):
     users = {
         str(u.pk): u for u in User.objects.select_for_update().filter(pk__in=ids).order_by("pk")
     }
-    return [(users[pk], row) for pk, row in chunk if pk in users]
+    return [(users[pk], row) for pk, row in chunk if pk in users], [
+        _gone_row(pk, row) for pk, row in chunk if pk not in users
+    ]
+
+
+def _gone_row(pk, row):
+    why = _("This person (id %(id)s) is no longer in the directory.") % {"id": pk}
+    return _row(None, REFUSED, why, row=row, email="")
+
+
+def _expired(job, now):
+    """Why nobody can be assigned any more: the job's period ended before it ran (or "")."""
+    if job.kind == BulkJob.Kind.ADD and job.schedule_end is not None and job.schedule_end <= now:
+        return _("The requested period ended before the job ran.")
+    return ""
 
 
 def _run_batch(job, chunk, now):
-    users = _locked_users(chunk)
+    users, gone = _locked_users(chunk)
     if job.kind == BulkJob.Kind.REMOVE:
-        return _remove_batch(job, users, now)
-    return _add_batch(job, users, now)
+        return _remove_batch(job, users, now) + gone
+    return _add_batch(job, users, now) + gone
 
 
 def _add_batch(job, users, now):
     policy = job.assignment_policy
+    expired = _expired(job, now)
+    if expired:
+        return [_row(user, REFUSED, expired, row=row) for user, row in users]
     refusals = add_refusals(
         users=[u for u, _r in users],
         access_package=job.access_package,
@@ -398,7 +464,8 @@ def _add_batch(job, users, now):
     )
     accepted = [user for user, _r in users if user.pk not in refusals]
     scheduled = job.schedule_start is not None and job.schedule_start > now
-    start = job.schedule_start or now
+    # A start that has passed by the time the job runs: the access starts now.
+    start = now if job.schedule_start is None else max(job.schedule_start, now)
     end = job.schedule_end or policy.assignment_end(start)
     assignments = []
     if not scheduled:
@@ -449,6 +516,7 @@ def _add_batch(job, users, now):
                 justification=job.justification,
                 schedule_start=job.schedule_start,
                 schedule_end=job.schedule_end,
+                notify=job.notify,
             )
             for i, user in enumerate(accepted)
         ],
@@ -468,7 +536,7 @@ def _add_batch(job, users, now):
                 target=request.target_id,
                 access_package=request.access_package_id,
                 request=request,
-                data={"bulk_job": str(job.pk)},
+                data={"bulk_job": str(job.pk), "notify": job.notify},
                 now=now,
             )
         )
@@ -555,9 +623,20 @@ def _run_one_by_one(job, chunk, now):
     for pk, row in chunk:
         user = users.get(pk)
         if user is None:
+            rows.append(_gone_row(pk, row))
             continue
         try:
             if job.kind == BulkJob.Kind.ADD:
+                # request_submit (adminAdd) does not check the policy's scope; the batch does.
+                refusal = _expired(job, now) or add_refusals(
+                    users=[user],
+                    access_package=job.access_package,
+                    policy=job.assignment_policy,
+                    include_out_of_scope=job.include_out_of_scope,
+                ).get(user.pk)
+                if refusal:
+                    rows.append(_row(user, REFUSED, refusal, row=row))
+                    continue
                 request_submit(
                     actor=job.actor,
                     target=user,
@@ -568,6 +647,7 @@ def _run_one_by_one(job, chunk, now):
                     schedule_start=job.schedule_start,
                     schedule_end=job.schedule_end,
                     channel=Channel.ADMIN,
+                    notify=job.notify,
                     now=now,
                 )
             else:

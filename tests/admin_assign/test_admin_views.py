@@ -103,7 +103,7 @@ def test_a_csv_reports_unknown_duplicate_and_malformed_rows(client, owner, packa
         (b"\xff\xfeperson0@example.com", "The file is not UTF-8 text"),
         (b"", "The submitted file is empty."),
         (b"email\n\n", "The file lists no email addresses."),
-        (b"a@example.com\n" * 200_000, "The file is larger than 2 MB"),
+        (b"a@example.com\n" * 700_000, "The file is larger than 8 MB"),
     ],
 )
 def test_an_unreadable_csv_is_refused_with_a_clear_message_and_nothing_saved(
