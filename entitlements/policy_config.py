@@ -100,6 +100,7 @@ def policy_check(policy, *, subject_sets, stages, questions):
     if not errors:
         _check(validation.check_policy_subjects, "", errors, policy, subject_sets)
         _check(validation.check_policy_reviewers, "", errors, policy, subject_sets)
+        _check(validation.check_policy_dates, "", errors, policy)
 
     _check(validation.check_stage_count, "", errors, policy, stages=[p.stage for p in stages])
     if policy.is_approval_required_for_add and not stages:

@@ -8,13 +8,18 @@ Checks of one object alone (an expiry of zero, a pattern that does not compile, 
 after the deadline) live in the model's ``clean()``, which admin and API forms also run.
 """
 
+from datetime import timedelta
+
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from .models import (
     RELATIVE_SUBJECT_TYPES,
     AllowedTargetScope,
     ApprovalStage,
+    AssignmentPolicy,
+    ExpirationType,
     PolicySubjectSet,
     Question,
     StageApproverSet,
@@ -176,6 +181,45 @@ def check_policy_reviewers(policy, subject_sets):
                 % {"who": ", ".join(str(s.get_subject_type_display()) for s in relative)}
             }
         )
+
+
+REVIEW_START_MAX_YEARS = 5
+
+
+def check_policy_dates(policy):
+    """Access that ends on a date ends in the future; the first review is no more than a day
+    in the past and at most five years ahead. A date kept unchanged on a saved policy (whose
+    access ended, whose reviews started long ago) is not checked again."""
+    errors = {}
+    now = timezone.now()
+    end = policy.expiration_end_datetime
+    ends_on_date = policy.expiration_type == ExpirationType.AFTER_DATE_TIME
+    if ends_on_date and end and end <= now and _changed(policy, "expiration_end_datetime"):
+        errors["expiration_end_datetime"] = _(
+            "Access would end in the past: give a date and time in the future."
+        )
+    start = policy.review_start_date
+    if policy.review_is_enabled and start:
+        today = timezone.localdate(now)
+        latest = today + timedelta(days=366 * REVIEW_START_MAX_YEARS)
+        if start < today - timedelta(days=1) and _changed(policy, "review_start_date"):
+            errors["review_start_date"] = _(
+                "The first review would be in the past: give today or a later date."
+            )
+        elif start > latest:
+            errors["review_start_date"] = _(
+                "The first review is at most %(years)d years ahead."
+            ) % {"years": REVIEW_START_MAX_YEARS}
+    if errors:
+        raise ValidationError(errors)
+
+
+def _changed(policy, name):
+    """Whether the policy's ``name`` differs from its saved value (a new policy: always)."""
+    if policy.pk is None or policy._state.adding:
+        return True
+    saved = AssignmentPolicy.objects.filter(pk=policy.pk).values_list(name, flat=True).first()
+    return saved != getattr(policy, name)
 
 
 def policy_warnings(policy, *, stage_count):
