@@ -17,8 +17,9 @@ from types import SimpleNamespace
 from django import forms
 from django.contrib import messages
 from django.contrib.admin.widgets import AutocompleteSelectMultiple
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models.functions import Lower
 from django.http import QueryDict
 from django.shortcuts import redirect
@@ -63,6 +64,7 @@ SESSION_KEY = "package_wizard"
 MAX_DRAFTS = 5  # drafts kept per session; the oldest goes first
 MAX_ROLES_LISTED = 200  # resource roles listed at once; a search narrows the list
 MAX_QUESTIONS = 20
+CLAIM_SECONDS = 600  # a draft being created, or created, is refused a second Create this long
 
 Purpose = PolicySubjectSet.Purpose
 Approver = StageApproverSet.Purpose
@@ -545,12 +547,16 @@ class PackageWizard:
         drafts.pop(self.token, None)
         self.request.session[SESSION_KEY] = drafts
 
-    def store(self, step, post):
-        self.state["data"][step] = {
-            key: post.getlist(key)
-            for key in post
-            if key != "csrfmiddlewaretoken" and not key.startswith("_")
-        }
+    def store(self, step, post, forms_=None):
+        """Keep what was posted for the step's fields only (not whatever else was sent)."""
+        declared = {"q"} if step == "roles" else set()  # the role search box
+        for form in (forms_ if forms_ is not None else self.forms(step, post)).values():
+            parts = [form] if isinstance(form, forms.BaseForm) else []
+            if isinstance(form, forms.BaseFormSet):
+                parts = [form.management_form, *form.forms]
+            for part in parts:
+                declared.update(part.add_prefix(name) for name in part.fields)
+        self.state["data"][step] = {key: post.getlist(key) for key in post if key in declared}
         self.save_state()
 
     def stored(self, step):
@@ -628,7 +634,14 @@ class PackageWizard:
             data = forms_["main"].cleaned_data
             for name in RequestsForm.Meta.fields:
                 setattr(policy, name, data[name])
-            draft.subject_sets += _subjects(Purpose.ALLOWED_TARGET, data, orgs="organizations")
+            # People named for a scope that does not take names (all members, nobody) are
+            # left out: the scope alone decides, and nothing the review does not show is saved.
+            specific = {
+                AllowedTargetScope.SPECIFIC_DIRECTORY_USERS,
+                AllowedTargetScope.SPECIFIC_CONNECTED_ORGANIZATION_USERS,
+            }
+            if policy.allowed_target_scope in specific:
+                draft.subject_sets += _subjects(Purpose.ALLOWED_TARGET, data, orgs="organizations")
             # Without approval the stages are not asked for, and not saved either.
             used = ApprovalStage.MAX_STAGES if policy.is_approval_required_for_add else 0
             for n in range(1, used + 1):
@@ -805,6 +818,11 @@ class PackageWizardMixin:
         drafts = request.session.get(SESSION_KEY, {})
         state = drafts.get(token) if isinstance(drafts, dict) else None
         expected = str(package.pk) if package else ""
+        if state is None and request.method == "POST" and token:
+            created = cache.get(self._claim_key(request, token))
+            if created:  # a second Create of a draft already created: show what it made
+                messages.info(request, _t("This draft was already created."))
+                return redirect("admin:entitlements_accesspackage_change", created)
         if state is None or state.get("package") != expected:
             token = secrets.token_urlsafe(12)
             wizard = PackageWizard(self, request, token, package)
@@ -848,7 +866,7 @@ class PackageWizardMixin:
             return redirect(self._url(wizard.package, wizard.token, names[max(index - 1, 0)]))
         forms_ = wizard.forms(step, request.POST)
         if "_search" in request.POST or "_more" in request.POST:
-            wizard.store(step, request.POST)
+            wizard.store(step, request.POST, forms_)
             wizard.__dict__.get("_forms", {}).pop(step, None)
             extra = {"query": request.POST.get("q", "")} if "_search" in request.POST else {}
             if "_more" in request.POST:
@@ -856,7 +874,7 @@ class PackageWizardMixin:
             return self._render(request, wizard, step, **extra)
         if not wizard.valid(forms_):
             return self._render(request, wizard, step, forms_=forms_, status=200)
-        wizard.store(step, request.POST)
+        wizard.store(step, request.POST, forms_)
         wizard.__dict__.get("_forms", {}).pop(step, None)
         if step == "basics":
             self._require_catalog(request, wizard)
@@ -879,12 +897,33 @@ class PackageWizardMixin:
 
     # --- creating ------------------------------------------------------------------------
 
+    @staticmethod
+    def _claim_key(request, token):
+        return f"package_wizard:{request.user.pk}:{token}"
+
     def _create(self, request, wizard):
         draft = wizard.draft("review")
         catalog = draft.package.catalog
         if not permissions.can_manage_packages(request.user, catalog):
             raise PermissionDenied
         creating = wizard.package is None
+        # One Create per draft, even double-clicked: the first claims it before saving; a
+        # second one meanwhile is refused, and once created it is sent to what was made.
+        claim = self._claim_key(request, wizard.token)
+        if not cache.add(claim, "", timeout=CLAIM_SECONDS):
+            created = cache.get(claim)
+            if created:
+                messages.info(request, _t("This draft was already created."))
+                return redirect("admin:entitlements_accesspackage_change", created)
+            messages.warning(request, _t("This draft is being created already; wait a moment."))
+            return redirect("admin:entitlements_accesspackage_changelist")
+        try:
+            return self._save_draft(request, wizard, draft, creating, claim)
+        except BaseException:
+            cache.delete(claim)
+            raise
+
+    def _save_draft(self, request, wizard, draft, creating, claim):
         try:
             with transaction.atomic():
                 package = draft.package
@@ -907,11 +946,26 @@ class PackageWizardMixin:
                     channel=Channel.ADMIN,
                 )
         except PolicyInvalid as error:
+            cache.delete(claim)
             messages.error(request, " ".join(error.messages))
             return self._render(request, wizard, "review")
         except DomainError as error:
+            cache.delete(claim)
             messages.error(request, error.message)
             return self._render(request, wizard, "review")
+        except IntegrityError:
+            # Something saved meanwhile conflicts (a name taken, a person removed): nothing
+            # was saved, and the review says so instead of failing.
+            cache.delete(claim)
+            messages.error(
+                request,
+                _t(
+                    "Nothing was created: something changed meanwhile and conflicts with this "
+                    "draft. Check the steps and create again."
+                ),
+            )
+            return self._render(request, wizard, "review")
+        cache.set(claim, str(package.pk), timeout=CLAIM_SECONDS)
         wizard.forget()
         if creating:
             text = _t("The access package “%(package)s” was created with its policy “%(policy)s”.")
@@ -1018,29 +1072,34 @@ class PackageWizardMixin:
             "draft": draft,
             "grants": describe.grants(package),
             "my_access": describe.policy_sentences(policy),
+            "duration": describe.duration_sentence(policy),
             "who": self._who_sentence(draft.policy, subjects),
-            "stage_sentences": [
-                _t("Stage %(n)d: %(who)s, within %(time)s.")
-                % {
-                    "n": plan.stage.sequence,
-                    "who": describe.join_or(
-                        [
-                            describe.approver_name(a)
-                            for a in plan.approvers
-                            if a.purpose == Approver.PRIMARY
-                        ]
-                    )
-                    or _t("nobody"),
-                    "time": words(plan.stage.duration_before_automatic_denial),
-                }
-                for plan in draft.stages
-            ],
+            "stage_sentences": [self._stage_sentence(plan) for plan in draft.stages],
             "questions": draft.questions,
             "extension": self._extension_sentence(draft.policy),
             "review": self._review_sentence(draft.policy, reviewers, fallback_reviewers),
             "warnings": warnings + stage_warnings,
             "problems": [m for found in problems.values() for _key, ms in found for m in ms],
         }
+
+    @staticmethod
+    def _stage_sentence(plan):
+        def names(purpose):
+            return describe.join_or(
+                [describe.approver_name(a) for a in plan.approvers if a.purpose == purpose]
+            )
+
+        sentence = _t("Stage %(n)d: %(who)s, within %(time)s.") % {
+            "n": plan.stage.sequence,
+            "who": names(Approver.PRIMARY) or _t("nobody"),
+            "time": words(plan.stage.duration_before_automatic_denial),
+        }
+        fallback = names(Approver.FALLBACK_PRIMARY)
+        if fallback:
+            sentence += " " + _t("Fallback approvers: %(who)s.") % {"who": fallback}
+        if plan.stage.is_approver_justification_required:
+            sentence += " " + _t("The approver must give a justification.")
+        return sentence
 
     @staticmethod
     def _who_sentence(policy, subjects):
@@ -1060,7 +1119,8 @@ class PackageWizardMixin:
             return _t("People cannot extend their access themselves.")
         if policy.is_approval_required_for_update:
             return _t(
-                "People can ask to extend their access; an extension is approved as a request is."
+                "People can ask to extend their access; approval is required for an extension, "
+                "as for a request."
             )
         return _t("People can extend their access without approval.")
 
