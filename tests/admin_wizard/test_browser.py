@@ -115,7 +115,8 @@ def test_an_owner_builds_a_package_with_a_policy_a_stage_a_question_and_reviews(
     assert "Approved by Arno Approver, who has 7 days to decide." in words
     assert "Access lasts 90 days." in words
     summary = page.locator("#wizard-summary").inner_text()
-    assert "Which cost centre do you work for? (required)" in summary
+    assert "Which cost centre do you work for? (text, " in summary
+    assert "; required)" in summary
     assert "Reviewed quarterly" in summary
     assert not AccessPackage.objects.exists()
     shot(page, "6-review")
