@@ -408,7 +408,7 @@ class PackageAssignmentMixin:
             return HttpResponseNotAllowed(["GET"])
         package = self._package_for_assignment(request, object_id)
         # Polled every 1.5 s: not the list of people (up to 50,000 ids).
-        job = self._job(package, job_id, defer=("user_ids",))
+        job = self._job(package, job_id, defer=("user_ids", "results"))
         return JsonResponse(
             {
                 "state": job.state,

@@ -47,6 +47,9 @@ class BulkJob(BaseModel):
     results = models.JSONField(default=list, blank=True)
     total = models.PositiveIntegerField(default=0)
     processed = models.PositiveIntegerField(default=0)
+    # The report's counts, kept beside ``results`` so the progress poll need not read it.
+    done_count = models.PositiveIntegerField(default=0)
+    refused_count = models.PositiveIntegerField(default=0)
     started = models.DateTimeField(null=True, blank=True)
     finished = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
@@ -64,5 +67,11 @@ class BulkJob(BaseModel):
         return self.state in self.OPEN_STATES
 
     def counts(self):
-        done = sum(1 for r in self.results if r["outcome"] == "done")
-        return {"done": done, "refused": len(self.results) - done}
+        return {"done": self.done_count, "refused": self.refused_count}
+
+    def add_results(self, rows):
+        """Append report rows and count them."""
+        done = sum(1 for r in rows if r["outcome"] == "done")
+        self.results = [*self.results, *rows]
+        self.done_count += done
+        self.refused_count += len(rows) - done

@@ -303,6 +303,7 @@ def bulk_job_prepare(
         include_out_of_scope=include_out_of_scope,
         user_ids=accepted,
         results=results,
+        refused_count=len(results),
         total=len(accepted),
         created=now,
     )
@@ -408,14 +409,17 @@ def _run_batches(job_id, batch_size, now):
                 except IntegrityError:
                     # Someone else assigned one of them meanwhile: go one by one instead.
                     rows = _run_one_by_one(job, chunk, moment)
-                job.results = [*job.results, *rows]
+                job.add_results(rows)
                 job.processed += len(chunk)
             if job.processed >= len(job.user_ids):
                 job.state, job.finished = BulkJob.State.DONE, moment
                 counts = job.counts()
                 audit_bulk([_job_event(job, "bulkJob.finished", moment, data=counts)])
             job.save(
-                update_fields=["state", "started", "finished", "processed", "results", "modified"]
+                update_fields=[
+                    *("state", "started", "finished", "processed", "results"),
+                    *("done_count", "refused_count", "modified"),
+                ]
             )
             if job.state == BulkJob.State.DONE:
                 return job

@@ -128,7 +128,19 @@ def test_the_status_poll_does_not_load_the_lists(client, owner, package, policy)
     assert status["state"] == "done" and status["done"] == 3 and status["refused"] == 0
     job_selects = [q["sql"] for q in queries if 'FROM "entitlements_bulkjob"' in q["sql"]]
     assert job_selects
-    assert all('"user_ids"' not in sql for sql in job_selects)
+    assert all('"user_ids"' not in sql and '"results"' not in sql for sql in job_selects)
+
+
+def test_the_counters_follow_the_report_rows(owner, package, policy):
+    holder, *others = people(4)
+    job = prepare(owner, package, policy, [holder, *others])
+    assert job.counts() == {"done": 0, "refused": 0}
+    job = run(owner, job, batch_size=2)
+    job.refresh_from_db()
+    assert job.counts() == {"done": 4, "refused": 0}
+    again = run(owner, prepare(owner, package, policy, [holder, UserFactory()]))
+    again.refresh_from_db()
+    assert again.counts() == {"done": 1, "refused": 1}
 
 
 # 6 -----------------------------------------------------------------------------------
