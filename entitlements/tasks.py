@@ -108,7 +108,7 @@ def evaluate_automatic_policies():
 
 
 @shared_task(acks_late=True)
-def run_bulk_job(job_id):
+def run_bulk_job(job_id, batch_size=None):
     """A bulk direct assignment or removal was started in the admin: work through it."""
-    job = bulk.bulk_job_run(job_id=job_id)
+    job = bulk.bulk_job_run(job_id=job_id, batch_size=batch_size)
     return {"state": job.state, "processed": job.processed}
