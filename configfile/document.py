@@ -316,7 +316,9 @@ class Tree:
 
 
 def subject_member(subject_type, user="", group="", organization="", level=None, rule=""):
-    level = (level or 1) if subject_type in MANAGER_TYPES else None
+    # A manager's level stays as stored: None (the direct manager, as the demo seeds it) and
+    # 1 (the same, as the admin saves it) are written differently so a round trip is exact.
+    level = level if subject_type in MANAGER_TYPES else None
     return ("subject", subject_type, user or "", group or "", organization or "", level, rule)
 
 
@@ -343,7 +345,7 @@ def subject_document(member):
         key, value = shorthand[subject_type]
         return {key: value}
     doc = {"type": subject_type}
-    if level and level != 1:
+    if level is not None:
         doc["managerLevel"] = level
     return doc
 

@@ -244,10 +244,15 @@ class Applier:
         self.warnings = []
 
     def save(self, node, obj, m2m=None):
+        # clean() reads a manager without a level as the direct manager and stores 1; the
+        # file said no level, so none is stored, as the export read it.
+        no_level = getattr(obj, "manager_level", 0) is None
         try:
             obj.full_clean()
         except ValidationError as error:
             raise _error_for(node, error, SPECS.get(node.kind, ())) from None
+        if no_level:
+            obj.manager_level = None
         config_save(actor=self.actor, obj=obj, m2m=m2m, channel=Channel.SYSTEM, now=self.now)
         return obj
 
