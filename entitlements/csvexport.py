@@ -1,8 +1,8 @@
 """The one CSV writer of every export: streamed, and safe to open in a spreadsheet.
 
 Spreadsheets run a cell that starts with ``=``, ``+``, ``-`` or ``@`` (and, in some, a tab
-or a carriage return) as a formula, so a justification like ``=HYPERLINK(...)`` written as
-it is would run on the auditor's machine. Such cells get a leading apostrophe, which
+or a carriage return) as a formula, some also after leading spaces or line breaks, so a
+justification like ``=HYPERLINK(...)`` written as it is would run on the auditor's machine. Such cells get a leading apostrophe, which
 spreadsheets show as text (OWASP, "CSV injection").
 """
 
@@ -18,7 +18,8 @@ def csv_cell(value):
     if value is None:
         return ""
     text = value.isoformat() if hasattr(value, "isoformat") else str(value)
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
+    formula = text.startswith(FORMULA_STARTS) or text.lstrip().startswith(FORMULA_STARTS[:4])
+    return "'" + text if formula else text
 
 
 class _Echo:

@@ -368,6 +368,24 @@ def incompatible_packages(access_package):
     return AccessPackage.objects.filter(Q(pk__in=listed) | Q(pk__in=listing))
 
 
+def group_sources(user):
+    """How ``user`` is in a group for separation of duties, as (queryset, path to the group)
+    pairs: a membership of any role (an owner too), or a delivered grant of a group's role.
+    ``user`` may be an ``OuterRef``. The one definition the check, the what-if and the
+    conflicts report share."""
+    return (
+        (GroupMembership.objects.filter(user=user), "group"),
+        (
+            AssignmentResourceRole.objects.filter(
+                target=user,
+                state=GrantState.DELIVERED,
+                resource_role__resource__origin_system=OriginSystem.GROUP,
+            ),
+            "resource_role__resource__group",
+        ),
+    )
+
+
 @dataclass
 class Conflicts:
     """What a user holds, and has asked for, that a package is incompatible with (names)."""
@@ -418,20 +436,9 @@ def separation_of_duties_conflicts(
     groups = access_package.incompatible_groups.values("pk")
     parts = [
         _named(assignments, "package", "access_package__display_name"),
-        _named(
-            GroupMembership.objects.filter(user=user, group__in=groups),
-            "group",
-            "group__display_name",
-        ),
-        _named(
-            AssignmentResourceRole.objects.filter(
-                target=user,
-                state=GrantState.DELIVERED,
-                resource_role__resource__origin_system=OriginSystem.GROUP,
-                resource_role__resource__group__in=groups,
-            ),
-            "group",
-            "resource_role__resource__group__display_name",
+        *(
+            _named(queryset.filter(**{f"{path}__in": groups}), "group", f"{path}__display_name")
+            for queryset, path in group_sources(user)
         ),
     ]
     if request_states:

@@ -6,11 +6,13 @@ Every function returns a lazy, ordered queryset; the views page it and export it
 """
 
 from datetime import timedelta
+from functools import reduce
+from operator import or_
 
 from django.db.models import Count, Exists, F, Min, OuterRef, Prefetch, Q
 
 from approvals.models import OPEN_STAGE_STATUSES, RequestApprovalStage, StageApprover
-from directory.models import GroupMembership, User
+from directory.models import User
 from entitlements.models import (
     HOLDING_GRANT_STATES,
     OPEN_ASSIGNMENT_STATES,
@@ -20,6 +22,7 @@ from entitlements.models import (
     AssignmentResourceRole,
     RequestState,
 )
+from entitlements.selectors import group_sources
 from reviews.models import ApplyResult, Decision, ReviewInstance, ReviewItem
 
 
@@ -181,33 +184,32 @@ def _contains(value, *fields):
     return query
 
 
-def _conflicts(declared, conditions, *, viewer, declaring, holder, other, user, package, catalog):
-    """One row per person and conflict, from a declaration (through) table joined to the
-    assignments of its declaring package (``holder``) and to what it conflicts with.
+def _conflicts(conditions, *, viewer, other, user, package, catalog):
+    """One row per person and conflict: an open assignment of a package the viewer sees (the
+    conflict is shown on the viewer's side) and what it conflicts with (``other``, a path
+    through a multi-valued relation).
 
     Every condition goes into one ``filter()``: Django joins a multi-valued relation once per
-    call, so that both sides are the same person's only within one call.
+    call, so that the conditions on ``other`` are about the same row.
     """
     conditions = [
         *conditions,
-        Q(**{f"{holder}__state__in": OPEN_ASSIGNMENT_STATES}),
-        # The viewer's packages, as permissions decide: a conflict is shown on the side of the
-        # package that declares it.
-        Q(**{f"{declaring}__in": AccessPackage.objects.restrict(viewer, "view")}),
-        _contains(user, f"{holder}__target__email", f"{holder}__target__display_name"),
-        _contains(package, f"{declaring}__display_name", other),
-        _contains(catalog, f"{declaring}__catalog__display_name"),
+        Q(state__in=OPEN_ASSIGNMENT_STATES),
+        Q(access_package__in=AccessPackage.objects.restrict(viewer, "view")),
+        _contains(user, "target__email", "target__display_name"),
+        _contains(package, "access_package__display_name", f"{other}__display_name"),
+        _contains(catalog, "access_package__catalog__display_name"),
     ]
     return (
-        declared.filter(*[condition for condition in conditions if condition is not None])
+        Assignment.objects.filter(*[condition for condition in conditions if condition is not None])
         .values(
-            assignment_id=F(f"{holder}__id"),
-            user_name=F(f"{holder}__target__display_name"),
-            user_email=F(f"{holder}__target__email"),
-            package=F(f"{declaring}__display_name"),
-            catalog=F(f"{declaring}__catalog__display_name"),
-            other=F(other),
-            since=F(f"{holder}__schedule_start"),
+            assignment_id=F("id"),
+            user_name=F("target__display_name"),
+            user_email=F("target__email"),
+            package=F("access_package__display_name"),
+            catalog=F("access_package__catalog__display_name"),
+            other=F(f"{other}__display_name"),
+            since=F("schedule_start"),
         )
         .order_by("user_name", "user_email", "package", "other", "assignment_id")
     )
@@ -216,53 +218,51 @@ def _conflicts(declared, conditions, *, viewer, declaring, holder, other, user, 
 def package_conflicts(*, viewer, user="", package="", catalog=""):
     """People holding two packages one of which is declared incompatible with the other.
 
-    One row per person and pair; a pair declared incompatible both ways is listed once, from
-    the package with the lower id.
+    A pair counts whichever of the two packages lists the other (as the product's check,
+    ``incompatible_packages``). One row per person and pair, on the side of the package the
+    viewer sees; when they see both, once: from the package that lists the other, or from the
+    one with the lower id if both do.
     """
     declared = AccessPackage.incompatible_access_packages.through.objects
-    declared_back = declared.filter(
-        from_accesspackage_id=OuterRef("to_accesspackage_id"),
-        to_accesspackage_id=OuterRef("from_accesspackage_id"),
+    held = "target__assignments__access_package"
+    listed = declared.filter(from_accesspackage=OuterRef("access_package_id"))
+    listing = declared.filter(to_accesspackage=OuterRef("access_package_id"))
+    listed_back = declared.filter(
+        from_accesspackage=OuterRef("to_accesspackage"),
+        to_accesspackage=OuterRef("from_accesspackage"),
     )
-    holder, held = "from_accesspackage__assignments", "to_accesspackage__assignments"
+    listed_one_way = listed.exclude(Exists(listed_back))
+    unseen = AccessPackage.objects.exclude(pk__in=AccessPackage.objects.restrict(viewer, "view"))
     conditions = [
-        Q(
+        Q(target__assignments__state__in=OPEN_ASSIGNMENT_STATES),
+        Q(**{f"{held}__in": listed.values("to_accesspackage")})
+        | Q(**{f"{held}__in": listing.values("from_accesspackage")}),
+        Q(**{f"{held}__in": unseen})
+        | Q(**{f"{held}__in": listed_one_way.values("to_accesspackage")})
+        | Q(
             **{
-                f"{held}__state__in": OPEN_ASSIGNMENT_STATES,
-                f"{held}__target": F(f"{holder}__target"),
+                f"{held}__in": listed.values("to_accesspackage"),
+                f"{held}_id__gt": F("access_package_id"),
             }
         ),
-        ~Q(Exists(declared_back), from_accesspackage_id__gt=F("to_accesspackage_id")),
     ]
     return _conflicts(
-        declared,
-        conditions,
-        viewer=viewer,
-        declaring="from_accesspackage",
-        holder=holder,
-        other="to_accesspackage__display_name",
-        user=user,
-        package=package,
-        catalog=catalog,
+        conditions, viewer=viewer, other=held, user=user, package=package, catalog=catalog
     )
 
 
 def group_conflicts(*, viewer, user="", package="", catalog=""):
-    """People holding a package while being a member of a group declared incompatible with it."""
-    holder = "accesspackage__assignments"
-    conditions = [
-        Q(
-            group__memberships__user=F(f"{holder}__target"),
-            group__memberships__role=GroupMembership.Role.MEMBER,
-        )
+    """People holding a package while in a group declared incompatible with it: a member of
+    any role or through a delivered grant (``group_sources``, as the product's check)."""
+    other = "access_package__incompatible_groups"
+    in_group = [
+        Q(**{f"{other}__in": queryset.values(path)})
+        for queryset, path in group_sources(OuterRef("target_id"))
     ]
     return _conflicts(
-        AccessPackage.incompatible_groups.through.objects,
-        conditions,
+        [reduce(or_, in_group)],
         viewer=viewer,
-        declaring="accesspackage",
-        holder=holder,
-        other="group__display_name",
+        other=other,
         user=user,
         package=package,
         catalog=catalog,
@@ -319,11 +319,13 @@ def _open_assignments_of_outer_user(viewer):
 
 
 def inactive_holders(*, viewer, now, days, user="", department="", catalog=""):
-    """Active people holding access the viewer sees, not signed in for ``days`` days (or never)."""
+    """Active people holding access the viewer sees, not signed in for ``days`` days: their
+    last sign-in is older, or they never signed in and are in the directory for longer."""
     holding = _open_assignments_of_outer_user(viewer)
     holding = _in_catalog(holding, catalog, "access_package__catalog")
+    before = now - timedelta(days=days)
     people = User.objects.filter(
-        Q(last_login__lt=now - timedelta(days=days)) | Q(last_login__isnull=True),
+        Q(last_login__lt=before) | Q(last_login__isnull=True, created__lt=before),
         Exists(holding),
         is_active=True,
     )

@@ -120,7 +120,7 @@ class PendingForm(ReportForm):
 
 
 class ApproverForm(ReportForm):
-    older_than_days = _days_field(_("Waiting at least (days)"))
+    older_than_days = _days_field(_("Stage open at least (days)"))
     approver = _text_field(_("Approver (name or email contains)"))
     catalog = _catalog_field()
 
@@ -254,7 +254,7 @@ class PendingReport(Report):
     )
     form_class = PendingForm
     columns = (
-        _("Requested"),
+        _("Waiting since (request)"),
         _("Waiting (days)"),
         _("User"),
         _("Access package"),
@@ -296,7 +296,7 @@ class ApproverReport(Report):
         "the busiest first."
     )
     form_class = ApproverForm
-    columns = (_("Approver"), _("Requests waiting"), _("Waiting since"))
+    columns = (_("Approver"), _("Requests waiting"), _("Stage open since"))
     by_ids = False
 
     def queryset(self, *, viewer, now, filters):

@@ -29,7 +29,7 @@ from ..models import (
     RequestType,
     SubjectType,
 )
-from ..selectors import in_scope_q, incompatible_packages, users_in_scope
+from ..selectors import group_sources, in_scope_q, incompatible_packages, users_in_scope
 
 Scope = AllowedTargetScope
 Purpose = PolicySubjectSet.Purpose
@@ -199,8 +199,8 @@ def policy_whatif(*, policy, subjects):
 
 
 def _conflict_q(package_ids, group_ids):
-    """Users who hold one of the packages (an open assignment) or are members of one of the
-    groups, as a Q over User."""
+    """Users who hold one of the packages (an open assignment) or are in one of the groups
+    (``group_sources``: any role, or a delivered grant), as a Q over User."""
     terms = [NOBODY]
     if package_ids:
         held = Assignment.objects.filter(
@@ -209,9 +209,11 @@ def _conflict_q(package_ids, group_ids):
             access_package_id__in=package_ids,
         )
         terms.append(Q(Exists(held)))
-    if group_ids:
-        member = GroupMembership.objects.filter(user=OuterRef("pk"), group_id__in=group_ids)
-        terms.append(Q(Exists(member)))
+    if group_ids:  # a member of any role, or through a delivered grant, as the check counts
+        terms += [
+            Q(Exists(queryset.filter(**{f"{path}_id__in": group_ids})))
+            for queryset, path in group_sources(OuterRef("pk"))
+        ]
     return reduce(or_, terms)
 
 

@@ -65,8 +65,12 @@ class Catalogue:
     def grow(self, total):
         now = timezone.now()
         start = len(self.people)
-        people = User.objects.bulk_create(
-            User(email=f"{self.name.lower()}-{i}@example.com", display_name=f"{self.name} {i:05}")
+        people = User.objects.bulk_create(  # in the directory for a year, never signed in
+            User(
+                email=f"{self.name.lower()}-{i}@example.com",
+                display_name=f"{self.name} {i:05}",
+                created=now - timedelta(days=365),
+            )
             for i in range(start, total)
         )
         self.people += people
