@@ -187,9 +187,14 @@ class AuditEventQuerySet(RestrictedQuerySet):
 
 # PostgreSQL: refuse UPDATE and DELETE, except the commit trigger's one UPDATE that fills
 # the chain columns of a row that has none, changing nothing else.
+# The fill must come from the link trigger (pg_trigger_depth() > 1: a statement a trigger
+# ran, not a client's) and its hash must be sha256(prev_hash || digest).
 _APPEND_ONLY_SQL = """
     IF TG_OP = 'UPDATE' AND OLD.sequence IS NULL AND NEW.sequence IS NOT NULL
-            AND NEW.prev_hash IS NOT NULL AND NEW.hash IS NOT NULL THEN
+            AND NEW.prev_hash IS NOT NULL AND NEW.hash IS NOT NULL
+            AND pg_trigger_depth() > 1
+            AND NEW.hash = encode(sha256(convert_to(NEW.prev_hash || OLD.digest, 'UTF8')), 'hex')
+            THEN
         unchained := NEW;
         unchained.sequence := NULL;
         unchained.prev_hash := NULL;
@@ -199,6 +204,27 @@ _APPEND_ONLY_SQL = """
         END IF;
     END IF;
     RAISE EXCEPTION 'Audit events are append-only: % of an audit event refused.', TG_OP
+        USING ERRCODE = 'integrity_constraint_violation';
+"""
+
+# PostgreSQL: a new event arrives without its link; only the commit trigger gives it one
+# (an INSERT with a sequence of its own would take the next writer's and block the chain).
+_INSERT_UNCHAINED_SQL = """
+    IF NEW.sequence IS NOT NULL OR NEW.prev_hash IS NOT NULL OR NEW.hash IS NOT NULL THEN
+        RAISE EXCEPTION 'Audit events are inserted without their link: the chain gives it.'
+            USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
+    RETURN NEW;
+"""
+
+# PostgreSQL: the chain's head only moves forward (or stays, a transaction that chained
+# nothing) and is never removed.
+_HEAD_FORWARD_SQL = """
+    IF TG_OP = 'UPDATE' AND NEW.id = OLD.id AND (NEW.sequence > OLD.sequence
+            OR (NEW.sequence = OLD.sequence AND NEW.hash = OLD.hash)) THEN
+        RETURN NEW;
+    END IF;
+    RAISE EXCEPTION 'The audit chain head only moves forward: % refused.', TG_OP
         USING ERRCODE = 'integrity_constraint_violation';
 """
 
@@ -331,6 +357,12 @@ class AuditEvent(BaseModel):
                 func=_APPEND_ONLY_SQL,
             ),
             pgtrigger.Trigger(
+                name="audit_insert_unchained",
+                when=pgtrigger.Before,
+                operation=pgtrigger.Insert,
+                func=_INSERT_UNCHAINED_SQL,
+            ),
+            pgtrigger.Trigger(
                 name="audit_chain_at_commit",
                 level=pgtrigger.Statement,
                 when=pgtrigger.After,
@@ -367,6 +399,14 @@ class AuditChainHead(models.Model):
         verbose_name = _("audit chain head")
         constraints = [
             models.CheckConstraint(condition=models.Q(id=1), name="audit_chain_head_is_one_row")
+        ]
+        triggers = [
+            pgtrigger.Trigger(
+                name="audit_head_forward",
+                when=pgtrigger.Before,
+                operation=pgtrigger.Update | pgtrigger.Delete,
+                func=_HEAD_FORWARD_SQL,
+            )
         ]
 
     def __str__(self):
