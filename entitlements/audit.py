@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterator
 
 from django.db import connection, transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from .models import AuditEvent, Channel
@@ -193,24 +194,39 @@ def audit_chain_check(*, chunk_size=5000, progress=None):
         return ChainReport(count, expected_prev, None)
 
 
-def audit_evidence(*, start, end, chunk_size=5000) -> Iterator[str]:
-    """The evidence for events created in [start, end), as JSON Lines: a header with the hash
-    before the first exported event, every event of the contiguous stretch of the chain from
-    the period's first to its last event (its canonical content, digest, prev_hash, hash), a
-    trailer with the last hash and the chain's head. docs/audit.md says how to verify it."""
+class EvidenceError(ValueError):
+    """An evidence export that cannot be written as asked (the message says why)."""
+
+
+def audit_evidence(*, start, end, after_sequence=None, chunk_size=5000) -> Iterator[str]:
+    """The evidence for a period [start, end), as JSON Lines: a header with the hash before
+    the first exported event, the events, a trailer with the last hash and the chain's head.
+    The events are chosen by sequence, so consecutive periods never overlap: from just after
+    the last event created before ``start`` (or after ``after_sequence``, the previous
+    export's last sequence) to the last event created before ``end``; the chain is in commit
+    order, so a few events created just outside the period can be in it. docs/audit.md says
+    how to verify it."""
     with _snapshot():
         head_sequence, head_hash = chain_head()
         head_info = {"sequence": head_sequence, "hash": head_hash}
         chained = AuditEvent.objects.filter(sequence__isnull=False)
-        period = chained.filter(created__gte=start, created__lt=end)
-        first = period.order_by("sequence").values_list("sequence", "prev_hash").first()
-        last = period.order_by("-sequence").values_list("sequence", flat=True).first()
-        if first:
-            first_sequence, prev_hash = first
-        else:
-            before = chained.filter(created__lt=start).order_by("-sequence")
-            prev_hash = before.values_list("hash", flat=True).first() or GENESIS_HASH
-            first_sequence = None
+
+        def last_before(moment):
+            rows = chained.filter(created__lt=moment).aggregate(last=Max("sequence"))
+            return rows["last"] or 0
+
+        if after_sequence is None:
+            after_sequence = last_before(start)
+        elif not 0 <= after_sequence <= head_sequence:
+            raise EvidenceError(
+                f"--after-sequence {after_sequence}: the chain has events 1 to {head_sequence}."
+            )
+        last = last_before(end)
+        prev_hash = GENESIS_HASH
+        if after_sequence:
+            prev_hash = chained.filter(sequence=after_sequence).values_list("hash", flat=True)[0]
+        first = last > after_sequence
+        first_sequence, last = (after_sequence + 1, last) if first else (None, None)
         yield _line(
             {
                 "record": "header",
@@ -228,9 +244,8 @@ def audit_evidence(*, start, end, chunk_size=5000) -> Iterator[str]:
         )
         count, last_hash = 0, prev_hash
         if first:
-            stretch = chained.filter(sequence__gte=first_sequence, sequence__lte=last).order_by(
-                "sequence"
-            )
+            stretch = chained.filter(sequence__gte=first_sequence, sequence__lte=last)
+            stretch = stretch.order_by("sequence")
             for values in stretch.values_list(*_CHAIN_ROW).iterator(chunk_size=chunk_size):
                 row = dict(zip(_CHAIN_ROW, values, strict=True))
                 content = canonical_content(row, stored=True)

@@ -1,11 +1,15 @@
 """The review's findings on the audit chain (each fixed, each pinned here)."""
 
+import datetime
+import json
+
 import pytest
+from django.core.management import CommandError
 from django.db import IntegrityError, connection, transaction
 
 from entitlements.models import AuditEvent
 from entitlements.models.audit import chain_head, link_hash
-from tests.audit_chain.test_chain import record, verify_output
+from tests.audit_chain.test_chain import record, run_script, verify_output
 from tests.services import require_postgres
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -71,3 +75,36 @@ def test_the_chain_head_only_moves_forward(sql):
         cursor.execute(sql)
     record(2)
     assert verify_output().startswith("2 events, chain intact")
+
+
+def _export(tmp_path, name, start, end, *extra):
+    from django.core.management import call_command
+
+    path = tmp_path / name
+    call_command("audit_export", "--from", start, "--to", end, "--output", str(path), *extra)
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    return path, lines
+
+
+def test_consecutive_periods_neither_overlap_nor_leave_a_gap(tmp_path):
+    # Committed first, created after midnight; committed second, created before midnight.
+    record(1, now=datetime.datetime(2026, 3, 2, 0, 1, tzinfo=datetime.UTC))
+    record(2, now=datetime.datetime(2026, 3, 1, 23, 59, tzinfo=datetime.UTC))
+    record(3, now=datetime.datetime(2026, 3, 2, 12, 0, tzinfo=datetime.UTC))
+    day1, lines1 = _export(tmp_path, "1.jsonl", "2026-03-01T00:00Z", "2026-03-02T00:00Z")
+    day2, lines2 = _export(tmp_path, "2.jsonl", "2026-03-02T00:00Z", "2026-03-03T00:00Z")
+
+    assert [line["sequence"] for line in lines1[1:-1]] == [1, 2]
+    assert [line["sequence"] for line in lines2[1:-1]] == [3]
+    code, out = run_script(day2, "--prev-hash", lines1[-1]["last_hash"])
+    assert code == 0, out
+
+    # --after-sequence: the next file starts just after the previous file's last sequence.
+    _path, after = _export(
+        tmp_path, "3.jsonl", "2026-03-01T00:00Z", "2026-03-03T00:00Z", "--after-sequence", "1"
+    )
+    assert [line["sequence"] for line in after[1:-1]] == [2, 3]
+    assert after[0]["prev_hash"] == lines1[1]["hash"]
+    with pytest.raises(CommandError, match="--after-sequence 9: the chain has events 1 to 3"):
+        _export(tmp_path, "4.jsonl", "2026-03-01", "2026-03-03", "--after-sequence", "9")
+    assert not (tmp_path / "4.jsonl").exists()
