@@ -234,6 +234,12 @@ def package_conflicts(*, viewer, user="", package="", catalog=""):
     listed_one_way = listed.exclude(Exists(listed_back))
     unseen = AccessPackage.objects.exclude(pk__in=AccessPackage.objects.restrict(viewer, "view"))
     conditions = [
+        # only packages in a declaration: lets PostgreSQL start from the few declared pairs
+        Q(
+            access_package__in=declared.values("from_accesspackage").union(
+                declared.values("to_accesspackage")
+            )
+        ),
         Q(target__assignments__state__in=OPEN_ASSIGNMENT_STATES),
         Q(**{f"{held}__in": listed.values("to_accesspackage")})
         | Q(**{f"{held}__in": listing.values("from_accesspackage")}),
