@@ -11,6 +11,7 @@ chain columns while they are still empty.
 """
 
 import datetime
+import decimal
 import hashlib
 import json
 import uuid
@@ -67,10 +68,11 @@ CONTENT_FIELDS = (
 
 
 def _json_value(value):
-    # An integral float and an int are one JSON number: PostgreSQL's jsonb may return 1e20
-    # as an int, so both sides write it as an int.
+    # An integral float and an int are one JSON number: PostgreSQL's jsonb returns 1e23 as
+    # the int 10**23, so both sides write the number the float's text means, exactly (not
+    # int(1e23), the binary float's 99999999999999991611392).
     if isinstance(value, float) and value.is_integer():
-        return int(value)
+        return int(decimal.Decimal(repr(value)))
     if isinstance(value, dict):
         return {key: _json_value(item) for key, item in value.items()}
     if isinstance(value, list):

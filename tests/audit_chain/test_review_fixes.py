@@ -108,3 +108,11 @@ def test_consecutive_periods_neither_overlap_nor_leave_a_gap(tmp_path):
     with pytest.raises(CommandError, match="--after-sequence 9: the chain has events 1 to 3"):
         _export(tmp_path, "4.jsonl", "2026-03-01", "2026-03-03", "--after-sequence", "9")
     assert not (tmp_path / "4.jsonl").exists()
+
+
+def test_a_whole_number_float_is_not_mistaken_for_tampering(tmp_path):
+    event = record(1, data={"x": 1e23, "y": [2.0, -1e300], "z": 0.1})
+    assert verify_output() == f"1 events, chain intact, head {event.hash or chain_head()[1]}"
+    path, _lines = _export(tmp_path, "floats.jsonl", "2000-01-01", "2100-01-01")
+    code, out = run_script(path)
+    assert code == 0, out
