@@ -9,7 +9,7 @@ from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
-from django.http import HttpResponseBadRequest, StreamingHttpResponse
+from django.http import HttpResponseBadRequest, HttpResponseNotAllowed, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import timezone
@@ -65,6 +65,10 @@ class EvidenceForm(forms.Form):
         cleaned = super().clean()
         if cleaned.get("start") and cleaned.get("end") and cleaned["start"] > cleaned["end"]:
             raise ValidationError(_("The first day must not be after the last one."))
+        # Beyond these years a day's midnight (or the one after it) is not a datetime.
+        days = [cleaned[name] for name in ("start", "end") if cleaned.get(name)]
+        if any(not 1900 <= day.year <= 9998 for day in days):
+            raise ValidationError(_("Choose days from the year 1900 to 9998."))
         return cleaned
 
     def period(self):
@@ -164,6 +168,8 @@ class AuditEventAdmin(ReadOnlyScopedAdmin):
         """Superusers: the form for a period, then its evidence export as a JSON Lines file."""
         if not request.user.is_superuser:
             raise PermissionDenied
+        if request.method != "GET":
+            return HttpResponseNotAllowed(["GET"])
         form = EvidenceForm(request.GET if request.GET else None)
         if form.is_valid():
             start, end = form.period()

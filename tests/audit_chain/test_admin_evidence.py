@@ -50,6 +50,8 @@ def test_a_superuser_downloads_evidence_the_stand_alone_script_verifies(
         ({"start": "2026-02-01", "end": "2026-01-01"}, b"The first day must not be after"),
         ({"start": "not a day", "end": "2026-01-01"}, b"Enter a valid date."),
         ({"start": "2026-01-01"}, b"This field is required."),
+        ({"start": "2026-01-01", "end": "9999-12-31"}, b"Choose days from the year 1900 to 9998."),
+        ({"start": "0001-01-01", "end": "0001-01-01"}, b"Choose days from the year 1900 to 9998."),
     ],
 )
 def test_a_bad_period_shows_the_form_again_with_the_reason(client, admin_user, params, error):
@@ -69,3 +71,10 @@ def test_a_visitor_is_sent_to_sign_in(client):
     response = client.get(URL)
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("admin:login"))
+
+
+def test_the_evidence_download_is_get_only(client, admin_user):
+    client.force_login(admin_user)
+    response = client.post(URL, {"start": "2026-01-01", "end": "2026-01-02"})
+    assert response.status_code == 405
+    assert "Content-Disposition" not in response
