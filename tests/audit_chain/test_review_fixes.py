@@ -116,3 +116,23 @@ def test_a_whole_number_float_is_not_mistaken_for_tampering(tmp_path):
     path, _lines = _export(tmp_path, "floats.jsonl", "2000-01-01", "2100-01-01")
     code, out = run_script(path)
     assert code == 0, out
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda lines: lines.__setitem__(1, {**lines[1], "content": [1, 2]}), "not an object"),
+        (lambda lines: lines.__setitem__(1, ["an", "array"]), "line 2 is not a JSON object"),
+        (lambda lines: lines.__setitem__(0, 42), "line 1 is not a JSON object"),
+        (lambda lines: lines.__setitem__(1, {**lines[1], "sequence": None}), "sequence expected"),
+    ],
+)
+def test_the_stand_alone_script_names_a_malformed_line_in_one_line(tmp_path, change, message):
+    record(1)
+    path, lines = _export(tmp_path, "one.jsonl", "2000-01-01", "2100-01-01")
+    change(lines)
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    code, out = run_script(path)
+    assert code == 1
+    assert message in out
+    assert "\n" not in out and "Traceback" not in out
