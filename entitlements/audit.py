@@ -157,10 +157,31 @@ def _link_problem(row, expected_sequence, expected_prev):
     return None
 
 
-def audit_chain_check(*, chunk_size=5000, progress=None):
+def _anchor_break(anchor, count, stored):
+    sequence, anchor_hash = anchor
+    return ChainBreak(
+        "(anchor)",
+        sequence,
+        "the anchor kept earlier (events removed, e.g. by TRUNCATE, or the chain rewritten)",
+        anchor_hash,
+        stored if stored else f"no event {sequence}: the chain has {count}",
+    )
+
+
+def audit_chain_check(*, chunk_size=5000, progress=None, anchor=None):
     """Walk the whole chain in sequence order, recomputing every digest and hash; the head
-    row must be the last link and every event must be chained. ``progress(count)`` is called
-    after each chunk."""
+    row must be the last link and every event must be chained. ``anchor``: a (sequence,
+    hash) kept outside the database (an earlier head), which the chain must still hold.
+    ``progress(count)`` is called after each chunk."""
+    report = _chain_check(chunk_size=chunk_size, progress=progress, anchor=anchor)
+    if anchor and not report.broken and report.count < anchor[0]:
+        return ChainReport(report.count, report.head_hash, _anchor_break(anchor, report.count, ""))
+    return report
+
+
+def _chain_check(*, chunk_size, progress, anchor):
+    if anchor and anchor[0] == 0 and anchor[1] != GENESIS_HASH:
+        return ChainReport(0, GENESIS_HASH, _anchor_break(anchor, 0, GENESIS_HASH))
     with _snapshot():
         count, expected_prev = 0, GENESIS_HASH
         rows = AuditEvent.objects.filter(sequence__isnull=False).order_by("sequence")
@@ -172,6 +193,8 @@ def audit_chain_check(*, chunk_size=5000, progress=None):
                     count, expected_prev, ChainBreak(str(row["id"]), row["sequence"], *problem)
                 )
             count, expected_prev = count + 1, row["hash"]
+            if anchor and count == anchor[0] and row["hash"] != anchor[1]:
+                return ChainReport(count, expected_prev, _anchor_break(anchor, count, row["hash"]))
             if progress and count % chunk_size == 0:
                 progress(count)
         head_state = chain_head()

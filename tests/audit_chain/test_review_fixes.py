@@ -136,3 +136,36 @@ def test_the_stand_alone_script_names_a_malformed_line_in_one_line(tmp_path, cha
     assert code == 1
     assert message in out
     assert "\n" not in out and "Traceback" not in out
+
+
+def _verify(*args):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("audit_verify", *args, stdout=out, stderr=StringIO())
+    return out.getvalue().strip()
+
+
+def test_a_truncated_trail_is_reported_against_the_anchor_kept_outside():
+    for n in range(3):
+        record(n)
+    sequence, head_hash = chain_head()
+    anchor = f"{sequence}:{head_hash}"
+    assert _verify("--anchor", anchor).startswith("3 events, chain intact")
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "DELETE FROM entitlements_auditevent"
+            if connection.vendor == "sqlite"
+            else "TRUNCATE entitlements_auditevent, entitlements_auditchainhead"
+        )
+    # Without the anchor an empty trail is an intact chain; with it, the cut is named.
+    assert _verify().startswith("0 events, chain intact")
+    with pytest.raises(CommandError, match="sequence 3: the anchor kept earlier"):
+        _verify("--anchor", anchor)
+    record(9)
+    with pytest.raises(CommandError, match=f"sequence 3: the anchor.*expected {head_hash}"):
+        _verify("--anchor", anchor)
+    with pytest.raises(CommandError, match="--anchor must be SEQUENCE:HASH"):
+        _verify("--anchor", "3-abc")
