@@ -2,8 +2,9 @@
 
 Spreadsheets run a cell that starts with ``=``, ``+``, ``-`` or ``@`` (and, in some, a tab
 or a carriage return) as a formula, some also after leading spaces or line breaks, so a
-justification like ``=HYPERLINK(...)`` written as it is would run on the auditor's machine. Such cells get a leading apostrophe, which
-spreadsheets show as text (OWASP, "CSV injection").
+justification like ``=HYPERLINK(...)`` written as it is would run on the auditor's machine.
+Such cells get a leading apostrophe, which spreadsheets show as text (OWASP, "CSV
+injection").
 """
 
 import csv
