@@ -134,6 +134,11 @@ class AccessPackageAdmin(
     readonly_fields = ["add_policy_link", "my_access_link", "warnings", "existing_conflicts"]
     inlines = [ResourceRoleScopeInline, PackagePolicyInline]
 
+    def get_queryset(self, request):
+        # The change page's buttons (direct assignment, the guided policy) check the
+        # person's role in the package's catalog: read it with the package.
+        return super().get_queryset(request).select_related("catalog")
+
     class Media:
         js = ["js/copy_link.js"]
 
