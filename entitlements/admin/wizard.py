@@ -16,7 +16,6 @@ from types import SimpleNamespace
 
 from django import forms
 from django.contrib import messages
-from django.contrib.admin.widgets import AutocompleteSelectMultiple
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
@@ -59,6 +58,7 @@ from entitlements.policy_config import (
 from entitlements.services.packages import package_role_add
 
 from .durations import HumanDurationField, words
+from .widgets import PeopleAutocomplete
 
 SESSION_KEY = "package_wizard"
 MAX_DRAFTS = 5  # drafts kept per session; the oldest goes first
@@ -73,23 +73,6 @@ Approver = StageApproverSet.Purpose
 # --------------------------------------------------------------------------------------
 # Forms, one step each
 # --------------------------------------------------------------------------------------
-
-
-class PeopleAutocomplete(AutocompleteSelectMultiple):
-    """The admin's autocomplete, which looks up the posted values to show them chosen: a value
-    that is not an id of the model (typed by hand, "zzz") is left out instead of failing the
-    page; the field itself refuses it with its message."""
-
-    def optgroups(self, name, value, attr=None):
-        to_python = self.field.target_field.to_python
-        kept = []
-        for item in value:
-            try:
-                to_python(item)
-            except ValidationError:
-                continue
-            kept.append(item)
-        return super().optgroups(name, kept, attr)
 
 
 def _people(label, kind, admin_site, help_text=""):
