@@ -51,12 +51,14 @@ class WhatIfAdminMixin:
 
     def save_form(self, request, form, change):
         # Called once the form is valid, before the formsets are checked.
-        if PREVIEW in request.POST:
+        if change and PREVIEW in request.POST:
             request._whatif_form = form
         return super().save_form(request, form, change)
 
     def save_model(self, request, obj, form, change):
-        if PREVIEW in request.POST:  # never reached: the preview keeps the form unsaved
+        # Never reached on a change page: the preview keeps the form unsaved. The add page
+        # has no preview, so a preview field posted there is ignored and the object saved.
+        if change and PREVIEW in request.POST:
             raise AssertionError("a preview must not save")
         return super().save_model(request, obj, form, change)
 

@@ -127,3 +127,16 @@ def test_the_package_preview_costs_the_same_queries_however_many_people(
 
     assert whatif.conflicts == people + 2
     assert len(whatif.conflict_names) == min(people + 2, 10)
+
+
+def test_a_preview_posted_to_the_add_page_is_ignored_and_the_package_saved(admin_client, world):
+    """The add page has no preview; a hand-made POST naming it saves as the form says."""
+    url = admin_url(AccessPackage, "add")
+    data = page_data(admin_client.get(url))
+    data.update(catalog=str(world["package"].catalog.pk), display_name="Posted by hand")
+    data[PREVIEW] = "Preview the effect"
+
+    response = admin_client.post(url, data)
+
+    assert response.status_code == 302, errors_of(response)
+    assert AccessPackage.objects.filter(display_name="Posted by hand").exists()
