@@ -33,7 +33,9 @@ def page(browser, live_server, settings):
     require_postgres()
     settings.CELERY_TASK_ALWAYS_EAGER = True
     context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(15000)
+    # A thousand people are assigned while the page waits (the task runs eagerly here): on a
+    # loaded 2-core CI machine that takes longer than Playwright's usual wait.
+    context.set_default_timeout(60000)
     page = context.new_page()
     yield page
     context.close()
