@@ -145,7 +145,10 @@ def test_a_change_takes_the_same_queries_for_two_holders_as_for_twenty(admin_use
             change(actor=admin_user, access_package=package, role=role)
         return len(captured)
 
-    assert queries(2) == queries(20) == QUERIES[change.__name__]
+    # On SQLite each audit write also reads the chain's last link (docs/audit.md); PostgreSQL
+    # links the chain at commit, in its triggers.
+    expected = QUERIES[change.__name__] + (connection.vendor != "postgresql")
+    assert queries(2) == queries(20) == expected
 
 
 def test_only_the_catalogs_package_managers_may_change_what_a_package_grants(holders):
