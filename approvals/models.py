@@ -106,6 +106,21 @@ class StageApprover(BaseModel):
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="approval_assignments")
     kind = models.CharField(_("as"), max_length=24, choices=Kind)
     notified_datetime = models.DateTimeField(_("notified"), null=True, blank=True)
+    # The policy stage's primary approver entries (StageApproverSet ids, as strings) this
+    # person was resolved from; empty for fallback and escalation approvers, who stand in
+    # for every entry of a "one from each" quorum.
+    approver_set_ids = models.JSONField(_("approver entries"), default=list, blank=True)
+    # This person's own decision: in a quorum stage each approver decides once.
+    decision = models.CharField(
+        _("decision"), max_length=16, choices=ReviewResult, default=ReviewResult.NOT_REVIEWED
+    )
+    decided_datetime = models.DateTimeField(_("decided"), null=True, blank=True)
+    justification = models.TextField(_("approver justification"), blank=True)
+    channel = models.CharField(_("decided through"), max_length=16, choices=Channel, blank=True)
+    # An approval until an earlier end than the request asked for (``requested_end``, None:
+    # no end); applied to the request's schedule when recorded.
+    approved_end = models.DateTimeField(_("approved until"), null=True, blank=True)
+    requested_end = models.DateTimeField(_("instead of"), null=True, blank=True)
 
     objects = RestrictedQuerySet.as_manager()
 
@@ -114,7 +129,11 @@ class StageApprover(BaseModel):
         constraints = [
             models.UniqueConstraint(
                 fields=["stage", "user"], name="one_approver_row_per_stage_user"
-            )
+            ),
+            models.CheckConstraint(
+                name="an_approver_decision_has_its_time",
+                condition=Q(decision="NotReviewed") | Q(decided_datetime__isnull=False),
+            ),
         ]
         indexes = [
             # My Access approvals tab: the stages waiting for me

@@ -468,6 +468,14 @@ class PolicySubjectSet(SubjectSetBase):
             return None
 
 
+class QuorumMode(models.TextChoices):
+    """How many approvals a stage needs (beyond Graph, where any one approver decides)."""
+
+    ANY_ONE = "anyOne", _("Any one approver")
+    ONE_FROM_EACH = "oneFromEach", _("One approver from each of the listed approvers")
+    SOME_OF = "someOf", _("A number of the approvers")
+
+
 class ApprovalStage(BaseModel):
     """One approval stage of a policy: who decides and by when (accessPackageApprovalStage)."""
 
@@ -487,6 +495,27 @@ class ApprovalStage(BaseModel):
     )
     is_escalation_enabled = models.BooleanField(_("escalation"), default=False)
     duration_before_escalation = models.DurationField(_("escalate after"), null=True, blank=True)
+    quorum_mode = models.CharField(
+        _("approvals needed"),
+        max_length=16,
+        choices=QuorumMode,
+        default=QuorumMode.ANY_ONE,
+        help_text=_(
+            "“One from each”: every approver entry (a user, a group, the manager...) must "
+            "approve through one of its people. “A number of”: that many different people."
+        ),
+    )
+    quorum_count = models.PositiveSmallIntegerField(
+        _("number of approvals"),
+        null=True,
+        blank=True,
+        help_text=_("Only with “a number of the approvers”: how many different people approve."),
+    )
+    approvers_may_shorten = models.BooleanField(
+        _("approvers may shorten the access"),
+        default=False,
+        help_text=_("An approver may approve until an earlier end than the request asks for."),
+    )
 
     objects = RestrictedQuerySet.as_manager()
 
@@ -499,6 +528,11 @@ class ApprovalStage(BaseModel):
                 name="at_most_three_approval_stages",
                 condition=Q(sequence__gte=1) & Q(sequence__lte=3),
                 violation_error_message=_("A policy has at most three approval stages."),
+            ),
+            models.CheckConstraint(
+                name="a_quorum_needs_at_least_one_approval",
+                condition=Q(quorum_count__isnull=True) | Q(quorum_count__gte=1),
+                violation_error_message=_("A stage needs at least one approval."),
             ),
         ]
 
@@ -524,8 +558,22 @@ class ApprovalStage(BaseModel):
                 errors["duration_before_escalation"] = _(
                     "Escalation must happen before the decision deadline."
                 )
+        if self.quorum_mode == QuorumMode.SOME_OF:
+            if self.quorum_count is None:
+                errors["quorum_count"] = _("Give how many approvals the stage needs.")
+            elif self.quorum_count < 1:
+                errors["quorum_count"] = _("A stage needs at least one approval.")
+        elif self.quorum_count is not None:
+            errors["quorum_count"] = _(
+                "A number of approvals is given only with “a number of the approvers”."
+            )
         if errors:
             raise ValidationError(errors)
+
+    @property
+    def is_quorum(self):
+        """Whether the stage needs more than any one approver's decision."""
+        return self.quorum_mode != QuorumMode.ANY_ONE
 
 
 class StageApproverSet(SubjectSetBase):
