@@ -1,7 +1,7 @@
 """Approval at run time: each request's stages, their resolved approvers and their decision."""
 
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
 from directory.models import BaseModel, User
@@ -121,6 +121,15 @@ class StageApprover(BaseModel):
     # no end); applied to the request's schedule when recorded.
     approved_end = models.DateTimeField(_("approved until"), null=True, blank=True)
     requested_end = models.DateTimeField(_("instead of"), null=True, blank=True)
+    # Asked as the delegate of this approver (ApprovalDelegation); the kind stays theirs.
+    on_behalf_of = models.ForeignKey(
+        User,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="approvals_delegated",
+        verbose_name=_("on behalf of"),
+    )
 
     objects = RestrictedQuerySet.as_manager()
 
@@ -142,3 +151,78 @@ class StageApprover(BaseModel):
 
     def __str__(self):
         return f"{self.user.display_name} ({self.get_kind_display()}) for {self.stage}"
+
+
+class ApprovalDelegation(BaseModel):
+    """One approver's delegate for a period: stages opening for them then go to the delegate too.
+
+    Ending a delegation early moves its end to the moment it ended (or to its start, leaving
+    an empty period, when it had not begun). On PostgreSQL an exclusion constraint added by
+    migration 0008 (``one_delegation_at_a_time_per_approver``) refuses two overlapping
+    periods of one approver; ``delegation_create`` refuses them with a message on both.
+    """
+
+    delegator = models.ForeignKey(
+        User,
+        on_delete=models.CASCADE,
+        related_name="approval_delegations_given",
+        verbose_name=_("approver"),
+    )
+    delegate = models.ForeignKey(
+        User,
+        on_delete=models.CASCADE,
+        related_name="approval_delegations_received",
+        verbose_name=_("delegate"),
+    )
+    start = models.DateTimeField(_("from"))
+    end = models.DateTimeField(_("until"))
+    note = models.TextField(_("note"), blank=True)
+    ended_datetime = models.DateTimeField(_("ended early"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-start"]
+        verbose_name = _("approval delegation")
+        constraints = [
+            models.CheckConstraint(
+                name="a_delegation_does_not_end_before_it_starts", condition=Q(end__gte=F("start"))
+            ),
+            models.CheckConstraint(
+                name="a_delegation_names_someone_else", condition=~Q(delegate=F("delegator"))
+            ),
+        ]
+        indexes = [
+            # stage_open: the delegations in force for the approvers of a stage, now
+            models.Index(fields=["delegator", "end"], name="delegation_delegator_end_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.delegator} → {self.delegate}"
+
+    def in_force(self, now):
+        return self.start <= now < self.end
+
+
+class ApprovalRevocation(BaseModel):
+    """An approval taken back by the approver who gave it, and what that did to the request."""
+
+    class Outcome(models.TextChoices):
+        REQUEST_ENDED = "requestEnded", _("The request was ended before delivery")
+        ACCESS_REMOVED = "accessRemoved", _("The access it gave was removed")
+
+    approval = models.OneToOneField(
+        StageApprover,
+        on_delete=models.CASCADE,
+        related_name="revocation",
+        verbose_name=_("approval"),
+    )
+    revoked_by = models.ForeignKey(
+        User, on_delete=models.PROTECT, related_name="+", verbose_name=_("revoked by")
+    )
+    reason = models.TextField(_("reason"))
+    outcome = models.CharField(_("outcome"), max_length=16, choices=Outcome)
+
+    class Meta:
+        verbose_name = _("approval revocation")
+
+    def __str__(self):
+        return f"Revocation of {self.approval}"
