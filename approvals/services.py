@@ -5,18 +5,19 @@ escalating and expiring all follow it, so they wait for each other instead of de
 """
 
 from django.db import transaction
-from django.db.models import Prefetch
+from django.db.models import F, Prefetch
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from directory.models import GroupMembership, User
-from entitlements.audit import audit_for_request
+from entitlements.audit import audit_for_request, audit_record
 from entitlements.errors import InvalidRequest, NotEligible, PermissionDenied, StateConflict
 from entitlements.models import (
     ADD_REQUEST_TYPES,
     ApprovalStage,
     AssignmentRequest,
     Channel,
+    QuorumMode,
     RequestState,
     StageApproverSet,
     SubjectType,
@@ -28,6 +29,7 @@ from entitlements.selectors import (
 )
 from entitlements.services import bulk_apply
 from entitlements.services.requests import (
+    CLOCK_SKEW,
     RequestStatus,
     format_when,
     request_advance,
@@ -36,11 +38,13 @@ from entitlements.services.requests import (
 
 from .models import (
     OPEN_STAGE_STATUSES,
+    ApprovalDelegation,
     RequestApprovalStage,
     ReviewResult,
     StageApprover,
     StageStatus,
 )
+from .quorum import entry_label, stage_progress
 from .signals import stage_decided, stage_escalated, stage_opened
 
 SetPurpose = StageApproverSet.Purpose
@@ -164,10 +168,15 @@ def stage_open(*, request, sequence, now):
     approvers, purpose = _approvers_for(
         sets, request, SetPurpose.PRIMARY, SetPurpose.FALLBACK_PRIMARY
     )
-    if not approvers:
+    kinds, entries_of, shortfall = {}, {}, ""
+    if policy_stage.is_quorum and approvers:
+        approvers, kinds, entries_of, shortfall = _quorum_approvers(
+            policy_stage, sets, request, approvers, purpose
+        )
+    if not approvers or shortfall:
         stage.status = StageStatus.CANCELED
         stage.save(update_fields=["status", "modified"])
-        reason = _("Nobody could be found to approve stage %(n)s of this request.") % {
+        reason = shortfall or _("Nobody could be found to approve stage %(n)s of this request.") % {
             "n": sequence
         }
         _audit_stage(stage, "stage.cancel", None, None, StageStatus.NOT_STARTED, now, reason)
@@ -181,10 +190,17 @@ def stage_open(*, request, sequence, now):
         return stage
     StageApprover.objects.bulk_create(
         [
-            StageApprover(created=now, stage=stage, user=user, kind=KIND_BY_PURPOSE[purpose])
+            StageApprover(
+                created=now,
+                stage=stage,
+                user=user,
+                kind=kinds.get(user.pk, KIND_BY_PURPOSE[purpose]),
+                approver_set_ids=entries_of.get(user.pk, []),
+            )
             for user in approvers
         ]
     )
+    approvers = approvers + _add_delegates(stage, now)
     _audit_stage(
         stage,
         "stage.open",
@@ -198,6 +214,59 @@ def stage_open(*, request, sequence, now):
         lambda: stage_opened.send(sender=RequestApprovalStage, stage=stage, approvers=approvers)
     )
     return stage
+
+
+def _quorum_approvers(policy_stage, sets, request, approvers, purpose):
+    """The approvers of a quorum stage, the kind of each, the primary entries each was
+    resolved from, and why the quorum cannot be met ("" when it can).
+
+    When the primary approvers cannot meet the quorum (an entry resolves to nobody, or fewer
+    people than the number needed), the fallback approvers join them and stand in for the
+    missing entries, as they stand in for everyone in a stage without a quorum.
+    """
+    kinds, entries_of = {}, {}
+    if purpose == SetPurpose.PRIMARY:
+        for entry in (s for s in sets if s.purpose == SetPurpose.PRIMARY):
+            for person in resolve_approvers(approver_sets=[entry], request=request):
+                entries_of.setdefault(person.pk, []).append(str(entry.pk))
+
+    def shortfall():
+        if policy_stage.quorum_mode == QuorumMode.SOME_OF:
+            if len(approvers) < (policy_stage.quorum_count or 1):
+                return _(
+                    "Stage %(n)s needs %(k)s approvals, but only %(found)s people can approve."
+                ) % {
+                    "n": policy_stage.sequence,
+                    "k": policy_stage.quorum_count,
+                    "found": len(approvers),
+                }
+            return ""
+        if any(person.pk not in entries_of for person in approvers):
+            return ""  # a fallback approver stands in for the missing entries
+        covered = {pk for ids in entries_of.values() for pk in ids}
+        missing = [
+            entry_label(s)
+            for s in sets
+            if s.purpose == SetPurpose.PRIMARY and str(s.pk) not in covered
+        ]
+        if missing:
+            return _("Nobody could be found to approve stage %(n)s for %(entries)s.") % {
+                "n": policy_stage.sequence,
+                "entries": ", ".join(missing),
+            }
+        return ""
+
+    if shortfall() and purpose == SetPurpose.PRIMARY:
+        have = {person.pk for person in approvers}
+        fallbacks = resolve_approvers(
+            approver_sets=[s for s in sets if s.purpose == SetPurpose.FALLBACK_PRIMARY],
+            request=request,
+        )
+        for person in fallbacks:
+            if person.pk not in have:
+                approvers.append(person)
+                kinds[person.pk] = Kind.FALLBACK_PRIMARY
+    return approvers, kinds, entries_of, shortfall()
 
 
 def _closed_stage_message(stage):
@@ -242,9 +311,14 @@ def _separation_of_duties_reason(request):
     ).conflict_message
 
 
-def stage_decide(*, actor, stage, decision, justification="", channel, now=None):
-    """Record the one decision of an open stage. A denial ends the request; an approval opens
-    the next stage, or after the last one schedules or fulfils the request.
+def stage_decide(*, actor, stage, decision, justification="", channel, approved_end=None, now=None):
+    """Record an approver's decision on an open stage. A denial ends the request; the
+    approval that meets the stage's quorum (for most stages: the first one) opens the next
+    stage, or after the last one schedules or fulfils the request.
+
+    ``approved_end``, where the policy stage allows it, approves the access until an earlier
+    end than the request asks for; the request's schedule is shortened at once, so the
+    assignment gets that end when the request is fulfilled.
 
     An approval that would give someone two incompatible packages denies the request instead
     (committed, with the reason) and raises NotEligible to tell the approver why.
@@ -256,21 +330,43 @@ def stage_decide(*, actor, stage, decision, justification="", channel, now=None)
     request = stage.request
     if actor is None or actor.pk in (request.target_id, request.requestor_id):
         raise PermissionDenied(_("You cannot decide your own request."))
-    if not StageApprover.objects.filter(stage=stage, user=actor).exists():
+    row = StageApprover.objects.filter(stage=stage, user=actor).first()
+    if row is None:
         raise PermissionDenied(_("You are not an approver of this request."))
     if not stage.is_open:
         raise StateConflict(_closed_stage_message(stage))
-    if stage.policy_stage.is_approver_justification_required and not justification:
+    if row.decision != ReviewResult.NOT_REVIEWED:
+        raise StateConflict(_already_decided_message(row))
+    policy_stage = stage.policy_stage
+    if policy_stage.is_approver_justification_required and not justification:
         raise InvalidRequest(_("Give a reason for your decision."), field="justification")
+    if decision != ReviewResult.APPROVED:
+        approved_end = None
+    if approved_end is not None:
+        approved_end = shortened_end_check(
+            policy_stage=policy_stage, request=request, approved_end=approved_end, now=now
+        )
     conflict = ""
 
     with transaction.atomic():
         request = _lock_request(request.pk)
         stage = RequestApprovalStage.objects.select_for_update().get(pk=stage.pk)
         stage.request = request
+        stage.policy_stage = policy_stage
         # Re-read under the locks: another approver may have decided in the meantime.
         if not stage.is_open:
             raise StateConflict(_closed_stage_message(stage))
+        row = StageApprover.objects.filter(pk=row.pk).first()
+        if row is None:
+            raise PermissionDenied(_("You are no longer an approver of this request."))
+        row.user = actor
+        if row.decision != ReviewResult.NOT_REVIEWED:
+            raise StateConflict(_already_decided_message(row))
+        if approved_end is not None:
+            # Another approver of the stage may have shortened it meanwhile.
+            approved_end = shortened_end_check(
+                policy_stage=policy_stage, request=request, approved_end=approved_end, now=now
+            )
         if request.state != RequestState.PENDING_APPROVAL:
             raise StateConflict(
                 _("This request is %(state)s; it no longer needs a decision.")
@@ -287,6 +383,23 @@ def stage_decide(*, actor, stage, decision, justification="", channel, now=None)
         if conflict:
             _deny_for_conflict(request, stage, conflict, actor, channel, now)
         else:
+            _record_approver_decision(
+                row, request, decision, justification, channel, approved_end, now
+            )
+            if decision == ReviewResult.APPROVED and policy_stage.is_quorum:
+                progress = stage_progress(stage)
+                if not progress.is_met:
+                    _audit_stage(
+                        stage,
+                        "stage.approval",
+                        actor,
+                        channel,
+                        stage.status,
+                        now,
+                        justification,
+                        progress=progress.sentence,
+                    )
+                    return stage
             _record_decision(actor, request, stage, decision, justification, channel, now)
     if conflict:
         raise NotEligible(
@@ -294,6 +407,92 @@ def stage_decide(*, actor, stage, decision, justification="", channel, now=None)
             % {"reason": conflict}
         )
     return stage
+
+
+def _already_decided_message(row):
+    details = {"when": format_when(row.decided_datetime)}
+    if row.decision == ReviewResult.APPROVED:
+        return _("You already approved this request at %(when)s.") % details
+    return _("You already denied this request at %(when)s.") % details
+
+
+def requested_end_of(request, now):
+    """When the access a request asks for would end if approved now (None: never)."""
+    if request.schedule_end is not None:
+        return request.schedule_end
+    return request.assignment_policy.assignment_end(request.schedule_start or now)
+
+
+def shortened_end_check(*, policy_stage, request, approved_end, now):
+    """``approved_end`` if an approver of ``policy_stage`` may approve the request until
+    then, None when it is the end the request already has; raises InvalidRequest otherwise.
+
+    It can only shorten: after the access starts, no later than the request asks for and
+    never beyond the policy's limit.
+    """
+    field = "approved_end"
+    if not policy_stage.approvers_may_shorten:
+        raise InvalidRequest(
+            _("This approval stage does not let approvers change the end of the access."),
+            field=field,
+        )
+    start = max(request.schedule_start or now, now)
+    if approved_end <= start:
+        raise InvalidRequest(
+            _("The access must end after it starts (%(when)s).") % {"when": format_when(start)},
+            field=field,
+        )
+    requested = requested_end_of(request, now)
+    if requested is not None and approved_end > requested:
+        raise InvalidRequest(
+            _(
+                "You can only shorten the access: choose an end no later than "
+                "%(when)s, which the request asks for."
+            )
+            % {"when": format_when(requested)},
+            field=field,
+        )
+    limit = request.assignment_policy.assignment_end(request.schedule_start or now)
+    if limit is not None and approved_end > limit:
+        raise InvalidRequest(
+            _("The policy gives this access until %(when)s at the latest.")
+            % {"when": format_when(limit)},
+            field=field,
+        )
+    if requested is not None and approved_end == requested:
+        return None
+    return approved_end
+
+
+def _record_approver_decision(row, request, decision, justification, channel, approved_end, now):
+    """Record one approver's own decision, and shorten the request when they approved it
+    until an earlier end."""
+    row.decision = decision
+    row.decided_datetime = now
+    row.justification = justification
+    row.channel = channel
+    fields = ["decision", "decided_datetime", "justification", "channel", "modified"]
+    if approved_end is not None:
+        row.requested_end = requested_end_of(request, now)
+        row.approved_end = approved_end
+        fields += ["requested_end", "approved_end"]
+        request.schedule_end = approved_end
+        request.save(update_fields=["schedule_end", "modified"])
+        audit_for_request(
+            request=request,
+            action="request.shortened",
+            actor=row.user,
+            channel=channel,
+            before=_iso(row.requested_end),
+            after=_iso(approved_end),
+            reason=justification,
+            now=now,
+        )
+    row.save(update_fields=fields)
+
+
+def _iso(when):
+    return when.isoformat() if when else ""
 
 
 def _deny_for_conflict(request, stage, reason, actor, channel, now):
@@ -432,6 +631,7 @@ def stages_escalate_due(*, now=None):
                     for u in approvers
                 ]
             )
+            approvers += _add_delegates(stage, now, among=[u.pk for u in approvers])
             stage.status = StageStatus.ESCALATED
             stage.escalated_datetime = now
             stage.save(update_fields=["status", "escalated_datetime", "modified"])
@@ -570,6 +770,7 @@ def _add_approvers(stage, people, now):
         [StageApprover(created=now, stage=stage, user=user, kind=kind) for user, kind in people]
     )
     asked = [user for user, _kind in people]
+    asked += _add_delegates(stage, now, among=[user.pk for user in asked])
     if asked:
         transaction.on_commit(
             lambda: stage_opened.send(sender=RequestApprovalStage, stage=stage, approvers=asked)
@@ -696,3 +897,143 @@ def approvals_reresolve_managers(*, target_ids, reason="", data=None, now=None):
                 **(data or {}),
             )
     return changed
+
+
+# --------------------------------------------------------------------------------------
+# Delegation: an approver's delegate is asked as well while the delegation is in force
+# --------------------------------------------------------------------------------------
+
+
+def _add_delegates(stage, now, among=None):
+    """Ask, as well, the delegates of the stage's approvers (of those in ``among``) whose
+    delegation is in force at ``now``; returns the delegates added.
+
+    One level: an approver who is only someone's delegate passes nothing on. A delegate who
+    is already an approver of the stage, or the requestor or target, is not added; a person
+    who is the delegate of two approvers is asked once, for the first by name. Stages already
+    open when a delegation starts keep their approvers (as in Entra, new approvals only).
+    """
+    rows = StageApprover.objects.filter(stage=stage, on_behalf_of__isnull=True)
+    if among is not None:
+        rows = rows.filter(user_id__in=list(among))
+    rows = {row.user_id: row for row in rows}
+    if not rows:
+        return []
+    request = stage.request
+    excluded = set(StageApprover.objects.filter(stage=stage).values_list("user_id", flat=True))
+    excluded |= {pk for pk in (request.target_id, request.requestor_id) if pk is not None}
+    delegations = (
+        ApprovalDelegation.objects.filter(
+            delegator_id__in=list(rows), start__lte=now, end__gt=now, delegate__is_active=True
+        )
+        .exclude(delegate_id__in=list(excluded))
+        .select_related("delegate", "delegator")
+        .order_by("delegator__display_name", "delegator_id")
+    )
+    added = {}
+    for delegation in delegations:
+        if delegation.delegate_id in added:
+            continue
+        row = rows[delegation.delegator_id]
+        added[delegation.delegate_id] = StageApprover(
+            created=now,
+            stage=stage,
+            user=delegation.delegate,
+            kind=row.kind,
+            approver_set_ids=row.approver_set_ids,
+            on_behalf_of=delegation.delegator,
+        )
+    StageApprover.objects.bulk_create(list(added.values()))
+    return [row.user for row in added.values()]
+
+
+def delegation_create(*, actor, delegate, start, end, note="", channel, now=None):
+    """``actor`` names ``delegate`` to be asked as well for the stages opening for them from
+    ``start`` until ``end``; returns the delegation.
+
+    Refused: an end not after the start or already past, a start in the past, oneself, a
+    person who cannot sign in, a period overlapping another delegation of ``actor``.
+    """
+    now = now or timezone.now()
+    note = (note or "").strip()
+    start = start or now
+    if start < now - CLOCK_SKEW:
+        raise InvalidRequest(_("The delegation cannot start in the past."), field="start")
+    start = max(start, now)
+    if end is None or end <= now:
+        raise InvalidRequest(_("The delegation must end in the future."), field="end")
+    if end <= start:
+        raise InvalidRequest(_("The delegation must end after it starts."), field="end")
+    if delegate is None or delegate.pk == actor.pk:
+        raise InvalidRequest(_("Choose someone other than yourself."), field="delegate")
+    if not delegate.is_active:
+        raise InvalidRequest(
+            _("%(name)s cannot sign in, so they cannot approve.") % {"name": delegate.display_name},
+            field="delegate",
+        )
+    with transaction.atomic():
+        # The approver's row lock makes two overlapping delegations made at once wait for
+        # each other, so the second sees the first (SQLite has no exclusion constraint).
+        User.objects.select_for_update().filter(pk=actor.pk).values_list("pk").first()
+        overlapping = (
+            ApprovalDelegation.objects.filter(delegator=actor, start__lt=end, end__gt=start)
+            .exclude(end=F("start"))
+            .select_related("delegate")
+            .first()
+        )
+        if overlapping is not None:
+            raise StateConflict(
+                _(
+                    "You already delegate your approvals to %(name)s from %(start)s until "
+                    "%(end)s; end that delegation first or choose another period."
+                )
+                % {
+                    "name": overlapping.delegate.display_name,
+                    "start": format_when(overlapping.start),
+                    "end": format_when(overlapping.end),
+                }
+            )
+        delegation = ApprovalDelegation.objects.create(
+            created=now, delegator=actor, delegate=delegate, start=start, end=end, note=note
+        )
+        _audit_delegation(delegation, "approvalDelegation.created", actor, channel, now)
+    return delegation
+
+
+def delegation_end(*, actor, delegation, channel, now=None):
+    """End a delegation early (before it starts: it never applies); only its approver may.
+
+    Stages the delegate was already asked to decide keep them as an approver."""
+    now = now or timezone.now()
+    if actor is None or actor.pk != delegation.delegator_id:
+        raise PermissionDenied(_("Only the approver who delegated can end this delegation."))
+    with transaction.atomic():
+        delegation = ApprovalDelegation.objects.select_for_update().get(pk=delegation.pk)
+        if delegation.ended_datetime is not None or delegation.end <= now:
+            raise StateConflict(_("This delegation has already ended."))
+        before = delegation.end
+        delegation.end = max(now, delegation.start)
+        delegation.ended_datetime = now
+        delegation.save(update_fields=["end", "ended_datetime", "modified"])
+        _audit_delegation(
+            delegation, "approvalDelegation.ended", actor, channel, now, planned_end=before.isoformat()
+        )
+    return delegation
+
+
+def _audit_delegation(delegation, action, actor, channel, now, **data):
+    audit_record(
+        action=action,
+        obj=delegation,
+        actor=actor,
+        channel=channel,
+        reason=delegation.note,
+        target=delegation.delegator_id,
+        data={
+            "delegate": str(delegation.delegate_id),
+            "start": delegation.start.isoformat(),
+            "end": delegation.end.isoformat(),
+            **data,
+        },
+        now=now,
+    )

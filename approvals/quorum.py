@@ -1,0 +1,102 @@
+"""Quorum stages: who a stage still needs before it is approved, and saying so in words.
+
+A stage in ``anyOne`` mode (Graph's only mode) is decided by its first approval. In
+``oneFromEach`` mode every primary approver entry of the policy stage (a user, a group, the
+manager, ...) must approve through one of its people; one person's approval counts for every
+entry they were resolved from, and a fallback or escalation approver (resolved from no
+entry) stands in for all the entries still missing. In ``someOf`` mode ``quorum_count``
+different people must approve, whichever way they became approvers. In every mode the first
+denial decides the stage, and each person decides once.
+"""
+
+from dataclasses import dataclass, field
+
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+
+from entitlements.models import QuorumMode, StageApproverSet, SubjectType
+
+from .models import ReviewResult
+
+SetPurpose = StageApproverSet.Purpose
+
+
+def entry_label(entry):
+    """An approver entry as the sentence "still needed: one from …" names it."""
+    if entry.subject_type == SubjectType.GROUP_MEMBERS and entry.group_id:
+        return entry.group.display_name
+    if entry.subject_type == SubjectType.SINGLE_USER and entry.user_id:
+        return entry.user.display_name
+    return str(entry)
+
+
+@dataclass
+class QuorumProgress:
+    """How far an open stage is from its quorum."""
+
+    mode: str
+    approved: list = field(default_factory=list)  # the people who approved, in order
+    needed: int = 1  # approvals (people, or entries) the stage needs
+    done: int = 0  # of those, how many are there
+    missing_entries: list = field(default_factory=list)  # labels, oneFromEach only
+
+    @property
+    def is_met(self):
+        return self.done >= self.needed
+
+    @property
+    def sentence(self):
+        """ "1 of 2 approvals; still needed: one from Security." in words ("" for anyOne)."""
+        if self.mode == QuorumMode.ANY_ONE:
+            return ""
+        counts = ngettext(
+            "%(done)s of %(needed)s approval", "%(done)s of %(needed)s approvals", self.needed
+        ) % {"done": self.done, "needed": self.needed}
+        if self.is_met:
+            return _("%(counts)s: complete.") % {"counts": counts}
+        if self.mode == QuorumMode.ONE_FROM_EACH:
+            still = ", ".join(
+                _("one from %(entry)s") % {"entry": label} for label in self.missing_entries
+            )
+        else:
+            more = self.needed - self.done
+            still = ngettext("%(n)s more approval", "%(n)s more approvals", more) % {"n": more}
+        return _("%(counts)s; still needed: %(still)s.") % {"counts": counts, "still": still}
+
+
+def primary_entries(policy_stage):
+    """The policy stage's primary approver entries, in the order they were added."""
+    return [
+        entry
+        for entry in policy_stage.approver_sets.select_related("group", "user").order_by("created")
+        if entry.purpose == SetPurpose.PRIMARY
+    ]
+
+
+def progress_of(*, policy_stage, approvers, entries=None):
+    """The progress of a stage with these StageApprover rows (their decisions as recorded)."""
+    approved = [row for row in approvers if row.decision == ReviewResult.APPROVED]
+    progress = QuorumProgress(mode=policy_stage.quorum_mode, approved=[r.user for r in approved])
+    if policy_stage.quorum_mode == QuorumMode.SOME_OF:
+        progress.needed = policy_stage.quorum_count or 1
+        progress.done = len({row.user_id for row in approved})
+    elif policy_stage.quorum_mode == QuorumMode.ONE_FROM_EACH:
+        entries = primary_entries(policy_stage) if entries is None else entries
+        progress.needed = max(len(entries), 1)
+        if any(not row.approver_set_ids for row in approved):
+            # A fallback or escalation approver stands in for every entry.
+            progress.done = progress.needed
+        else:
+            covered = {pk for row in approved for pk in row.approver_set_ids}
+            missing = [entry for entry in entries if str(entry.pk) not in covered]
+            progress.done = progress.needed - len(missing)
+            progress.missing_entries = [entry_label(entry) for entry in missing]
+    else:
+        progress.done = min(len(approved), 1)
+    return progress
+
+
+def stage_progress(stage):
+    """The progress of one request stage, read from its approvers' rows."""
+    approvers = list(stage.approvers.select_related("user"))
+    return progress_of(policy_stage=stage.policy_stage, approvers=approvers)
