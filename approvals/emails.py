@@ -17,6 +17,7 @@ from notifications.models import NotificationKind
 from notifications.services import notify
 
 from . import signals
+from .describe import shortened_sentence
 from .links import decision_url
 from .models import OPEN_STAGE_STATUSES, RequestApprovalStage, ReviewResult, StageStatus
 
@@ -59,6 +60,11 @@ def stage_approved_context(notification):
         "stage_count": stage_count,
         "is_last_stage": stage.sequence >= stage_count,
         "next_stage": stage.sequence + 1,
+        # "Approved until 15 March 2027 instead of 30 June 2027 by Ann Example."
+        "shortened": [
+            shortened_sentence(row)
+            for row in stage.approvers.exclude(approved_end=None).select_related("user")
+        ],
     }
 
 

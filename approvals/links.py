@@ -102,6 +102,10 @@ def link_check(token, *, user, now=None):
             "This request was forwarded to other approvers after this email was sent. "
             "Open it from My Access to see whether you can still decide."
         )
-    elif not StageApprover.objects.filter(stage=stage, user_id=user.pk).exists():
-        check.problem = _("You are no longer an approver of this request.")
+    else:
+        row = StageApprover.objects.filter(stage=stage, user_id=user.pk).first()
+        if row is None:
+            check.problem = _("You are no longer an approver of this request.")
+        elif row.decision != ReviewResult.NOT_REVIEWED:
+            check.problem = _("You already decided this request; it waits for the other approvers.")
     return check

@@ -4,8 +4,10 @@ Opening a link (GET or HEAD, as mail scanners do) only shows the request; the de
 taken on POST with the CSRF token, by the approver the link was sent to, signed in.
 """
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
@@ -16,6 +18,10 @@ from entitlements.models import Channel
 from .decorators import mfa_required_for_approvers
 from .links import DECISIONS, link_check
 from .models import ReviewResult
+from .quorum import stage_progress
+
+# The "approve until" field of the page (a datetime-local input), read in the current zone.
+APPROVED_END = forms.DateTimeField(required=False)
 
 
 @login_required
@@ -36,8 +42,16 @@ def email_decision(request, token):
     stage = check.stage
     decision = request.POST.get("decision") or request.GET.get("decision") or ""
     justification = request.POST.get("justification", "").strip()
+    may_shorten = stage.policy_stage.approvers_may_shorten
+    approved_end_text = request.POST.get("approved_end", "").strip() if may_shorten else ""
     errors = {}
-    if request.method == "POST":
+    approved_end = None
+    if approved_end_text:
+        try:
+            approved_end = APPROVED_END.clean(approved_end_text)
+        except ValidationError:
+            errors["approved_end"] = _("Enter the date and time the access should end.")
+    if request.method == "POST" and not errors:
         if decision not in DECISIONS:
             errors["decision"] = _("Choose Approve or Deny.")
         elif stage.policy_stage.is_approver_justification_required and not justification:
@@ -52,9 +66,10 @@ def email_decision(request, token):
                     decision=DECISIONS[decision],
                     justification=justification,
                     channel=Channel.EMAIL,
+                    approved_end=approved_end,
                 )
             except DomainError as exc:
-                if exc.field in ("justification", "decision"):
+                if exc.field in ("justification", "decision", "approved_end"):
                     errors[exc.field] = exc.message
                 else:
                     return render(
@@ -88,6 +103,9 @@ def email_decision(request, token):
             "answers": answers,
             "decision": decision if decision in DECISIONS else "",
             "justification": justification,
+            "may_shorten": may_shorten,
+            "approved_end": approved_end_text,
+            "progress": stage_progress(stage) if stage.policy_stage.is_quorum else None,
             "errors": errors,
             "tab": "approvals",
         },

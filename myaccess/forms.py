@@ -213,12 +213,23 @@ class DecisionForm(forms.Form):
         help_text=_("The requestor sees it."),
     )
 
-    def __init__(self, *args, justification_required=False, **kwargs):
+    def __init__(self, *args, justification_required=False, may_shorten=False, **kwargs):
         super().__init__(*args, **kwargs)
         if justification_required:
             self.fields["justification"].required = True
             self.fields["justification"].error_messages["required"] = _(
                 "Give a reason for your decision."
+            )
+        if may_shorten:
+            # The service checks the end against the request and the policy.
+            self.fields["approved_end"] = forms.DateTimeField(
+                label=_("Approve until"),
+                required=False,
+                widget=DateTimeLocalInput(),
+                help_text=_(
+                    "Optional: an earlier end than the request asks for. Leave empty to "
+                    "approve the period requested."
+                ),
             )
 
     def field_for_error(self, field):

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from approvals import selectors as approval_selectors
 from approvals.decorators import mfa_required_for_approvers
 from approvals.models import ReviewResult
+from approvals.quorum import stage_progress
 from approvals.services import stage_decide, stages_decide
 from entitlements.errors import DomainError
 from entitlements.models import Channel, RequestAnswer
@@ -65,7 +66,9 @@ def approval_detail(request, pk):
     stage = get_from(_pending(request.user), pk)
     required = stage.policy_stage.is_approver_justification_required
     form = DecisionForm(
-        request.POST if request.method == "POST" else None, justification_required=required
+        request.POST if request.method == "POST" else None,
+        justification_required=required,
+        may_shorten=stage.policy_stage.approvers_may_shorten,
     )
     if request.method == "POST" and form.is_valid():
         decision = form.cleaned_data["decision"]
@@ -76,6 +79,7 @@ def approval_detail(request, pk):
                 decision=decision,
                 justification=form.cleaned_data["justification"],
                 channel=Channel.PORTAL,
+                approved_end=form.cleaned_data.get("approved_end"),
                 now=now(),
             )
         except DomainError as error:
@@ -98,7 +102,13 @@ def approval_detail(request, pk):
     return render(
         request,
         "myaccess/approvals/detail.html",
-        {"tab": "approvals", "stage": stage, "req": stage.request, "form": form},
+        {
+            "tab": "approvals",
+            "stage": stage,
+            "req": stage.request,
+            "form": form,
+            "progress": stage_progress(stage) if stage.policy_stage.is_quorum else None,
+        },
     )
 
 

@@ -10,7 +10,9 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
+from approvals.describe import shortened_sentence
 from approvals.models import RequestApprovalStage, ReviewResult, StageApprover
+from approvals.quorum import progress_of
 from entitlements import selectors
 from entitlements.errors import DomainError
 from entitlements.models import (
@@ -39,7 +41,7 @@ def _request_detail_queryset(user):
         ),
         Prefetch(
             "approval_stages",
-            queryset=RequestApprovalStage.objects.select_related("reviewed_by")
+            queryset=RequestApprovalStage.objects.select_related("reviewed_by", "policy_stage")
             .prefetch_related(
                 Prefetch("approvers", queryset=StageApprover.objects.select_related("user"))
             )
@@ -109,14 +111,17 @@ def _timeline(request_obj):
             }
         )
     for stage in request_obj.approval_stages.all():
+        entries += _approver_entries(stage)
         if stage.review_result == ReviewResult.NOT_REVIEWED:
             if stage.is_open:
-                names = describe.join_or([a.user.display_name for a in stage.approvers.all()])
+                waiting = [a for a in stage.approvers.all() if not a.decided_datetime]
+                names = describe.join_or([a.user.display_name for a in waiting])
                 entries.append(
                     {
                         "when": stage.opened_datetime or request_obj.created,
                         "label": _("Stage %(n)d waiting for %(who)s")
                         % {"n": stage.sequence, "who": names or _("the approvers")},
+                        "text": _quorum_words(stage),
                         "deadline": stage.deadline,
                         "tone": "waiting",
                         "sort_last": True,
@@ -144,6 +149,42 @@ def _timeline(request_obj):
             e.get("rank", 0),
         )
     )
+    return entries
+
+
+def _quorum_words(stage):
+    """ "1 of 2 approvals; still needed: one from Security." for an open quorum stage."""
+    if not stage.policy_stage.is_quorum:
+        return ""
+    approvers = list(stage.approvers.all())
+    return progress_of(policy_stage=stage.policy_stage, approvers=approvers).sentence
+
+
+def _approver_entries(stage):
+    """The approvals of a quorum stage before the one that completed it, and the approvals
+    that shortened the access, in words."""
+    entries = []
+    for row in stage.approvers.all():
+        if row.decision != ReviewResult.APPROVED:
+            continue
+        shortened = shortened_sentence(row)
+        if row.user_id != stage.reviewed_by_id:
+            label = _("Stage %(n)d: one approval") % {"n": stage.sequence}
+            who, text = row.user.display_name, row.justification
+        elif shortened:
+            label, who, text = _("Access shortened"), "", ""
+        else:
+            continue
+        entries.append(
+            {
+                "when": row.decided_datetime,
+                "label": label,
+                "who": who,
+                "text": " ".join(part for part in (text, shortened) if part),
+                "tone": "ok",
+                "sort_first": True,
+            }
+        )
     return entries
 
 
