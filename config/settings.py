@@ -112,6 +112,7 @@ INSTALLED_APPS = [
     "notifications",
     "approvals",
     "reviews",
+    "extensions",
     "identity",
     "myaccess",
     "api",
@@ -442,6 +443,18 @@ CELERY_BEAT_SCHEDULE = {
     },
     "apply the guest lifecycle": {
         "task": "identity.tasks.sweep_guest_lifecycle",
+        "schedule": 15 * _EVERY_MINUTE,
+    },
+    "send custom extension callouts again": {
+        "task": "extensions.tasks.reconcile_callouts",
+        "schedule": _EVERY_MINUTE,
+    },
+    "deny requests whose custom extension did not answer": {
+        "task": "extensions.tasks.time_out_callouts",
+        "schedule": _EVERY_MINUTE,
+    },
+    "call custom extensions before expiration": {
+        "task": "extensions.tasks.call_extensions_before_expiration",
         "schedule": 15 * _EVERY_MINUTE,
     },
 }

@@ -12,6 +12,8 @@ Administrators list the requests of the catalogs they may see; anybody reads and
 their own (by id, or with ``filterByCurrentUser(on='target'|'createdBy')``).
 """
 
+import json
+import uuid
 from datetime import timedelta
 
 from django.db.models import Prefetch
@@ -19,6 +21,7 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.decorators import action
+from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
 from directory.models import User
@@ -35,8 +38,10 @@ from entitlements.models import (
 )
 from entitlements.services import api_requests
 from entitlements.services.requests import request_cancel, request_extend, request_submit
+from extensions.models import CalloutState, CustomExtensionCallout
+from extensions.services import callout_for_resume, request_resume
 
-from ..graph.errors import bad_request, forbidden
+from ..graph.errors import GraphError, bad_request, forbidden, not_found
 from ..graph.schema import graph_schema
 from ..graph.serializers import Expand, GraphSerializer, InputSerializer
 from ..graph.views import BASE, GraphViewSet
@@ -52,6 +57,7 @@ from .packages import PackageSerializer
 from .policy_serializers import GraphDurationField
 
 ANSWER_STRING = "#microsoft.graph.accessPackageAnswerString"
+CUSTOM_EXTENSION_STAGE = "microsoft.graph.accessPackageCustomExtensionStage"
 QUESTION_TYPES = {
     Question.QuestionType.TEXT_INPUT: "#microsoft.graph.accessPackageTextInputQuestion",
     Question.QuestionType.MULTIPLE_CHOICE: "#microsoft.graph.accessPackageMultipleChoiceQuestion",
@@ -155,7 +161,30 @@ class AssignmentRequestSerializer(GraphSerializer):
         return bool(self.context.get("validation_only"))
 
     def get_customExtensionCalloutInstances(self, obj) -> list[dict]:
-        return []
+        if obj.pk is None:
+            return []
+        if "custom_extension_callouts" in getattr(obj, "_prefetched_objects_cache", {}):
+            callouts = obj.custom_extension_callouts.all()
+        else:
+            callouts = obj.custom_extension_callouts.order_by("created")
+        return [callout_instance(callout) for callout in callouts]
+
+
+def callout_instance(callout):
+    """A callout as Graph's customExtensionCalloutInstance. A callout not yet accepted by its
+    endpoint has no Graph status of its own: it is waitingForCallback when the request waits
+    for it, else unknownFutureValue."""
+    status = callout.state
+    if status == CalloutState.PENDING:
+        status = CalloutState.WAITING_FOR_CALLBACK if callout.waits else "unknownFutureValue"
+    return {
+        "id": str(callout.pk),
+        "customExtensionId": str(callout.custom_extension_id),
+        "status": status,
+        "detail": callout.callback_detail
+        or (callout.attempts[-1]["error"] if callout.attempts else ""),
+        "externalCorrelationId": str(callout.pk),
+    }
 
 
 REQUEST_FILTER_FIELDS = {
@@ -502,6 +531,62 @@ class AssignmentRequestViewSet(GraphViewSet):
         request_cancel(actor=request.user, request=self.get_object(), channel=Channel.API)
         return self.no_content()
 
+    @graph_schema(
+        summary="Resume a request waiting for a custom extension (signed: Standard Webhooks)"
+    )
+    @action(detail=True, methods=["post"], authentication_classes=[], permission_classes=[AllowAny])
+    def resume(self, request, pk=None):
+        """The extension's answer. Authenticated by the Standard Webhooks signature made with
+        the extension's own signing secret (webhook-id, webhook-timestamp, webhook-signature),
+        not by a token: only the holder of that secret can resume its callouts."""
+        from standardwebhooks.webhooks import WebhookVerificationError
+
+        raw = request._request.body
+        headers = {key.lower(): value for key, value in request.headers.items()}
+        if not all(headers.get(f"webhook-{part}") for part in ("id", "timestamp", "signature")):
+            raise _unsigned("Sign the call: webhook-id, webhook-timestamp and webhook-signature.")
+        try:
+            body = json.loads(raw or b"null")
+        except ValueError:
+            raise bad_request("The request body must be JSON.") from None
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, dict):
+            raise bad_request("Give data: the accessPackageAssignmentRequestCallbackData.")
+        stage = data.get("stage")
+        callout_id = data.get("customExtensionStageInstanceId")
+        if not isinstance(stage, str) or not isinstance(callout_id, str):
+            raise bad_request("data needs stage and customExtensionStageInstanceId (strings).")
+        kind = body.get("type")
+        if (
+            kind is not None
+            and kind != f"microsoft.graph.accessPackageCustomExtensionStage.{stage}"
+        ):
+            raise bad_request(f"type '{kind}' does not match the stage '{stage}'.")
+        try:
+            request_id = uuid.UUID(str(pk))
+        except ValueError:
+            raise not_found("No such request.") from None
+        callout = callout_for_resume(request_id=request_id, callout_id=callout_id)
+        if callout is None:
+            raise not_found("No callout of that id was made for this request.")
+        problem = callout.custom_extension.secret_problem()
+        if problem:
+            raise GraphError(status.HTTP_503_SERVICE_UNAVAILABLE, "ServiceUnavailable", problem)
+        try:
+            from standardwebhooks import Webhook
+
+            Webhook(callout.custom_extension.secret()).verify(raw, headers, json_parse=False)
+        except (WebhookVerificationError, ValueError, TypeError):
+            raise _unsigned("The signature does not verify with this extension's secret.") from None
+        detail = data.get("customExtensionStageInstanceDetail") or ""
+        state = data.get("state") or ""
+        if not isinstance(detail, str) or not isinstance(state, str):
+            raise bad_request("customExtensionStageInstanceDetail and state are strings.")
+        request_resume(
+            request_id=request_id, callout_id=callout.pk, stage=stage, state=state, detail=detail
+        )
+        return self.no_content()
+
     @graph_schema(summary="Deliver again what a request's delivery left out", status=202)
     @action(detail=True, methods=["post"])
     def reprocess(self, request, pk=None):
@@ -518,7 +603,20 @@ def _with_answers(rows):
             queryset=RequestAnswer.objects.select_related("question").order_by(
                 "question__sequence"
             ),
-        )
+        ),
+        Prefetch(
+            "custom_extension_callouts",
+            queryset=CustomExtensionCallout.objects.order_by("created"),
+        ),
+    )
+
+
+def _unsigned(message):
+    return GraphError(
+        status.HTTP_401_UNAUTHORIZED,
+        "InvalidSignature",
+        message,
+        headers={"WWW-Authenticate": 'StandardWebhooks realm="custom-extensions"'},
     )
 
 

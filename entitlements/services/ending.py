@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 from ..approval import approval_steps
 from ..audit import audit_bulk, audit_event
 from ..errors import PermissionDenied, StateConflict
+from ..extension import extension_steps
 from ..models import (
     ADD_REQUEST_TYPES,
     HOLDING_GRANT_STATES,
@@ -209,6 +210,7 @@ def assignments_end(
         ]
         canceled = _close_requests_of_ended(ids, actor, events, now)
         audit_bulk(events)
+        extension_steps().assignments_removed(assignment_ids=ids, now=now)
         transaction.on_commit(partial(_after_end, ids, canceled, reason, notify, actor, batch))
     return {row[0]: request for row, request in zip(rows, requests, strict=True)}
 

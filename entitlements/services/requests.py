@@ -17,6 +17,7 @@ from directory.models import User
 from ..approval import approval_steps
 from ..audit import audit_for_request
 from ..errors import InvalidRequest, NotEligible, PermissionDenied, StateConflict
+from ..extension import ExtensionStage, extension_steps
 from ..models import (
     ADD_REQUEST_TYPES,
     OPEN_REQUEST_STATES,
@@ -659,11 +660,25 @@ def request_await_approval(*, request, actor, channel, now):
     request.status = RequestStatus.PENDING_APPROVAL
     request.save(update_fields=["state", "status", "modified"])
     _audit_request(request, "request.await_approval", actor, channel, before, now)
+    # A custom extension may hold the request before its first stage opens (launch and wait).
+    if extension_steps().hold_request(
+        request=request, stage=ExtensionStage.REQUEST_CREATED, now=now
+    ):
+        return
     approval_steps().open_first_stage(request=request, now=now)
 
 
 def request_advance(*, request, actor, channel, now):
     """A request needing no (more) approval: wait for its start, or fulfil it now."""
+    # Custom extensions may hold it first (launch and wait); each stage's callouts are
+    # written once, so the resumed request passes here again without waiting twice.
+    steps = extension_steps()
+    if request.state == RequestState.SUBMITTED and steps.hold_request(
+        request=request, stage=ExtensionStage.REQUEST_CREATED, now=now
+    ):
+        return
+    if steps.hold_request(request=request, stage=ExtensionStage.REQUEST_APPROVED, now=now):
+        return
     if request.schedule_start is not None and request.schedule_start > now:
         before = request.state
         request.state = RequestState.SCHEDULED

@@ -1,0 +1,585 @@
+"""Custom extensions at run time: writing the callouts, sending them, waiting and resuming.
+
+A callout is written in the transaction of the lifecycle change that causes it (through
+``entitlements.extension``), and sent by a worker on commit in three steps, as delivery is:
+**claim** the row (a lease, committed), **POST** it with no transaction open, **record** the
+outcome in a short transaction. A failed POST is retried with exponential backoff; after
+``MAX_ATTEMPTS`` the callout is ``calloutFailed``. The reconciler finds callouts whose message
+was lost. Lock order: the callout row, then its request.
+"""
+
+import time
+import uuid
+from datetime import timedelta
+from functools import partial
+
+import httpx
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from entitlements.approval import approval_steps
+from entitlements.audit import audit_bulk, audit_event
+from entitlements.connectors.base import ConnectorRefused
+from entitlements.errors import InvalidRequest, StateConflict
+from entitlements.extension import ExtensionSteps
+from entitlements.models import (
+    OPEN_ASSIGNMENT_STATES,
+    REMOVE_REQUEST_TYPES,
+    Assignment,
+    AssignmentRequest,
+    Channel,
+    RequestState,
+)
+from entitlements.queue import enqueue_named
+from entitlements.services.requests import RequestStatus, format_when, request_advance, request_deny
+
+from .models import (
+    WAITABLE_STAGES,
+    WAITING_STATES,
+    CalloutState,
+    CustomExtensionCallout,
+    CustomExtensionStageSetting,
+    Stage,
+)
+from .payload import body_bytes, callout_payload, signature_headers
+
+SEND_TASK = "extensions.tasks.send_callout"
+MAX_ATTEMPTS = 8
+BACKOFF_FIRST = timedelta(seconds=30)
+BACKOFF_MAX = timedelta(hours=1)
+# The lease outlasts the call's own timeout, so a live worker never loses its claim.
+LEASE_MARGIN = timedelta(seconds=30)
+BATCH_SIZE = 500
+# The status of a request denied because its extension did not answer in time.
+TIMED_OUT = "CallbackTimedOut"
+# Callback states that end the request (Graph: Denied or Canceled, at assignmentRequestCreated).
+ENDING_CALLBACK_STATES = {"denied", "canceled"}
+EXPIRY_STAGES = (
+    # (stage, how far ahead it looks, and the nearer end left to the next stage)
+    (Stage.FOURTEEN_DAYS_BEFORE_EXPIRATION, timedelta(days=14), timedelta(days=1)),
+    (Stage.ONE_DAY_BEFORE_EXPIRATION, timedelta(days=1), timedelta(0)),
+)
+
+
+def backoff(attempt_count):
+    """How long to wait after the ``attempt_count``-th failure: 30 s doubling, at most 1 h."""
+    return min(BACKOFF_FIRST * 2 ** max(attempt_count - 1, 0), BACKOFF_MAX)
+
+
+# --------------------------------------------------------------------------------------
+# Writing callouts (inside the lifecycle change's transaction)
+# --------------------------------------------------------------------------------------
+
+
+def _stage_settings(policy_id, stage):
+    return list(
+        CustomExtensionStageSetting.objects.filter(policy_id=policy_id, stage=stage)
+        .select_related("custom_extension__catalog")
+        .order_by("created")
+    )
+
+
+def callouts_write(*, stage, policy, package, request=None, assignment=None, now):
+    """Write one callout per extension the policy calls at ``stage`` (once: a second call for
+    the same request or assignment writes nothing) and send them on commit; returns the
+    callouts written."""
+    stage_settings = _stage_settings(policy.pk, stage)
+    if not stage_settings:
+        return []
+    about = request if stage in WAITABLE_STAGES or assignment is None else assignment
+    rows = []
+    for setting in stage_settings:
+        extension = setting.custom_extension
+        waits = extension.waits and stage in WAITABLE_STAGES and request is not None
+        callout = CustomExtensionCallout(
+            id=uuid.uuid4(),
+            created=now,
+            custom_extension=extension,
+            stage=stage,
+            request=request,
+            assignment=assignment,
+            dedupe_key=f"{stage}:{about.pk}:{extension.pk}",
+            waits=waits,
+            next_attempt_datetime=None,  # due at once
+            wait_until=now + extension.max_wait if waits else None,
+        )
+        callout.payload = callout_payload(
+            callout=callout,
+            extension=extension,
+            stage=stage,
+            request=request,
+            assignment=assignment,
+            policy=policy,
+            package=package,
+            now=now,
+        )
+        rows.append(callout)
+    keys = set(
+        CustomExtensionCallout.objects.filter(
+            dedupe_key__in=[c.dedupe_key for c in rows]
+        ).values_list("dedupe_key", flat=True)
+    )
+    rows = [c for c in rows if c.dedupe_key not in keys]
+    if not rows:
+        return []
+    CustomExtensionCallout.objects.bulk_create(rows)
+    audit_bulk(
+        [_callout_event(c, "customExtensionCallout.created", "", c.state, now) for c in rows]
+    )
+    for callout in rows:
+        transaction.on_commit(partial(enqueue_named, SEND_TASK, str(callout.pk)))
+    return rows
+
+
+def _callout_event(callout, action, before, after, now, reason="", **data):
+    request = callout.request
+    assignment = callout.assignment
+    target = request.target_id if request else assignment.target_id if assignment else None
+    package = (
+        request.access_package_id
+        if request
+        else assignment.access_package_id
+        if assignment
+        else None
+    )
+    return audit_event(
+        action=action,
+        obj=callout,
+        channel=Channel.SYSTEM if not data.pop("api", False) else Channel.API,
+        before=before,
+        after=after,
+        reason=reason,
+        target=target,
+        access_package=package,
+        request=request,
+        data={
+            "customExtension": str(callout.custom_extension_id),
+            "stage": callout.stage,
+            **data,
+        },
+        now=now,
+    )
+
+
+class Steps(ExtensionSteps):
+    """What entitlements asks of extensions inside a lifecycle change's transaction
+    (``entitlements.extension``); registered in ``ExtensionsConfig.ready``."""
+
+    def hold_request(self, *, request, stage, now):
+        policy = request.assignment_policy
+        if not _stage_settings(policy.pk, stage):
+            return False
+        if CustomExtensionCallout.objects.filter(request=request, stage=stage).exists():
+            return False  # written already: the request is passing here again, resumed
+        assignment = Assignment.objects.filter(pk=request.assignment_id).first()
+        written = callouts_write(
+            stage=stage,
+            policy=policy,
+            package=request.access_package,
+            request=request,
+            assignment=assignment,
+            now=now,
+        )
+        return any(c.waits for c in written)
+
+    def assignments_removed(self, *, assignment_ids, now):
+        ended = list(
+            Assignment.objects.filter(
+                pk__in=list(assignment_ids),
+                assignment_policy__custom_extension_stage_settings__stage=Stage.REQUEST_REMOVED,
+            )
+            .distinct()
+            .select_related("assignment_policy", "access_package", "target")
+        )
+        for assignment in ended:
+            removal = (
+                AssignmentRequest.objects.filter(
+                    assignment=assignment, request_type__in=REMOVE_REQUEST_TYPES
+                )
+                .select_related("requestor", "target")
+                .order_by("-created")
+                .first()
+            )
+            callouts_write(
+                stage=Stage.REQUEST_REMOVED,
+                policy=assignment.assignment_policy,
+                package=assignment.access_package,
+                request=removal,
+                assignment=assignment,
+                now=now,
+            )
+
+
+def assignment_granted(*, assignment, request, now=None):
+    """Write the assignmentRequestGranted callouts of a just delivered assignment (inside
+    the delivering transaction, by the receiver of ``assignment_delivered``)."""
+    now = now or timezone.now()
+    callouts_write(
+        stage=Stage.REQUEST_GRANTED,
+        policy=assignment.assignment_policy,
+        package=assignment.access_package,
+        request=request,
+        assignment=assignment,
+        now=now,
+    )
+
+
+def callouts_before_expiration(*, now=None):
+    """Write the callouts of the assignments ending within 14 days and within 1 day, once
+    per assignment and stage (beside the "access ends soon" emails); returns how many."""
+    now = now or timezone.now()
+    written = 0
+    for stage, ahead, nearer in EXPIRY_STAGES:
+        policies = CustomExtensionStageSetting.objects.filter(stage=stage).values("policy_id")
+        due = (
+            Assignment.objects.filter(
+                state__in=OPEN_ASSIGNMENT_STATES,
+                assignment_policy_id__in=policies,
+                schedule_end__gt=now + nearer,
+                schedule_end__lte=now + ahead,
+            )
+            .exclude(custom_extension_callouts__stage=stage)
+            .select_related("assignment_policy", "access_package", "target")
+            .order_by("schedule_end")[:BATCH_SIZE]
+        )
+        for assignment in due:
+            with transaction.atomic():
+                written += len(
+                    callouts_write(
+                        stage=stage,
+                        policy=assignment.assignment_policy,
+                        package=assignment.access_package,
+                        assignment=assignment,
+                        now=now,
+                    )
+                )
+    return written
+
+
+# --------------------------------------------------------------------------------------
+# Sending: claim, POST with no transaction open, record
+# --------------------------------------------------------------------------------------
+
+
+def _claim(callout_id, now):
+    with transaction.atomic():
+        callout = (
+            CustomExtensionCallout.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("custom_extension")
+            .filter(pk=callout_id, state=CalloutState.PENDING)
+            .filter(Q(next_attempt_datetime__isnull=True) | Q(next_attempt_datetime__lte=now))
+            .filter(Q(lease_expires__isnull=True) | Q(lease_expires__lte=now))
+            .first()
+        )
+        if callout is None:
+            return None
+        callout.claimed_by = uuid.uuid4().hex
+        callout.lease_expires = (
+            now + timedelta(seconds=callout.custom_extension.timeout_seconds) + LEASE_MARGIN
+        )
+        callout.save(update_fields=["claimed_by", "lease_expires", "modified"])
+    return callout
+
+
+def _post(callout):
+    """POST the callout; returns (HTTP status or None, error or "")."""
+    extension = callout.custom_extension
+    try:
+        body = body_bytes(callout.payload)
+        # Signed at the moment it leaves, so the receiver's clock check sees a fresh timestamp.
+        headers = signature_headers(
+            secret=extension.secret(), callout_id=callout.pk, body=body, now=timezone.now()
+        )
+        response = httpx.post(
+            extension.endpoint_url,
+            content=body,
+            headers=headers,
+            timeout=extension.timeout_seconds,
+            follow_redirects=False,
+        )
+    except ConnectorRefused as exc:
+        return None, str(exc)
+    except httpx.HTTPError as exc:
+        return None, f"{type(exc).__name__}: {exc}".rstrip(": ")
+    except Exception as exc:  # noqa: BLE001 - a bad secret or URL: recorded, never raised
+        return None, f"{type(exc).__name__}: {exc}".rstrip(": ")
+    if 200 <= response.status_code < 300:
+        return response.status_code, ""
+    return response.status_code, _("The endpoint answered HTTP %(status)s.") % {
+        "status": response.status_code
+    }
+
+
+def callout_send(*, callout_id, now=None):
+    """Send one pending callout if it is due and nobody else is sending it; returns its state
+    afterwards, or None when there was nothing to send."""
+    now = now or timezone.now()
+    callout = _claim(callout_id, now)
+    if callout is None:
+        return None
+    started = time.monotonic()
+    status_code, error = _post(callout)
+    duration_ms = round((time.monotonic() - started) * 1000)
+    return _record(callout.pk, callout.claimed_by, status_code, error, duration_ms, now)
+
+
+def _record(callout_id, claim, status_code, error, duration_ms, now):
+    with transaction.atomic():
+        callout = (
+            CustomExtensionCallout.objects.select_for_update(of=("self",))
+            .select_related("custom_extension", "request", "assignment")
+            .get(pk=callout_id)
+        )
+        callout.attempts = [
+            *callout.attempts,
+            {
+                "at": now.isoformat(),
+                "status": status_code,
+                "error": error,
+                "durationMs": duration_ms,
+            },
+        ]
+        callout.attempt_count += 1
+        fields = ["attempts", "attempt_count", "modified"]
+        if callout.claimed_by == claim:
+            callout.claimed_by, callout.lease_expires = "", None
+            fields += ["claimed_by", "lease_expires"]
+        before = callout.state
+        if before != CalloutState.PENDING:
+            # Answered (resumed) while the POST was under way: the answer stands.
+            callout.save(update_fields=fields)
+            return callout.state
+        if not error:
+            callout.state = (
+                CalloutState.WAITING_FOR_CALLBACK if callout.waits else CalloutState.CALLOUT_SENT
+            )
+            callout.sent_datetime, callout.next_attempt_datetime = now, None
+        elif callout.attempt_count >= MAX_ATTEMPTS:
+            callout.state, callout.next_attempt_datetime = CalloutState.CALLOUT_FAILED, None
+        else:
+            callout.next_attempt_datetime = now + backoff(callout.attempt_count)
+            countdown = backoff(callout.attempt_count).total_seconds()
+            transaction.on_commit(
+                partial(enqueue_named, SEND_TASK, str(callout.pk), countdown=countdown)
+            )
+        fields += ["state", "sent_datetime", "next_attempt_datetime"]
+        callout.save(update_fields=fields)
+        if callout.state != before:
+            audit_bulk(
+                [
+                    _callout_event(
+                        callout,
+                        f"customExtensionCallout.{callout.state}",
+                        before,
+                        callout.state,
+                        now,
+                        error,
+                    )
+                ]
+            )
+        if callout.state == CalloutState.CALLOUT_FAILED and callout.waits:
+            _deny_waiting_request(
+                callout,
+                RequestStatus.DENIED,
+                _("The custom extension %(name)s could not be reached: %(error)s")
+                % {"name": callout.custom_extension.display_name, "error": error},
+                now,
+            )
+    return callout.state
+
+
+def _deny_waiting_request(callout, status, reason, now, channel=Channel.SYSTEM):
+    request = _lock_request(callout.request_id)
+    if request is not None and request.is_open:
+        request_deny(request=request, status=status, reason=reason, channel=channel, now=now)
+
+
+def _lock_request(pk):
+    return (
+        AssignmentRequest.objects.select_for_update(of=("self",))
+        .select_related("target", "access_package", "assignment_policy")
+        .filter(pk=pk)
+        .first()
+    )
+
+
+def callouts_reconcile(*, now=None):
+    """Enqueue again the pending callouts that are due and not claimed (their message was
+    lost, or their worker died and the lease ran out); returns how many."""
+    now = now or timezone.now()
+    due = list(
+        CustomExtensionCallout.objects.filter(state=CalloutState.PENDING)
+        .filter(Q(next_attempt_datetime__isnull=True) | Q(next_attempt_datetime__lte=now))
+        .filter(Q(lease_expires__isnull=True) | Q(lease_expires__lte=now))
+        .order_by("next_attempt_datetime")
+        .values_list("pk", flat=True)[:BATCH_SIZE]
+    )
+    for pk in due:
+        enqueue_named(SEND_TASK, str(pk))
+    return len(due)
+
+
+# --------------------------------------------------------------------------------------
+# Waiting: resumed by the extension, or timed out
+# --------------------------------------------------------------------------------------
+
+
+def callouts_time_out(*, now=None):
+    """Deny the requests whose extension did not answer within its maximum wait
+    (callbackTimedOut); returns how many callouts timed out."""
+    now = now or timezone.now()
+    due = list(
+        CustomExtensionCallout.objects.filter(
+            waits=True, state__in=WAITING_STATES, wait_until__lte=now
+        ).values_list("pk", flat=True)[:BATCH_SIZE]
+    )
+    timed_out = 0
+    for pk in due:
+        with transaction.atomic():
+            callout = (
+                CustomExtensionCallout.objects.select_for_update(skip_locked=True, of=("self",))
+                .select_related("custom_extension", "request", "assignment")
+                .filter(pk=pk, state__in=WAITING_STATES, wait_until__lte=now)
+                .first()
+            )
+            if callout is None:
+                continue
+            before = callout.state
+            callout.state = CalloutState.CALLBACK_TIMED_OUT
+            callout.next_attempt_datetime = None
+            callout.save(update_fields=["state", "next_attempt_datetime", "modified"])
+            reason = _("%(name)s did not answer by %(when)s.") % {
+                "name": callout.custom_extension.display_name,
+                "when": format_when(callout.wait_until),
+            }
+            audit_bulk(
+                [
+                    _callout_event(
+                        callout,
+                        "customExtensionCallout.callbackTimedOut",
+                        before,
+                        callout.state,
+                        now,
+                        reason,
+                    )
+                ]
+            )
+            _deny_waiting_request(callout, TIMED_OUT, reason, now)
+            timed_out += 1
+    return timed_out
+
+
+def callout_for_resume(*, request_id, callout_id):
+    """The callout a resume names, with its extension (to check the signature), or None."""
+    try:
+        callout_id = uuid.UUID(str(callout_id))
+    except ValueError:
+        return None
+    return (
+        CustomExtensionCallout.objects.select_related("custom_extension")
+        .filter(pk=callout_id, request_id=request_id)
+        .first()
+    )
+
+
+def request_resume(*, request_id, callout_id, stage, state="", detail="", now=None):
+    """Resume a request waiting for its extension's answer, once per callout.
+
+    ``state`` Denied or Canceled ends the request denied with ``detail`` as the reason;
+    anything else continues it: its first approval stage opens (assignmentRequestCreated),
+    or it is fulfilled (assignmentRequestApproved, or a request needing no approval). A
+    second answer to the same callout is a StateConflict and changes nothing.
+    """
+    now = now or timezone.now()
+    detail = (detail or "").strip()
+    with transaction.atomic():
+        callout = (
+            CustomExtensionCallout.objects.select_for_update(of=("self",))
+            .select_related("custom_extension")
+            .filter(pk=callout_id, request_id=request_id)
+            .first()
+        )
+        if callout is None:
+            raise InvalidRequest(
+                _("No callout %(id)s was made for this request.") % {"id": callout_id},
+                field="customExtensionStageInstanceId",
+            )
+        if stage != callout.stage:
+            raise InvalidRequest(
+                _("Callout %(id)s was made at %(stage)s, not %(given)s.")
+                % {"id": callout_id, "stage": callout.stage, "given": stage},
+                field="stage",
+            )
+        if not callout.waits:
+            raise StateConflict(_("This callout does not wait for an answer."))
+        if callout.state not in WAITING_STATES:
+            raise StateConflict(
+                _("This callout was already answered or closed: %(state)s.")
+                % {"state": callout.get_state_display().lower()}
+            )
+        request = _lock_request(request_id)
+        if request is None or not request.is_open:
+            raise StateConflict(
+                _("This request is %(state)s; it no longer waits.")
+                % {"state": request.get_state_display().lower() if request else "gone"}
+            )
+        before = callout.state
+        callout.state = CalloutState.CALLBACK_RECEIVED
+        callout.callback_datetime = now
+        callout.callback_state = (state or "")[:32]
+        callout.callback_detail = detail
+        callout.claimed_by, callout.lease_expires, callout.next_attempt_datetime = "", None, None
+        callout.save(
+            update_fields=[
+                "state",
+                "callback_datetime",
+                "callback_state",
+                "callback_detail",
+                "claimed_by",
+                "lease_expires",
+                "next_attempt_datetime",
+                "modified",
+            ]
+        )
+        callout.request = request
+        name = callout.custom_extension.display_name
+        audit_bulk(
+            [
+                _callout_event(
+                    callout,
+                    "customExtensionCallout.callbackReceived",
+                    before,
+                    callout.state,
+                    now,
+                    detail,
+                    api=True,
+                    callbackState=callout.callback_state,
+                )
+            ]
+        )
+        if (state or "").lower() in ENDING_CALLBACK_STATES:
+            request_deny(
+                request=request,
+                status=RequestStatus.DENIED,
+                reason=detail or _("%(name)s denied the request.") % {"name": name},
+                channel=Channel.API,
+                now=now,
+            )
+            return request
+        still_waiting = CustomExtensionCallout.objects.filter(
+            request=request, stage=stage, waits=True, state__in=WAITING_STATES
+        ).exists()
+        if still_waiting:
+            return request  # another extension of this stage has not answered yet
+        if stage == Stage.REQUEST_CREATED and request.state == RequestState.PENDING_APPROVAL:
+            approval_steps().open_first_stage(request=request, now=now)
+        else:
+            request_advance(request=request, actor=None, channel=Channel.API, now=now)
+    return request
+
+
+def waiting_callouts(request):
+    """The callouts ``request`` waits for now, for the requestor's timeline."""
+    return [c for c in request.custom_extension_callouts.all() if c.is_waiting]
