@@ -12,7 +12,7 @@ def _day(moment):
 
 
 def shortened_sentence(row):
-    """"Approved until 15 March 2027 instead of 30 June 2027 by Ann Example." for an approver
+    """ "Approved until 15 March 2027 instead of 30 June 2027 by Ann Example." for an approver
     row that shortened the access, else ""."""
     if row.decision != ReviewResult.APPROVED or row.approved_end is None:
         return ""
