@@ -6,7 +6,7 @@ from django.utils import timezone
 from entitlements import permissions
 from entitlements.models import RequestState
 
-from .models import OPEN_STAGE_STATUSES, RequestApprovalStage, StageApprover
+from .models import OPEN_STAGE_STATUSES, RequestApprovalStage, ReviewResult, StageApprover
 
 _RELATED = (
     "request",
@@ -39,11 +39,16 @@ def declare_scopes():
 
 
 def pending_stages_for(*, user, now=None):
-    """Open stages waiting for ``user``'s decision, oldest deadline first."""
+    """Open stages waiting for ``user``'s decision, oldest deadline first (a quorum stage they
+    already approved waits for the others, not for them)."""
+    decided = StageApprover.objects.filter(stage=OuterRef("pk"), user=user).exclude(
+        decision=ReviewResult.NOT_REVIEWED
+    )
     return (
         RequestApprovalStage.objects.restrict(user, "approve")
         .filter(
             Q(deadline__isnull=True) | Q(deadline__gt=now or timezone.now()),
+            ~Exists(decided),
             status__in=OPEN_STAGE_STATUSES,
             request__state=RequestState.PENDING_APPROVAL,
         )
@@ -70,4 +75,6 @@ def can_decide(*, user, stage):
         return False
     if user.pk in (request.target_id, request.requestor_id):
         return False
-    return StageApprover.objects.filter(stage=stage, user=user).exists()
+    return StageApprover.objects.filter(
+        stage=stage, user=user, decision=ReviewResult.NOT_REVIEWED
+    ).exists()
