@@ -578,8 +578,3 @@ def request_resume(*, request_id, callout_id, stage, state="", detail="", now=No
         else:
             request_advance(request=request, actor=None, channel=Channel.API, now=now)
     return request
-
-
-def waiting_callouts(request):
-    """The callouts ``request`` waits for now, for the requestor's timeline."""
-    return [c for c in request.custom_extension_callouts.all() if c.is_waiting]

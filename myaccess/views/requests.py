@@ -23,7 +23,8 @@ from entitlements.models import (
     RequestAnswer,
     RequestState,
 )
-from entitlements.services.requests import request_cancel
+from entitlements.services.requests import format_when, request_cancel
+from extensions.selectors import waiting_callouts
 from myaccess import describe
 
 from .common import get_from, now, paginate
@@ -139,6 +140,20 @@ def _timeline(request_obj):
                 "tone": "ok" if approved else "bad",
                 # A decision and the state change it causes share a time: the cause comes first.
                 "sort_first": True,
+            }
+        )
+    for callout in waiting_callouts(request=request_obj):
+        entries.append(
+            {
+                "when": callout.created,
+                "label": _("Waiting for %(name)s since %(since)s, until %(until)s")
+                % {
+                    "name": callout.custom_extension.display_name,
+                    "since": format_when(callout.created),
+                    "until": format_when(callout.wait_until),
+                },
+                "tone": "waiting",
+                "sort_last": True,
             }
         )
     entries.sort(

@@ -1,0 +1,12 @@
+"""Reads of custom extension callouts shared by My Access and the API."""
+
+from .models import WAITING_STATES, CustomExtensionCallout
+
+
+def waiting_callouts(*, request):
+    """The callouts ``request`` waits for now (launch and wait), oldest first."""
+    return list(
+        CustomExtensionCallout.objects.filter(request=request, waits=True, state__in=WAITING_STATES)
+        .select_related("custom_extension")
+        .order_by("created")
+    )
