@@ -193,6 +193,9 @@ STAGE_FIELDS = [
     "is_approver_justification_required",
     "is_escalation_enabled",
     "duration_before_escalation",
+    "quorum_mode",
+    "quorum_count",
+    "approvers_may_shorten",
 ]
 QUESTION_FIELDS = [
     "sequence",

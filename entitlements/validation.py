@@ -14,6 +14,8 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from directory.models import GroupMembership
+
 from .models import (
     RELATIVE_SUBJECT_TYPES,
     AllowedTargetScope,
@@ -22,7 +24,9 @@ from .models import (
     ExpirationType,
     PolicySubjectSet,
     Question,
+    QuorumMode,
     StageApproverSet,
+    SubjectType,
 )
 
 Purpose = StageApproverSet.Purpose
@@ -70,8 +74,39 @@ def check_stage_approvers(stage, approver_sets):
             "Escalation is on but stage %(n)s has no escalation approver: add one with "
             "'as' set to Escalation approver, or turn escalation off."
         ) % {"n": stage.sequence}
+    primaries = [a for a in approver_sets if a.purpose == Purpose.PRIMARY]
+    if primaries and stage.quorum_mode == QuorumMode.ONE_FROM_EACH and len(primaries) < 2:
+        errors["quorum_mode"] = _(
+            "“One from each” needs at least two approvers listed in stage %(n)s; with one, "
+            "any one of its people approves."
+        ) % {"n": stage.sequence}
+    if primaries and stage.quorum_mode == QuorumMode.SOME_OF and stage.quorum_count:
+        most = _most_people(primaries)
+        if most is not None and stage.quorum_count > most:
+            errors["quorum_count"] = _(
+                "Stage %(n)s needs %(k)s approvals, but its approvers name at most %(most)s people."
+            ) % {"n": stage.sequence, "k": stage.quorum_count, "most": most}
     if errors:
         raise ValidationError(errors)
+
+
+def _most_people(approver_sets):
+    """How many different people these approver entries can name at most, today (None: no
+    bound known, as sponsors can be many)."""
+    users, groups = set(), set()
+    for entry in approver_sets:
+        if entry.subject_type == SubjectType.SINGLE_USER:
+            users.add(entry.user_id)
+        elif entry.subject_type == SubjectType.GROUP_MEMBERS:
+            groups.add(entry.group_id)
+        elif entry.subject_type in (SubjectType.REQUESTOR_MANAGER, SubjectType.TARGET_MANAGER):
+            users.add(("manager", entry.manager_level or 1))
+        else:
+            return None
+    members = GroupMembership.objects.filter(
+        group_id__in=groups, role=GroupMembership.Role.MEMBER
+    ).values_list("user_id", flat=True)
+    return len(users | set(members)) if groups else len(users)
 
 
 def approver_warnings(stage, approver_sets):

@@ -76,6 +76,12 @@ class StageDecisionSerializer(InputSerializer):
     justification = serializers.CharField(
         required=False, allow_blank=True, allow_null=True, default="", max_length=4000
     )
+    approvedEndDateTime = GraphDateTimeField(
+        required=False,
+        allow_null=True,
+        help_text="Product extension: approve until this earlier end than the request asks "
+        "for, where the policy's stage lets approvers shorten the access.",
+    )
 
 
 def stages_for(user):
@@ -160,6 +166,7 @@ class ApprovalStageViewSet(GraphViewSet):
             decision=DECISIONS[values["reviewResult"]],
             justification=values.get("justification") or "",
             channel=Channel.API,
+            approved_end=values.get("approvedEndDateTime"),
         )
         return self.no_content()
 

@@ -177,6 +177,9 @@ STAGE_PATHS = {
     "is_approver_justification_required": "isApproverJustificationRequired",
     "is_escalation_enabled": "escalationApprovers",
     "duration_before_escalation": "durationBeforeEscalation",
+    "quorum_mode": "quorumMode",
+    "quorum_count": "quorumCount",
+    "approvers_may_shorten": "approversMayShortenAccess",
     "approver_sets": "primaryApprovers",
 }
 QUESTION_PATHS = {

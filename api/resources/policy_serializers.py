@@ -28,6 +28,7 @@ from entitlements.models import (
     ExpirationType,
     PolicySubjectSet,
     Question,
+    QuorumMode,
     ReviewExpirationBehavior,
     ReviewRecurrence,
     StageApproverSet,
@@ -321,6 +322,27 @@ class AccessPackageApprovalStageSerializer(InputSerializer):
     isEscalationEnabled = serializers.BooleanField(source="is_escalation_enabled", required=False)
     durationBeforeEscalation = GraphDurationField(
         source="duration_before_escalation", required=False, allow_null=True
+    )
+    quorumMode = serializers.ChoiceField(
+        source="quorum_mode",
+        choices=QuorumMode.values,
+        required=False,
+        help_text="Product extension: how many approvals the stage needs: anyOne (Graph's "
+        "behaviour, the default), oneFromEach (one from each primary approver entry) or someOf "
+        "(quorumCount different people).",
+    )
+    quorumCount = serializers.IntegerField(
+        source="quorum_count",
+        required=False,
+        allow_null=True,
+        min_value=1,
+        help_text="Product extension: with quorumMode someOf, how many different people approve.",
+    )
+    approversMayShortenAccess = serializers.BooleanField(
+        source="approvers_may_shorten",
+        required=False,
+        help_text="Product extension: an approver may approve until an earlier end than the "
+        "request asks for.",
     )
     approverInformationVisibility = serializers.ChoiceField(
         choices=["default", "notVisible", "visible", "unknownFutureValue"],

@@ -316,6 +316,9 @@ class PolicyStageInline(ScopedInlineMixin, admin.TabularInline):
         "is_approver_justification_required",
         "is_escalation_enabled",
         "duration_before_escalation",
+        "quorum_mode",
+        "quorum_count",
+        "approvers_may_shorten",
     ]
     show_change_link = True
     extra = 0
@@ -561,6 +564,9 @@ class ApprovalStageAdmin(BackToPolicyAfterSave, ConfigurationAdmin):
         "is_approver_justification_required",
         "is_escalation_enabled",
         "duration_before_escalation",
+        "quorum_mode",
+        "quorum_count",
+        "approvers_may_shorten",
     ]
     inlines = [StageApproverSetInline]
 
