@@ -204,6 +204,21 @@ EXPECT = {
     "assignment-request-detail": {"GET": R({OUT, OTHER}, pk="request")},
     "assignment-request-cancel": {"POST": W({OUT, OTHER, READER, APPROVER}, pk="request")},
     "assignment-request-reprocess": {"POST": W({OUT, OTHER, READER, APPROVER}, pk="request")},
+    # Only the custom extension resumes, by the Standard Webhooks signature made with its
+    # secret: no token, not even the requestor's, is enough.
+    "assignment-request-resume": {
+        "POST": W(
+            NO_ROLE | {READER, APPROVER},
+            pk="request",
+            body={
+                "data": {
+                    "@odata.type": "microsoft.graph.accessPackageAssignmentRequestCallbackData",
+                    "stage": "assignmentRequestCreated",
+                    "customExtensionStageInstanceId": "00000000-0000-0000-0000-000000000000",
+                },
+            },
+        )
+    },
     "assignment-list": {"GET": L(["assignment"])},
     "assignment-additional-access": {
         "GET": L(
