@@ -121,8 +121,11 @@ def on_stage_escalated(sender, stage, approvers=(), **kwargs):
 
 @receiver(signals.stage_decided)
 def on_stage_decided(sender, stage, **kwargs):
+    # Those who already approved a quorum stage need no "decided by someone else" email.
     others = [
-        a.user for a in stage.approvers.select_related("user") if a.user_id != stage.reviewed_by_id
+        a.user
+        for a in stage.approvers.select_related("user")
+        if a.user_id != stage.reviewed_by_id and a.decided_datetime is None
     ]
     _notify_about_stage(NotificationKind.APPROVAL_DECIDED_BY_OTHER, stage, others)
     if stage.review_result == ReviewResult.APPROVED:
@@ -188,7 +191,11 @@ def stages_send_reminders(*, now=None):
                 continue
             notify(
                 kind=NotificationKind.APPROVAL_REMINDER,
-                recipients=[a.user for a in stage.approvers.select_related("user")],
+                recipients=[
+                    a.user
+                    for a in stage.approvers.select_related("user")
+                    if a.decided_datetime is None  # a quorum stage's approvers who decided
+                ],
                 key=f"{stage.pk}",
                 request=stage.request,
                 about=stage,
