@@ -15,6 +15,7 @@ PACKAGES = [
     "notifications",
     "approvals",
     "reviews",
+    "extensions",
     "myaccess",
     "demo",
 ]
