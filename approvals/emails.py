@@ -16,7 +16,7 @@ from notifications import kinds
 from notifications.models import NotificationKind
 from notifications.services import notify
 
-from . import signals
+from . import quorum, signals
 from .describe import shortened_sentence
 from .links import decision_url
 from .models import OPEN_STAGE_STATUSES, RequestApprovalStage, ReviewResult, StageStatus
@@ -86,7 +86,7 @@ def decision_links(notification, context):
 
 def register_kinds():
     for kind in APPROVER_ACTION_KINDS:
-        kinds.register(kind, context=decision_context, links=decision_links)
+        kinds.register(kind, context=approver_context, links=decision_links)
     kinds.register(NotificationKind.APPROVAL_EXPIRED, context=stage_context)
     kinds.register(NotificationKind.APPROVAL_DECIDED_BY_OTHER, context=stage_context)
     kinds.register(
@@ -207,3 +207,13 @@ def stages_send_reminders(*, now=None):
 @shared_task(acks_late=True)
 def send_approval_reminders():
     return stages_send_reminders()
+
+
+def approver_context(notification):
+    """What an approver's email says, and for a quorum stage how far it is ("1 of 2
+    approvals; still needed: one from Security.")."""
+    context = decision_context(notification)
+    stage = context["stage"]
+    is_quorum = stage is not None and stage.policy_stage.is_quorum
+    context["quorum"] = quorum.stage_progress(stage).sentence if is_quorum else ""
+    return context

@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from approvals.emails import stages_send_reminders
 from notifications.models import Notification, NotificationKind
+from notifications.services import render_notification
 from tests.approvals_quorum.setup import decide, group_of, quorum_policy, submitted
 from tests.factories import UserFactory
 
@@ -53,3 +54,16 @@ def test_the_reminder_goes_only_to_those_who_have_not_decided(request_obj, peopl
     assert sent(NotificationKind.APPROVAL_REMINDER, sam) == 0
     assert sent(NotificationKind.APPROVAL_REMINDER, sue) == 1
     assert sent(NotificationKind.APPROVAL_REMINDER, dora) == 1
+
+
+def test_the_reminder_says_how_far_the_stage_is_and_who_is_still_needed(request_obj, people):
+    sam, sue, dora = people
+    decide(sam, request_obj)
+    with time_machine.travel(timezone.now() + timedelta(days=8)):
+        stages_send_reminders()
+
+    email = Notification.objects.get(kind=NotificationKind.APPROVAL_REMINDER, recipient=dora)
+    subject, text, html = render_notification(email)
+
+    assert "1 of 2 approvals; still needed: one from Data." in text
+    assert "1 of 2 approvals; still needed: one from Data." in html
