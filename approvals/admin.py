@@ -3,21 +3,27 @@
 from django.contrib import admin
 
 from entitlements import permissions
-from entitlements.admin.base import CatalogFilter, ReadOnlyInlineMixin, ReadOnlyScopedAdmin
+from entitlements.admin.base import (
+    BoundedListMixin,
+    CatalogFilter,
+    ReadOnlyInlineMixin,
+    ReadOnlyScopedAdmin,
+)
+from entitlements.admin.connectors import SuperuserOnly
 
-from .models import RequestApprovalStage, StageApprover
+from .models import ApprovalDelegation, RequestApprovalStage, StageApprover
 
 
 class StageApproverInline(ReadOnlyInlineMixin, admin.TabularInline):
     model = StageApprover
-    fields = ["user", "kind", "notified_datetime"]
+    fields = ["user", "kind", "on_behalf_of", "notified_datetime"]
     readonly_fields = fields
 
     def has_view_permission(self, request, obj=None):
         return permissions.can(request.user, "view", obj, model=StageApprover)
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("user")
+        return super().get_queryset(request).select_related("user", "on_behalf_of")
 
 
 @admin.register(RequestApprovalStage)
@@ -39,3 +45,29 @@ class RequestApprovalStageAdmin(ReadOnlyScopedAdmin):
     search_fields = ["request__target__email", "request__target__display_name"]
     show_full_result_count = False
     inlines = [StageApproverInline]
+
+
+@admin.register(ApprovalDelegation)
+class ApprovalDelegationAdmin(SuperuserOnly, BoundedListMixin, admin.ModelAdmin):
+    """Who approves for whom, and when: written only in My Access, read here by superusers
+    (a delegation reaches every catalog its approver decides for)."""
+
+    list_display = ["delegator", "delegate", "start", "end", "ended_datetime", "created"]
+    list_select_related = ["delegator", "delegate"]
+    search_fields = [
+        "delegator__email",
+        "delegator__display_name",
+        "delegate__email",
+        "delegate__display_name",
+    ]
+    readonly_fields = ["delegator", "delegate", "start", "end", "note", "ended_datetime"]
+    fields = readonly_fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -7,8 +7,10 @@ is rendered and add the signed approve and deny links (``approvals.links``).
 
 from celery import shared_task
 from django.db import transaction
+from django.db.models import OuterRef, Subquery
 from django.dispatch import receiver
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from entitlements import signals as lifecycle
 from entitlements.models import ApprovalStage
@@ -19,7 +21,14 @@ from notifications.services import notify
 from . import quorum, signals
 from .describe import shortened_sentence
 from .links import decision_url
-from .models import OPEN_STAGE_STATUSES, RequestApprovalStage, ReviewResult, StageStatus
+from .models import (
+    OPEN_STAGE_STATUSES,
+    ApprovalRevocation,
+    RequestApprovalStage,
+    ReviewResult,
+    StageApprover,
+    StageStatus,
+)
 
 # Emails that ask an approver to decide, with the approve and deny links and the deadline.
 APPROVER_ACTION_KINDS = (
@@ -35,18 +44,43 @@ REQUESTOR_KINDS = (
 )
 
 
-def _stage(notification):
+def _stage(notification, recipient=None):
     if notification.about_id is None:
         return None
-    return (
-        RequestApprovalStage.objects.select_related("reviewed_by")
-        .filter(pk=notification.about_id)
+    stages = RequestApprovalStage.objects.select_related("reviewed_by")
+    if recipient is not None:
+        row = StageApprover.objects.filter(stage=OuterRef("pk"), user=recipient)
+        stages = stages.annotate(
+            on_behalf_of_name=Subquery(row.values("on_behalf_of__display_name")[:1])
+        )
+    return stages.filter(pk=notification.about_id).first()
+
+
+def _decider(stage):
+    """Who decided ``stage``, in words: "Ben Example on behalf of Ann Example" when they
+    decided as someone's delegate; "" when nobody did."""
+    if stage is None or stage.reviewed_by_id is None:
+        return ""
+    row = (
+        StageApprover.objects.filter(stage=stage, user_id=stage.reviewed_by_id)
+        .select_related("on_behalf_of")
         .first()
     )
+    return on_behalf_words(stage.reviewed_by, row.on_behalf_of if row else None)
+
+
+def on_behalf_words(person, on_behalf_of):
+    if on_behalf_of is None:
+        return person.display_name
+    return _("%(who)s on behalf of %(whom)s") % {
+        "who": person.display_name,
+        "whom": on_behalf_of.display_name,
+    }
 
 
 def stage_context(notification):
-    return {"stage": _stage(notification)}
+    stage = _stage(notification)
+    return {"stage": stage, "decider": _decider(stage)}
 
 
 def stage_approved_context(notification):
@@ -57,6 +91,7 @@ def stage_approved_context(notification):
     stage_count = max(count, stage.sequence)
     return {
         "stage": stage,
+        "decider": _decider(stage),
         "stage_count": stage_count,
         "is_last_stage": stage.sequence >= stage_count,
         "next_stage": stage.sequence + 1,
@@ -69,9 +104,31 @@ def stage_approved_context(notification):
 
 
 def decision_context(notification):
-    stage = _stage(notification)
+    stage = _stage(notification, recipient=notification.recipient)
     # Only the people asked to decide read a deadline; to the requestor it means nothing.
-    return {"stage": stage, "decide_by": stage.deadline if stage else None}
+    return {
+        "stage": stage,
+        "decide_by": stage.deadline if stage else None,
+        # Asked as someone's delegate: the email says for whom (read with the stage).
+        "on_behalf_of": getattr(stage, "on_behalf_of_name", None),
+    }
+
+
+def revocation_context(notification):
+    revocation = (
+        ApprovalRevocation.objects.select_related("revoked_by", "approval__on_behalf_of")
+        .filter(pk=notification.about_id)
+        .first()
+        if notification.about_id
+        else None
+    )
+    if revocation is None:
+        return {"revocation": None}
+    return {
+        "revocation": revocation,
+        "revoker": on_behalf_words(revocation.revoked_by, revocation.approval.on_behalf_of),
+        "access_removed": revocation.outcome == ApprovalRevocation.Outcome.ACCESS_REMOVED,
+    }
 
 
 def decision_links(notification, context):
@@ -94,6 +151,7 @@ def register_kinds():
     )
     kinds.register(NotificationKind.REQUEST_DENIED, context=stage_context, to_requestor=True)
     kinds.register(NotificationKind.REQUEST_EXPIRED, to_requestor=True)
+    kinds.register(NotificationKind.APPROVAL_REVOKED, context=revocation_context, to_requestor=True)
 
 
 def _requestor_and_target(request):
@@ -136,6 +194,8 @@ def on_stage_decided(sender, stage, **kwargs):
 
 @receiver(lifecycle.request_denied)
 def on_request_denied(sender, request, stage=None, reason="", **kwargs):
+    if ApprovalRevocation.objects.filter(approval__stage__request=request).exists():
+        return  # the revocation's own email says why (on_approval_revoked)
     notify(
         kind=NotificationKind.REQUEST_DENIED,
         recipients=_requestor_and_target(request),
@@ -143,6 +203,18 @@ def on_request_denied(sender, request, stage=None, reason="", **kwargs):
         request=request,
         about=stage,
         context={"reason": reason or (stage.justification if stage else "")},
+    )
+
+
+@receiver(signals.approval_revoked)
+def on_approval_revoked(sender, revocation, **kwargs):
+    request = revocation.approval.stage.request
+    notify(
+        kind=NotificationKind.APPROVAL_REVOKED,
+        recipients=_requestor_and_target(request),
+        key=f"{revocation.pk}",
+        request=request,
+        about=revocation,
     )
 
 

@@ -1,12 +1,18 @@
 """Reads shared by My Access, the email decision page, the admin and the API."""
 
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from entitlements import permissions
 from entitlements.models import RequestState
 
-from .models import OPEN_STAGE_STATUSES, RequestApprovalStage, ReviewResult, StageApprover
+from .models import (
+    OPEN_STAGE_STATUSES,
+    ApprovalDelegation,
+    RequestApprovalStage,
+    ReviewResult,
+    StageApprover,
+)
 
 _RELATED = (
     "request",
@@ -78,3 +84,34 @@ def can_decide(*, user, stage):
     return StageApprover.objects.filter(
         stage=stage, user=user, decision=ReviewResult.NOT_REVIEWED
     ).exists()
+
+
+def delegations_of(*, user):
+    """The delegations ``user`` made (as an approver), latest first: the one list My Access
+    shows them and the rows only they may end."""
+    return (
+        ApprovalDelegation.objects.filter(delegator=user)
+        .select_related("delegate")
+        .order_by("-start", "pk")
+    )
+
+
+def delegations_to(*, user, now=None):
+    """The delegations naming ``user`` as delegate that are in force or still to come."""
+    return (
+        ApprovalDelegation.objects.filter(delegate=user, end__gt=now or timezone.now())
+        .exclude(end=F("start"))
+        .select_related("delegator")
+        .order_by("start", "pk")
+    )
+
+
+def approvals_given_by(*, user):
+    """The approvals ``user`` gave (their own StageApprover rows decided Approved): the only
+    ones they may revoke."""
+    return StageApprover.objects.filter(user=user, decision=ReviewResult.APPROVED).select_related(
+        "stage__request__access_package",
+        "stage__request__target",
+        "stage__request__requestor",
+        "on_behalf_of",
+    )

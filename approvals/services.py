@@ -4,8 +4,9 @@ Lock order, everywhere: the request row, then its stage rows. Deciding, cancelli
 escalating and expiring all follow it, so they wait for each other instead of deadlocking.
 """
 
+from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Prefetch
+from django.db.models import F, Prefetch, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -15,10 +16,14 @@ from entitlements.errors import InvalidRequest, NotEligible, PermissionDenied, S
 from entitlements.models import (
     ADD_REQUEST_TYPES,
     ApprovalStage,
+    Assignment,
     AssignmentRequest,
+    AssignmentResourceRole,
     Channel,
+    GrantState,
     QuorumMode,
     RequestState,
+    RequestType,
     StageApproverSet,
     SubjectType,
 )
@@ -28,6 +33,7 @@ from entitlements.selectors import (
     separation_of_duties_conflicts,
 )
 from entitlements.services import bulk_apply
+from entitlements.services.ending import assignments_end
 from entitlements.services.requests import (
     CLOCK_SKEW,
     RequestStatus,
@@ -39,13 +45,14 @@ from entitlements.services.requests import (
 from .models import (
     OPEN_STAGE_STATUSES,
     ApprovalDelegation,
+    ApprovalRevocation,
     RequestApprovalStage,
     ReviewResult,
     StageApprover,
     StageStatus,
 )
 from .quorum import entry_label, stage_progress
-from .signals import stage_decided, stage_escalated, stage_opened
+from .signals import approval_revoked, stage_decided, stage_escalated, stage_opened
 
 SetPurpose = StageApproverSet.Purpose
 Kind = StageApprover.Kind
@@ -1016,7 +1023,12 @@ def delegation_end(*, actor, delegation, channel, now=None):
         delegation.ended_datetime = now
         delegation.save(update_fields=["end", "ended_datetime", "modified"])
         _audit_delegation(
-            delegation, "approvalDelegation.ended", actor, channel, now, planned_end=before.isoformat()
+            delegation,
+            "approvalDelegation.ended",
+            actor,
+            channel,
+            now,
+            planned_end=before.isoformat(),
         )
     return delegation
 
@@ -1035,5 +1047,165 @@ def _audit_delegation(delegation, action, actor, channel, now, **data):
             "end": delegation.end.isoformat(),
             **data,
         },
+        now=now,
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Revoking an approval
+# --------------------------------------------------------------------------------------
+
+# A request in these states has given nothing yet: revoking the approval ends it.
+NOT_YET_DELIVERED = (RequestState.SUBMITTED, RequestState.PENDING_APPROVAL, RequestState.SCHEDULED)
+# A request in these states gave access (or tried to): revoking removes the assignment.
+DELIVERED_OR_TRIED = (
+    RequestState.DELIVERING,
+    RequestState.DELIVERED,
+    RequestState.PARTIALLY_DELIVERED,
+    RequestState.DELIVERY_FAILED,
+)
+
+
+def revoke_deadline(approval):
+    """Until when ``approval`` (a StageApprover row that approved) may be revoked; None when
+    revoking is turned off."""
+    window = settings.APPROVAL_REVOKE_WINDOW
+    if not window or approval.decided_datetime is None:
+        return None
+    return approval.decided_datetime + window
+
+
+def approval_revoke(*, actor, approval, reason, channel, now=None):
+    """Take back the approval ``approval`` (``actor``'s own StageApprover row, approved),
+    within ``APPROVAL_REVOKE_WINDOW`` of giving it; returns the ApprovalRevocation.
+
+    Before anything was delivered the request ends as denied ("approval revoked by ...") and
+    its open stages close; once delivery started (a grant claimed by a worker, or delivered)
+    the access it gave is removed (an adminRemove of the assignment, through the one removal
+    path). Lock order: the request, then its stages, then the assignment; delivery claims
+    under the assignment's lock, so a claim either happened before (access removed) or finds
+    the assignment ended.
+    """
+    now = now or timezone.now()
+    reason = (reason or "").strip()
+    if actor is None or approval.user_id != actor.pk:
+        raise PermissionDenied(_("Only the approver who gave this approval can revoke it."))
+    if approval.decision != ReviewResult.APPROVED:
+        raise StateConflict(_("Only an approval can be revoked."))
+    if not reason:
+        raise InvalidRequest(_("Say why you revoke your approval."), field="reason")
+    deadline = revoke_deadline(approval)
+    if deadline is None or deadline <= now:
+        raise StateConflict(
+            _("The time to revoke this approval ended at %(when)s.")
+            % {"when": format_when(deadline or approval.decided_datetime)}
+        )
+    with transaction.atomic():
+        request = _lock_request(approval.stage.request_id)
+        stage = RequestApprovalStage.objects.select_for_update().get(pk=approval.stage_id)
+        stage.request = request
+        approval = StageApprover.objects.select_for_update().get(pk=approval.pk)
+        if ApprovalRevocation.objects.filter(approval=approval).exists():
+            raise StateConflict(_("You already revoked this approval."))
+        text = _("Approval revoked by %(name)s: %(reason)s") % {
+            "name": actor.display_name,
+            "reason": reason,
+        }
+        outcome = _revoke_effect(request, actor, channel, text, now)
+        revocation = ApprovalRevocation.objects.create(
+            created=now, approval=approval, revoked_by=actor, reason=reason, outcome=outcome
+        )
+        _audit_stage(
+            stage,
+            "stage.approval_revoked",
+            actor,
+            channel,
+            stage.status,
+            now,
+            reason,
+            approval=str(approval.pk),
+            outcome=outcome,
+        )
+        transaction.on_commit(
+            lambda: approval_revoked.send(sender=ApprovalRevocation, revocation=revocation)
+        )
+    return revocation
+
+
+def _revoke_effect(request, actor, channel, text, now):
+    """End ``request`` (locked) or remove what it gave; returns the revocation's outcome."""
+    Outcome = ApprovalRevocation.Outcome
+    assignment = None
+    if request.assignment_id and request.state in DELIVERED_OR_TRIED:
+        assignment = (
+            Assignment.objects.select_for_update(of=("self",))
+            .filter(pk=request.assignment_id)
+            .first()
+        )
+    started = assignment is not None and _delivery_started(assignment.pk)
+    if request.state in NOT_YET_DELIVERED or (
+        request.state == RequestState.DELIVERING and not started
+    ):
+        RequestApprovalStage.objects.filter(request=request, status__in=OPEN_STAGE_STATUSES).update(
+            status=StageStatus.CANCELED, modified=now
+        )
+        request_deny(
+            request=request,
+            status=RequestStatus.DENIED,
+            reason=text,
+            actor=actor,
+            channel=channel,
+            now=now,
+        )
+        if assignment is not None and assignment.is_open:
+            # Created, but no worker has claimed it: no connector was called.
+            _remove_assignment(assignment, actor, channel, text, now)
+        return Outcome.REQUEST_ENDED
+    if assignment is None:
+        raise StateConflict(
+            _("This request is %(state)s; there is nothing left to revoke.")
+            % {"state": request.get_state_display().lower()}
+        )
+    if request.request_type not in ADD_REQUEST_TYPES:
+        raise StateConflict(
+            _(
+                "The extension you approved is already applied; to end this access, ask the "
+                "catalog's owners or assignment managers to remove it."
+            )
+        )
+    if not assignment.is_open:
+        raise StateConflict(_("The access this approval gave has already ended."))
+    _remove_assignment(assignment, actor, channel, text, now)
+    return Outcome.ACCESS_REMOVED
+
+
+def _delivery_started(assignment_id):
+    """A worker claimed (or delivered) a grant of the assignment: a connector may have run."""
+    return (
+        AssignmentResourceRole.objects.filter(assignment_id=assignment_id)
+        .filter(Q(state=GrantState.DELIVERED) | ~Q(claimed_by=""))
+        .exists()
+    )
+
+
+def revoke_removes_access(request):
+    """Whether revoking an approval of ``request`` now would remove access (rather than end
+    the request before anything was delivered); for the page that asks to confirm."""
+    if request.state not in DELIVERED_OR_TRIED or request.assignment_id is None:
+        return False
+    return request.state != RequestState.DELIVERING or _delivery_started(request.assignment_id)
+
+
+def _remove_assignment(assignment, actor, channel, text, now):
+    # The approver is no administrator: the right to remove comes from their own approval,
+    # checked above, so the one set-based removal path is called directly. Its "access ended"
+    # email stays off: the revocation's email tells the requestor.
+    assignments_end(
+        assignment_ids=[assignment.pk],
+        actor=actor,
+        channel=channel,
+        request_type=RequestType.ADMIN_REMOVE,
+        reason=text,
+        notify=False,
         now=now,
     )

@@ -220,6 +220,14 @@ SOCIALACCOUNT_ADAPTER = "identity.adapters.GuestSocialAccountAdapter"
 MFA_SUPPORTED_TYPES = ["totp", "webauthn", "recovery_codes"]
 MFA_PASSKEY_LOGIN_ENABLED = False
 MFA_REQUIRED_FOR_APPROVERS = _strict("bool", "MFA_REQUIRED_FOR_APPROVERS", default=False)
+# How long after giving an approval its approver may still revoke it (approvals.services
+# approval_revoke); 0 turns revoking off.
+_REVOKE_DAYS = _strict("int", "APPROVAL_REVOKE_WINDOW_DAYS", default=7)
+if _REVOKE_DAYS < 0:
+    raise ImproperlyConfigured(
+        "Environment variable APPROVAL_REVOKE_WINDOW_DAYS cannot be negative"
+    )
+APPROVAL_REVOKE_WINDOW = timedelta(days=_REVOKE_DAYS)
 
 # The organisation's own email domains: people with such an address are members, never guests;
 # any other domain is a connected organization's (guests) or unknown.

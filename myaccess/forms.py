@@ -7,6 +7,7 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
 from approvals.models import ReviewResult
+from directory.models import User
 from entitlements.models import Question
 
 SELF = "self"
@@ -256,3 +257,72 @@ class BulkDecisionForm(DecisionForm):
             "invalid_choice": _("Select requests from the list."),
         },
     )
+
+
+class DelegationForm(forms.Form):
+    """An approver's delegate and the period; the service checks overlaps and decides."""
+
+    delegate = forms.EmailField(
+        label=_("Delegate's email"),
+        max_length=254,
+        help_text=_("They are asked, as well as you, to decide the requests arriving meanwhile."),
+        error_messages={"required": _("Give the email of the person who approves for you.")},
+    )
+    start = forms.DateTimeField(
+        label=_("From"),
+        required=False,
+        widget=DateTimeLocalInput(),
+        help_text=_("Leave empty to start now."),
+    )
+    end = forms.DateTimeField(
+        label=_("Until"),
+        widget=DateTimeLocalInput(),
+        error_messages={"required": _("Say until when they approve for you.")},
+    )
+    note = forms.CharField(
+        label=_("Note"),
+        required=False,
+        max_length=1000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text=_("For example why, or whom to ask in case of doubt."),
+    )
+
+    def __init__(self, *args, user, now, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user, self.now = user, now
+
+    def clean_delegate(self):
+        email = self.cleaned_data["delegate"]
+        person = User.objects.filter(email__iexact=email, is_active=True).first()
+        if person is None:
+            raise forms.ValidationError(_("Nobody who can sign in has this email."))
+        if person.pk == self.user.pk:
+            raise forms.ValidationError(_("Choose someone other than yourself."))
+        return person
+
+    def clean(self):
+        cleaned = super().clean()
+        start, end = cleaned.get("start"), cleaned.get("end")
+        if end and end <= self.now:
+            self.add_error("end", _("The end must be in the future."))
+        elif start and end and end <= start:
+            self.add_error("end", _("The end must be after the start."))
+        return cleaned
+
+    def field_for_error(self, field):
+        return field if field in self.fields else None
+
+
+class RevokeForm(forms.Form):
+    """Why an approver takes back an approval they gave; the requestor reads it."""
+
+    reason = forms.CharField(
+        label=_("Reason"),
+        max_length=4000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=_("The requestor sees it."),
+        error_messages={"required": _("Say why you revoke your approval.")},
+    )
+
+    def field_for_error(self, field):
+        return field if field in self.fields else None

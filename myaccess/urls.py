@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import approvals, assignments, home, language, packages, requests
+from .views import approvals, assignments, delegation, home, language, packages, requests
 
 app_name = "myaccess"
 
@@ -32,6 +32,17 @@ urlpatterns = [
     path("approvals/", approvals.approval_list, name="approvals"),
     path("approvals/history/", approvals.approval_history, name="approval_history"),
     path("approvals/bulk/", approvals.approval_bulk, name="approval_bulk"),
+    path("approvals/delegation/", delegation.delegation_list, name="approval_delegation"),
+    path(
+        "approvals/delegation/<str:pk>/end/",
+        delegation.delegation_end_view,
+        name="approval_delegation_end",
+    ),
+    path(
+        "approvals/history/<str:pk>/revoke/",
+        delegation.approval_revoke_view,
+        name="approval_revoke",
+    ),
     path("approvals/<str:pk>/", approvals.approval_detail, name="approval_detail"),
     path("language/", language.language_set, name="language"),
 ]

@@ -26,6 +26,7 @@ class NotificationKind(models.TextChoices):
     STAGE_APPROVED = "stageApproved", _("Request approved at a stage")
     REQUEST_DENIED = "requestDenied", _("Request denied")
     REQUEST_EXPIRED = "requestExpired", _("Request expired")
+    APPROVAL_REVOKED = "approvalRevoked", _("Approval revoked")
     ACCESS_DELIVERED = "accessDelivered", _("Access delivered")
     ACCESS_EXPIRING = "accessExpiring", _("Access ends soon")
     ACCESS_ENDED = "accessEnded", _("Access ended")

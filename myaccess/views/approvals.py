@@ -4,7 +4,7 @@ import re
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Prefetch
+from django.db.models import Exists, OuterRef, Prefetch, Subquery
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -12,7 +12,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from approvals import selectors as approval_selectors
 from approvals.decorators import mfa_required_for_approvers
-from approvals.models import ReviewResult
+from approvals.models import ApprovalRevocation, ReviewResult, StageApprover
 from approvals.quorum import stage_progress
 from approvals.services import stage_decide, stages_decide
 from entitlements.errors import DomainError
@@ -21,14 +21,18 @@ from myaccess.forms import BulkDecisionForm, DecisionForm
 from notifications.templatetags.sentences import one_full_stop
 
 from .common import apply_domain_error, get_from, now, paginate
+from .delegation import revocable_in_history
 
 # A refusal reason ends a sentence of its own; in the list of reasons it loses its full stop.
 _TRAILING_FULL_STOP = re.compile(r"(?<!\.)\.$")
 
 
 def _pending(user):
+    # Asked as someone's delegate: the page says on whose behalf (a subquery, no extra query).
+    mine = StageApprover.objects.filter(stage=OuterRef("pk"), user=user)
     return (
         approval_selectors.pending_stages_for(user=user)
+        .annotate(on_behalf_of_name=Subquery(mine.values("on_behalf_of__display_name")[:1]))
         .select_related(
             "policy_stage",
             "request__access_package",
@@ -202,7 +206,22 @@ def approval_history(request):
         .select_related("request__access_package", "request__target", "request__requestor")
         .order_by("-reviewed_datetime")
     )
+    mine = StageApprover.objects.filter(
+        stage=OuterRef("pk"), user=request.user, decision=ReviewResult.APPROVED
+    )
+    decisions = decisions.annotate(
+        my_approval_id=Subquery(mine.values("pk")[:1]),
+        my_approved_datetime=Subquery(mine.values("decided_datetime")[:1]),
+        revoked=Exists(
+            ApprovalRevocation.objects.filter(
+                approval__stage=OuterRef("pk"), approval__user=request.user
+            )
+        ),
+    )
     page = paginate(request, decisions)
+    moment = now()
+    for stage in page.object_list:
+        stage.revocable = revocable_in_history(stage, moment)
     return render(
         request,
         "myaccess/approvals/history.html",

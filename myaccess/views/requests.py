@@ -11,6 +11,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from approvals.describe import shortened_sentence
+from approvals.emails import on_behalf_words
 from approvals.models import RequestApprovalStage, ReviewResult, StageApprover
 from approvals.quorum import progress_of
 from entitlements import selectors
@@ -44,7 +45,12 @@ def _request_detail_queryset(user):
             "approval_stages",
             queryset=RequestApprovalStage.objects.select_related("reviewed_by", "policy_stage")
             .prefetch_related(
-                Prefetch("approvers", queryset=StageApprover.objects.select_related("user"))
+                Prefetch(
+                    "approvers",
+                    queryset=StageApprover.objects.select_related(
+                        "user", "on_behalf_of", "revocation__revoked_by"
+                    ),
+                )
             )
             .order_by("sequence"),
         ),
@@ -135,13 +141,14 @@ def _timeline(request_obj):
                 "when": stage.reviewed_datetime,
                 "label": (_("Stage %(n)d approved") if approved else _("Stage %(n)d denied"))
                 % {"n": stage.sequence},
-                "who": stage.reviewed_by.display_name if stage.reviewed_by else "",
+                "who": _decider_words(stage),
                 "text": stage.justification,
                 "tone": "ok" if approved else "bad",
                 # A decision and the state change it causes share a time: the cause comes first.
                 "sort_first": True,
             }
         )
+    entries += _revocation_entries(request_obj)
     for callout in waiting_callouts(request=request_obj):
         entries.append(
             {
@@ -201,6 +208,31 @@ def _approver_entries(stage):
             }
         )
     return entries
+
+
+def _decider_words(stage):
+    """ "Ben Example", or "Ben Example on behalf of Ann Example" when a delegate decided."""
+    if stage.reviewed_by is None:
+        return ""
+    row = next((a for a in stage.approvers.all() if a.user_id == stage.reviewed_by_id), None)
+    return on_behalf_words(stage.reviewed_by, row.on_behalf_of if row else None)
+
+
+def _revocation_entries(request_obj):
+    """An approval taken back, with who took it back and why."""
+    for stage in request_obj.approval_stages.all():
+        for approver in stage.approvers.all():
+            revocation = getattr(approver, "revocation", None)
+            if revocation is None:
+                continue
+            yield {
+                "when": revocation.created,
+                "label": _("Stage %(n)d: approval revoked") % {"n": stage.sequence},
+                "who": on_behalf_words(revocation.revoked_by, approver.on_behalf_of),
+                "text": revocation.reason,
+                "tone": "bad",
+                "sort_first": True,
+            }
 
 
 def what_happens_next(request_obj):

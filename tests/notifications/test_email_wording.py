@@ -15,8 +15,13 @@ import time_machine
 from django.utils.html import strip_tags
 
 from approvals.emails import stages_send_reminders
-from approvals.models import ReviewResult
-from approvals.services import stage_decide, stages_escalate_due, stages_expire_due
+from approvals.models import ReviewResult, StageApprover
+from approvals.services import (
+    approval_revoke,
+    stage_decide,
+    stages_escalate_due,
+    stages_expire_due,
+)
 from entitlements.models import Channel, PolicySubjectSet, StageApproverSet, SubjectType
 from entitlements.services.ending import assignments_expire_due
 from entitlements.services.requests import request_submit
@@ -316,6 +321,30 @@ def test_a_denial_says_who_denied_and_why_and_shows_no_deadline(run, clock, requ
         "Your request for Finance reports has been denied. Denied by Arno Approver. "
         "Reason: “Not in the finance team”",
         facts=[("Access package", "Finance reports"), ("For", "Rita Requester")],
+    )
+
+
+def test_a_revoked_approval_says_who_took_it_back_why_and_what_it_did(
+    run, clock, requester, approver
+):
+    package = package_with_stages("Finance reports", (4, [approver]))
+    stage = submit(run, requester, package).approval_stages.get()
+    decide(run, stage, approver, ReviewResult.APPROVED, "Fine")
+
+    run(
+        approval_revoke,
+        actor=approver,
+        approval=StageApprover.objects.get(stage=stage, user=approver),
+        reason="Approved the wrong person",
+        channel=Channel.PORTAL,
+    )
+
+    assert_says(
+        NotificationKind.APPROVAL_REVOKED,
+        requester,
+        "Approval revoked: your request for Finance reports",
+        "Arno Approver revoked the approval of your request for Finance reports. "
+        "The access it gave has been removed. Reason: “Approved the wrong person”",
     )
 
 
