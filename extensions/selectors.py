@@ -4,7 +4,10 @@ from .models import WAITING_STATES, CustomExtensionCallout
 
 
 def waiting_callouts(*, request):
-    """The callouts ``request`` waits for now (launch and wait), oldest first."""
+    """The callouts ``request`` waits for now (launch and wait), oldest first; none once the
+    request has ended (canceled while it waited)."""
+    if not request.is_open:
+        return []
     return list(
         CustomExtensionCallout.objects.filter(request=request, waits=True, state__in=WAITING_STATES)
         .select_related("custom_extension")

@@ -145,6 +145,21 @@ def test_a_missing_secret_is_recorded_on_the_attempt_and_nothing_is_sent(
     assert receiver.calls == []
 
 
+def test_a_secret_in_a_file_signs_the_callout(
+    requester, receiver, tmp_path, django_capture_on_commit_callbacks
+):
+    secret_file = tmp_path / "hr-extension"
+    secret_file.write_text(receiver.secret + "\n")
+    policy = open_policy()
+    extension = attach_extension(policy, Stage.REQUEST_GRANTED, url=receiver.url)
+    extension.secret_reference = str(secret_file)
+    extension.save(update_fields=["secret_reference"])
+
+    submit(requester, policy, django_capture_on_commit_callbacks)
+
+    assert len(receiver.delivered) == 1
+
+
 def test_removal_calls_the_extension_once_with_the_assignment(
     requester, admin_user, receiver, django_capture_on_commit_callbacks
 ):

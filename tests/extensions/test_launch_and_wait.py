@@ -10,8 +10,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from approvals.models import RequestApprovalStage, StageStatus
-from entitlements.models import Assignment, AuditEvent, RequestState
-from entitlements.services.requests import request_submit
+from entitlements.models import Assignment, AuditEvent, Channel, RequestState
+from entitlements.services.requests import request_cancel, request_submit
 from extensions import services
 from extensions.models import Behavior, CalloutState, CustomExtensionCallout, Stage
 from tests.extensions.helpers import attach_extension, post_raw, signed_resume
@@ -258,6 +258,21 @@ def test_the_requestor_sees_the_wait_on_the_timeline(waiting_for_approval, clien
     text = response.content.decode()
     assert "Waiting for HR check since" in text
     assert "until" in text
+
+
+def test_a_request_canceled_while_it_waits_shows_no_wait_and_refuses_the_answer(
+    waiting_for_approval, client, requester, signing_secret
+):
+    request, callout = waiting_for_approval
+    request_cancel(actor=requester, request=request, channel=Channel.PORTAL)
+    client.force_login(requester)
+
+    page = client.get(reverse("myaccess:request_detail", args=[request.pk]))
+    response, _sent = signed_resume(client, request, callout, secret=signing_secret)
+
+    assert "Waiting for HR check" not in page.content.decode()
+    assert response.status_code == 409
+    assert "canceled" in response.json()["error"]["message"]
 
 
 def test_after_the_timeout_a_late_answer_is_refused(waiting_for_approval, client, signing_secret):
