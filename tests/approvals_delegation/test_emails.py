@@ -2,8 +2,8 @@
 
 import pytest
 
-from approvals.models import StageApprover, StageStatus
-from approvals.services import approval_revoke
+from approvals.models import ReviewResult, StageApprover, StageStatus
+from approvals.services import approval_revoke, stage_decide
 from entitlements.models import Channel
 from notifications.models import Notification, NotificationKind
 from notifications.services import render_notification
@@ -111,5 +111,26 @@ def test_the_requestor_reads_that_the_access_was_removed_when_a_delegate_revoked
         "Ben Example on behalf of Ann Example revoked the approval of your request for Finance "
         "reports. The access it gave has been removed. Reason: “Ann says no”"
     )
+    assert sentence in text
+    assert sentence in body
+
+
+def test_the_requestor_reads_who_denied_on_whose_behalf(
+    ann, ben, rita, package, django_capture_on_commit_callbacks
+):
+    delegate(ann, ben)
+    request = submit(rita, package)
+    with django_capture_on_commit_callbacks(execute=True):
+        stage_decide(
+            actor=ben,
+            stage=request.approval_stages.get(),
+            decision=ReviewResult.DENIED,
+            justification="Not in finance",
+            channel=Channel.PORTAL,
+        )
+
+    _subject, text, body = read(NotificationKind.REQUEST_DENIED, rita)
+
+    sentence = "Denied by Ben Example on behalf of Ann Example. Reason: “Not in finance”"
     assert sentence in text
     assert sentence in body

@@ -8,8 +8,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from approvals.models import ApprovalDelegation, ApprovalRevocation, StageApprover
-from entitlements.models import RequestState
+from entitlements.models import AdminRole, RequestState
 from tests.factories import UserFactory
+from tests.foundation.admin_support import admin_url, give_role
 
 from .conftest import approve, delegate, make_package, submit
 
@@ -266,3 +267,24 @@ def test_a_person_with_approvals_elsewhere_cannot_revoke_someone_elses(client, a
     )
 
     assert response.status_code == 404
+
+
+def test_superusers_read_the_delegations_in_the_admin_and_catalog_roles_do_not(
+    client, ann, ben, admin_user, catalog_owner
+):
+    delegation = delegate(ann, ben)
+    give_role(catalog_owner, AdminRole.CATALOG_OWNER, make_package("Sales", ann).catalog)
+    changelist = admin_url(ApprovalDelegation, "changelist")
+    change = admin_url(ApprovalDelegation, "change", delegation.pk)
+
+    client.force_login(admin_user)
+    listing = client.get(changelist)
+    page = client.get(change)
+    assert listing.status_code == 200 and "Ben Example" in listing.content.decode()
+    assert page.status_code == 200 and "On holiday" in page.content.decode()
+    assert client.post(change, {"note": "changed"}).status_code == 403
+    assert client.get(admin_url(ApprovalDelegation, "add")).status_code == 403
+
+    client.force_login(catalog_owner)
+    assert client.get(changelist).status_code == 403
+    assert client.get(change).status_code in (302, 403)
