@@ -367,6 +367,7 @@ def stage_decide(*, actor, stage, decision, justification="", channel, approved_
         if row is None:
             raise PermissionDenied(_("You are no longer an approver of this request."))
         row.user = actor
+        stage.decided_as = row  # the audit events of the decision say on whose behalf
         if row.decision != ReviewResult.NOT_REVIEWED:
             raise StateConflict(_already_decided_message(row))
         if approved_end is not None:
@@ -405,6 +406,7 @@ def stage_decide(*, actor, stage, decision, justification="", channel, approved_
                         now,
                         justification,
                         progress=progress.sentence,
+                        **_on_behalf_data(stage),
                     )
                     return stage
             _record_decision(actor, request, stage, decision, justification, channel, now)
@@ -538,7 +540,9 @@ def _record_decision(actor, request, stage, decision, justification, channel, no
         ]
     )
     action = "stage.approve" if decision == ReviewResult.APPROVED else "stage.deny"
-    _audit_stage(stage, action, actor, channel, before, now, justification)
+    _audit_stage(
+        stage, action, actor, channel, before, now, justification, **_on_behalf_data(stage)
+    )
     transaction.on_commit(lambda: stage_decided.send(sender=RequestApprovalStage, stage=stage))
 
     if decision == ReviewResult.DENIED:
@@ -909,6 +913,14 @@ def approvals_reresolve_managers(*, target_ids, reason="", data=None, now=None):
 # --------------------------------------------------------------------------------------
 # Delegation: an approver's delegate is asked as well while the delegation is in force
 # --------------------------------------------------------------------------------------
+
+
+def _on_behalf_data(stage):
+    """For a decision's audit event: on whose behalf the approver decided, when a delegate."""
+    row = getattr(stage, "decided_as", None)
+    if row is None or row.on_behalf_of_id is None:
+        return {}
+    return {"on_behalf_of": str(row.on_behalf_of_id)}
 
 
 def _add_delegates(stage, now, among=None):

@@ -43,6 +43,18 @@ def test_the_delegate_approves_and_the_request_moves_on(
     assert request.state == RequestState.DELIVERED
     stage = request.approval_stages.get()
     assert stage.reviewed_by == ben
+    decision = AuditEvent.objects.get(action="stage.approve", request=request)
+    assert decision.actor == ben
+    assert decision.data["on_behalf_of"] == str(ann.pk)
+
+
+def test_an_approvers_own_decision_names_nobody_on_whose_behalf(ann, ben, package):
+    delegate(ann, ben)
+    request = submit(UserFactory(), package)
+
+    approve(ann, request)
+
+    assert "on_behalf_of" not in AuditEvent.objects.get(action="stage.approve").data
 
 
 def test_stages_opened_before_or_after_the_period_are_not_delegated(ann, ben, package):
