@@ -1,13 +1,16 @@
 """What the emails say about delegation and a revoked approval, as their readers read them."""
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from approvals.models import ReviewResult, StageApprover, StageStatus
-from approvals.services import approval_revoke, stage_decide
+from approvals.services import approval_revoke, stage_decide, stages_escalate_due
 from entitlements.models import Channel
 from notifications.models import Notification, NotificationKind
 from notifications.services import render_notification
-from tests.factories import UserFactory
+from tests.factories import UserFactory, add_approver
 from tests.notifications.test_email_wording import read_html, words
 
 from .conftest import approve, delegate, submit
@@ -132,5 +135,26 @@ def test_the_requestor_reads_who_denied_on_whose_behalf(
     _subject, text, body = read(NotificationKind.REQUEST_DENIED, rita)
 
     sentence = "Denied by Ben Example on behalf of Ann Example. Reason: “Not in finance”"
+    assert sentence in text
+    assert sentence in body
+
+
+def test_the_delegate_of_an_escalation_approver_is_told_on_whose_behalf_it_is_forwarded(
+    ann, ben, carl, rita, package, django_capture_on_commit_callbacks
+):
+    stage = package.assignment_policies.get().approval_stages.get()
+    stage.is_escalation_enabled = True
+    stage.duration_before_escalation = timedelta(days=1)
+    stage.save()
+    add_approver(stage, user=carl, purpose="escalationApprover")
+    dora = UserFactory(display_name="Dora Example")
+    delegate(carl, dora, days=10)
+    submit(rita, package)
+    with django_capture_on_commit_callbacks(execute=True):
+        stages_escalate_due(now=timezone.now() + timedelta(days=2))
+
+    _subject, text, body = read(NotificationKind.APPROVAL_FORWARDED, dora)
+
+    sentence = "You are asked on behalf of Carl Example, who delegated their approvals to you."
     assert sentence in text
     assert sentence in body
