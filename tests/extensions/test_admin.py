@@ -192,3 +192,29 @@ def test_the_callouts_list_costs_the_same_for_five_rows_or_fifty(
 
     assert five.status_code == fifty.status_code == 200
     assert fifty.content.decode().count("Waiting to be sent") >= 50
+
+
+def test_the_catalogs_owner_sees_each_attempt_of_a_callout(client, extension):
+    callout = CustomExtensionCallout.objects.create(
+        custom_extension=extension,
+        stage=Stage.REQUEST_GRANTED,
+        dedupe_key="attempts",
+        attempt_count=2,
+        attempts=[
+            {
+                "at": "2026-12-01T10:00:00+00:00",
+                "status": 503,
+                "error": "HTTP 503",
+                "durationMs": 12,
+            },
+            {"at": "2026-12-01T10:00:30+00:00", "status": 200, "error": "", "durationMs": 9},
+        ],
+    )
+    client.force_login(owner_of(extension.catalog))
+
+    page = client.get(reverse("admin:extensions_customextensioncallout_change", args=[callout.pk]))
+
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "2026-12-01T10:00:00+00:00 · 503 · 12 ms · HTTP 503" in text
+    assert "2026-12-01T10:00:30+00:00 · 200 · 9 ms" in text
