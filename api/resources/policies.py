@@ -123,7 +123,10 @@ class PolicySerializer(GraphSerializer):
 
     def validate_customExtensionStageSettings(self, value):  # noqa: N802
         if value:
-            raise serializers.ValidationError("Custom extensions are not supported.")
+            raise serializers.ValidationError(
+                "Custom extensions are attached to a policy in the admin (Custom extensions), "
+                "not through the API."
+            )
         return value
 
     def validate_description(self, value):
