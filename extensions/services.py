@@ -173,7 +173,7 @@ class Steps(ExtensionSteps):
             return False
         if CustomExtensionCallout.objects.filter(request=request, stage=stage).exists():
             return False  # written already: the request is passing here again, resumed
-        assignment = Assignment.objects.filter(pk=request.assignment_id).first()
+        assignment = request.assignment if request.assignment_id else None
         written = callouts_write(
             stage=stage,
             policy=policy,
