@@ -803,8 +803,13 @@ def approvals_reroute_from(*, user, reason="", data=None, now=None):
     with transaction.atomic():
         stages = RequestApprovalStage.objects.filter(approvers__user=user)
         for request, stage in _locked_open_stages(stages):
-            StageApprover.objects.filter(stage=stage, user=user).delete()
-            others = stage.approvers.filter(user__is_active=True)
+            # An approval they gave a quorum stage before they left still counts.
+            StageApprover.objects.filter(
+                stage=stage, user=user, decision=ReviewResult.NOT_REVIEWED
+            ).delete()
+            others = stage.approvers.filter(
+                user__is_active=True, decision=ReviewResult.NOT_REVIEWED
+            )
             details = {"removed": [str(user.pk)], **(data or {})}
             if others.exists():
                 _audit_stage(
@@ -813,11 +818,13 @@ def approvals_reroute_from(*, user, reason="", data=None, now=None):
                 changed += 1
                 continue
             sets = list(StageApproverSet.objects.filter(stage_id=stage.policy_stage_id))
+            # Who already has a row (a quorum approver who decided) is not asked again.
+            present = set(stage.approvers.values_list("user_id", flat=True)) | {user.pk}
             people = [
                 pair
                 for purposes in _pairs_of(stage)
                 for pair in _resolve_pair(sets, request, purposes)
-                if pair[0].pk != user.pk
+                if pair[0].pk not in present
             ]
             if not people:
                 _nobody_left(
