@@ -1,6 +1,6 @@
 """Reads shared by My Access, the email decision page, the admin and the API."""
 
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import Exists, F, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from entitlements import permissions
@@ -64,11 +64,22 @@ def pending_stages_for(*, user, now=None):
 
 
 def decisions_by(*, user):
-    """Stages ``user`` decided, newest decision first (the Approvals history)."""
+    """Stages ``user`` decided, newest decision first (the Approvals history): also those of
+    a quorum stage another approver completed. Each carries the person's own decision
+    (``my_decision``, ``my_decided_datetime``, ``my_justification``, ``my_row_id``)."""
+    mine = StageApprover.objects.filter(stage=OuterRef("pk"), user=user).exclude(
+        decision=ReviewResult.NOT_REVIEWED
+    )
     return (
-        RequestApprovalStage.objects.filter(reviewed_by=user)
+        RequestApprovalStage.objects.filter(Exists(mine))
+        .annotate(
+            my_row_id=Subquery(mine.values("pk")[:1]),
+            my_decision=Subquery(mine.values("decision")[:1]),
+            my_decided_datetime=Subquery(mine.values("decided_datetime")[:1]),
+            my_justification=Subquery(mine.values("justification")[:1]),
+        )
         .select_related(*_RELATED)
-        .order_by("-reviewed_datetime", "pk")
+        .order_by(F("my_decided_datetime").desc(nulls_last=True), "pk")
     )
 
 

@@ -201,17 +201,7 @@ def _report(request, decision, done, refused):
 @login_required
 @mfa_required_for_approvers
 def approval_history(request):
-    decisions = (
-        approval_selectors.decisions_by(user=request.user)
-        .select_related("request__access_package", "request__target", "request__requestor")
-        .order_by("-reviewed_datetime")
-    )
-    mine = StageApprover.objects.filter(
-        stage=OuterRef("pk"), user=request.user, decision=ReviewResult.APPROVED
-    )
-    decisions = decisions.annotate(
-        my_approval_id=Subquery(mine.values("pk")[:1]),
-        my_approved_datetime=Subquery(mine.values("decided_datetime")[:1]),
+    decisions = approval_selectors.decisions_by(user=request.user).annotate(
         revoked=Exists(
             ApprovalRevocation.objects.filter(
                 approval__stage=OuterRef("pk"), approval__user=request.user
@@ -221,6 +211,8 @@ def approval_history(request):
     page = paginate(request, decisions)
     moment = now()
     for stage in page.object_list:
+        # The person's own decision: in a quorum stage it may not be the one that decided it.
+        stage.my_decision_label = ReviewResult(stage.my_decision).label
         stage.revocable = revocable_in_history(stage, moment)
     return render(
         request,

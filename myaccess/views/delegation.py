@@ -9,6 +9,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from approvals import selectors as approval_selectors
 from approvals.decorators import mfa_required_for_approvers
+from approvals.models import ReviewResult
 from approvals.services import (
     DELIVERED_OR_TRIED,
     NOT_YET_DELIVERED,
@@ -175,10 +176,10 @@ def approval_revoke_view(request, pk):
 def revocable_in_history(stage, moment):
     """Whether the history offers to revoke the viewer's approval of ``stage`` (annotated by
     the history view with that approval, its time and whether it was revoked)."""
-    if stage.my_approval_id is None:
+    if stage.my_decision != ReviewResult.APPROVED:
         return False
     return _offers_revoke(
-        approved=stage.my_approved_datetime,
+        approved=stage.my_decided_datetime,
         revoked=stage.revoked,
         request=stage.request,
         moment=moment,

@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from approvals.models import ApprovalDelegation, ApprovalRevocation, StageApprover
-from entitlements.models import AdminRole, RequestState
+from entitlements.models import AdminRole, QuorumMode, RequestState
 from tests.factories import UserFactory
 from tests.foundation.admin_support import admin_url, give_role
 
@@ -288,3 +288,24 @@ def test_superusers_read_the_delegations_in_the_admin_and_catalog_roles_do_not(
     client.force_login(catalog_owner)
     assert client.get(changelist).status_code == 403
     assert client.get(change).status_code in (302, 403)
+
+
+def test_an_approval_that_did_not_complete_a_quorum_stage_is_in_the_history_and_revocable(
+    client, ann, ben, carl
+):
+    package = make_package("Vault", ann, ben, carl)
+    stage = package.assignment_policies.get().approval_stages.get()
+    stage.quorum_mode, stage.quorum_count = QuorumMode.SOME_OF, 2
+    stage.save()
+    request = submit(UserFactory(), package)
+    approve(ann, request, justification="Looks right")
+    client.force_login(ann)
+
+    history = client.get(reverse("myaccess:approval_history")).content.decode()
+    approval = StageApprover.objects.get(stage__request=request, user=ann)
+    assert "Looks right" in history
+    assert reverse("myaccess:approval_revoke", args=[approval.pk]) in history
+    client.post(reverse("myaccess:approval_revoke", args=[approval.pk]), {"reason": "Too soon"})
+
+    request.refresh_from_db()
+    assert request.state == RequestState.DENIED
