@@ -77,6 +77,7 @@ APP_SECTIONS = {
     "entitlements": "catalogs",
     "approvals": "requests",
     "reviews": "reviews",
+    "extensions": "catalogs",  # a catalog's custom extensions and their callouts
     "directory": "directory",
     "identity": "directory",
     "scim": "systems",
