@@ -288,4 +288,5 @@ def approver_context(notification):
     stage = context["stage"]
     is_quorum = stage is not None and stage.policy_stage.is_quorum
     context["quorum"] = quorum.stage_progress(stage).sentence if is_quorum else ""
+    context["quorum_needs"] = quorum.requirement_sentence(stage.policy_stage) if is_quorum else ""
     return context

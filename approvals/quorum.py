@@ -64,6 +64,21 @@ class QuorumProgress:
         return _("%(counts)s; still needed: %(still)s.") % {"counts": counts, "still": still}
 
 
+def requirement_sentence(policy_stage):
+    """What a quorum stage needs, in words, before anyone decided ("" for anyOne)."""
+    if policy_stage.quorum_mode == QuorumMode.ONE_FROM_EACH:
+        labels = ", ".join(entry_label(entry) for entry in primary_entries(policy_stage))
+        return _("This stage needs one approval from each of: %(entries)s.") % {"entries": labels}
+    if policy_stage.quorum_mode == QuorumMode.SOME_OF:
+        count = policy_stage.quorum_count or 1
+        return ngettext(
+            "This stage needs %(n)s approval.",
+            "This stage needs %(n)s approvals from different people.",
+            count,
+        ) % {"n": count}
+    return ""
+
+
 def primary_entries(policy_stage):
     """The policy stage's primary approver entries, in the order they were added."""
     return [

@@ -67,3 +67,20 @@ def test_the_reminder_says_how_far_the_stage_is_and_who_is_still_needed(request_
 
     assert "1 of 2 approvals; still needed: one from Data." in text
     assert "1 of 2 approvals; still needed: one from Data." in html
+
+
+def test_the_first_email_says_what_the_stage_needs(
+    requester, people, django_capture_on_commit_callbacks
+):
+    sam, sue, dora = people
+    with django_capture_on_commit_callbacks(execute=True):
+        submitted(
+            requester,
+            quorum_policy(groups=(group_of("Security 2", sam), group_of("Data 2", dora))),
+        )
+
+    email = Notification.objects.get(kind=NotificationKind.APPROVAL_REQUIRED, recipient=dora)
+    subject, text, html = render_notification(email)
+
+    assert "This stage needs one approval from each of: Security 2, Data 2." in text
+    assert "This stage needs one approval from each of: Security 2, Data 2." in html
