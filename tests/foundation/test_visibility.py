@@ -21,6 +21,7 @@ from entitlements.models import (
     ResourceRole,
 )
 from entitlements.querysets import RestrictedQuerySet
+from extensions.models import CustomExtension, CustomExtensionCallout, CustomExtensionStageSetting
 from reviews.models import ReviewInstance, ReviewItem, ReviewItemReviewer
 from tests.factories import (
     AccessPackageFactory,
@@ -75,6 +76,21 @@ def _one_of_everything(catalog, person):
         request_type=RequestType.USER_ADD,
     )
     RequestAnswer.objects.create(request=request, question=question, value="a")
+    extension = CustomExtension.objects.create(
+        catalog=catalog,
+        display_name=f"Ticketing of {catalog.display_name}",
+        endpoint_url="https://tickets.example.com/hook",
+        secret_reference="env:TICKETS_SECRET",
+    )
+    CustomExtensionStageSetting.objects.create(
+        policy=policy, stage="assignmentRequestCreated", custom_extension=extension
+    )
+    CustomExtensionCallout.objects.create(
+        custom_extension=extension,
+        stage="assignmentRequestCreated",
+        request=request,
+        dedupe_key=f"{extension.pk}:created:{request.pk}",
+    )
     request_stage = RequestApprovalStage.objects.create(
         request=request, policy_stage=stage, sequence=1
     )
