@@ -47,7 +47,8 @@ REQUESTOR_KINDS = (
 def _stage(notification, recipient=None):
     if notification.about_id is None:
         return None
-    stages = RequestApprovalStage.objects.select_related("reviewed_by")
+    # The policy stage says whether the stage has a quorum (the approvers' emails say so).
+    stages = RequestApprovalStage.objects.select_related("reviewed_by", "policy_stage")
     if recipient is not None:
         row = StageApprover.objects.filter(stage=OuterRef("pk"), user=recipient)
         stages = stages.annotate(
