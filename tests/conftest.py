@@ -4,6 +4,9 @@ import pytest
 
 from tests.factories import UserFactory
 
+# browser, open_page and page for the browser tests
+pytest_plugins = ["tests.browser"]
+
 
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):

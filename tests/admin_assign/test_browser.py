@@ -4,54 +4,20 @@ import contextlib
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.contrib.auth.hashers import make_password
 
 from directory.models import User
 from entitlements.models import Assignment, BulkJob
 from entitlements.services.bulk import bulk_job_run
-from tests.browser import chromium
+from tests.browser import screenshot, sign_in
 from tests.factories import PASSWORD, UserFactory
 from tests.lifecycle.assignment_helpers import assign
-from tests.services import require_postgres
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.postgres_only,
     pytest.mark.django_db(transaction=True),
 ]
-
-ARTIFACTS = Path(settings.BASE_DIR) / "tests" / "artifacts"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as browser:
-        yield browser
-
-
-@pytest.fixture
-def page(browser, live_server, settings):
-    require_postgres()
-    settings.CELERY_TASK_ALWAYS_EAGER = True
-    context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(30000)
-    page = context.new_page()
-    yield page
-    context.close()
-
-
-def shot(page, name):
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-
-
-def sign_in(page, user):
-    page.goto("/accounts/login/")
-    page.get_by_label("Email").fill(user.email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url("**/")
 
 
 def pick(page, name):
@@ -72,17 +38,17 @@ def test_an_owner_assigns_three_people_directly(page, owner, package, policy):
     for person in chosen:
         pick(page, person.display_name)
     page.get_by_label("Justification").fill("Project Falcon starts Monday")
-    shot(page, "assign-direct-form")
+    screenshot(page, "assign-direct-form")
     page.get_by_role("button", name="Preview").click()
 
     page.get_by_text("3 people would be assigned.").wait_for()
     for person in chosen:
         assert page.locator("#bulk-accepted", has_text=person.display_name).count() == 1
-    shot(page, "assign-direct-preview")
+    screenshot(page, "assign-direct-preview")
     page.get_by_role("button", name="Assign 3 people").click()
 
     page.get_by_text("3 people assigned.").wait_for()
-    shot(page, "assign-direct-report")
+    screenshot(page, "assign-direct-report")
     assert set(
         Assignment.objects.filter(access_package=package).values_list("target__email", flat=True)
     ) == {p.email for p in chosen}
@@ -134,11 +100,11 @@ def test_a_csv_of_1000_emails_is_assigned_and_the_refused_rows_are_reported(
     assert page.locator("#bulk-refused", has_text="Nobody in the directory has this email").count()
     assert page.locator("#bulk-refused", has_text="Listed already on row 3.").count()
     assert page.locator("#bulk-refused", has_text="already has this access package").count()
-    shot(page, "assign-bulk-preview")
+    screenshot(page, "assign-bulk-preview")
     with queued_for_a_worker():
         page.get_by_role("button", name="Assign 980 people").click()
         page.locator("#bulk-progress").wait_for()
-        shot(page, "assign-bulk-progress")
+        screenshot(page, "assign-bulk-progress")
         job = BulkJob.objects.get(access_package=package)
         # What the worker does; the page follows it. The deliveries it queues wait for
         # another worker: delivery has tests of its own.
@@ -146,7 +112,7 @@ def test_a_csv_of_1000_emails_is_assigned_and_the_refused_rows_are_reported(
 
     page.get_by_text("980 people assigned.").wait_for()
     page.get_by_text("20 refused.").wait_for()
-    shot(page, "assign-bulk-report")
+    screenshot(page, "assign-bulk-report")
     assert Assignment.objects.filter(access_package=package).count() == 985
     with page.expect_download() as download:
         page.get_by_role("link", name="Download the report (CSV)").click()

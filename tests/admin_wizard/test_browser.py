@@ -1,16 +1,13 @@
 """The guided "New access package" flow in a real browser (Debian's Chromium), end to end, then
-a second policy added to the package by the same flow; screenshots in tests/artifacts/wizard/."""
+a second policy added to the package by the same flow (screenshots: artifacts/screenshots)."""
 
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-from django.conf import settings
 
 from entitlements.models import AccessPackage, AssignmentPolicy
-from tests.browser import chromium
-from tests.factories import PASSWORD, GroupFactory, UserFactory
-from tests.services import require_postgres
+from tests.browser import screenshot, sign_in
+from tests.factories import GroupFactory, UserFactory
 
 pytestmark = [
     pytest.mark.browser,
@@ -18,24 +15,9 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
 ]
 
-ARTIFACTS = Path(settings.BASE_DIR) / "tests" / "artifacts" / "wizard"
-
-
-@pytest.fixture
-def page(live_server):
-    require_postgres()
-    with chromium() as browser:
-        context = browser.new_context(
-            base_url=live_server.url, viewport={"width": 1280, "height": 900}
-        )
-        context.set_default_timeout(15000)
-        yield context.new_page()
-        context.close()
-
 
 def shot(page, name):
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    screenshot(page, f"wizard-{name}")
 
 
 def pick(page, row, name):
@@ -49,11 +31,7 @@ def test_an_owner_builds_a_package_with_a_policy_a_stage_a_question_and_reviews(
     page, catalog, catalog_owner, approver, reports_group, ledger_group
 ):
     UserFactory(email="rev@example.com", display_name="Rhea Reviewer")
-    page.goto("/accounts/login/?next=/admin/entitlements/accesspackage/")
-    page.get_by_label("Email").fill(catalog_owner.email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url("**/admin/entitlements/accesspackage/")
+    sign_in(page, catalog_owner, "/admin/entitlements/accesspackage/")
     page.get_by_role("link", name="New access package (guided)").click()
 
     # Basics: a mistake first, shown on the field.
@@ -157,28 +135,17 @@ def test_an_owner_builds_a_package_with_a_policy_a_stage_a_question_and_reviews(
 
 
 @pytest.fixture
-def page_without_javascript(live_server):
-    require_postgres()
-    with chromium() as browser:
-        context = browser.new_context(
-            base_url=live_server.url,
-            viewport={"width": 1280, "height": 900},
-            java_script_enabled=False,
-        )
-        context.set_default_timeout(15000)
-        yield context.new_page()
-        context.close()
+def page_without_javascript(open_page):
+    return open_page(javascript=False)
 
 
 def test_the_flow_works_in_a_browser_without_javascript(
     page_without_javascript, catalog, catalog_owner, approver, reports_group
 ):
     page = page_without_javascript
-    page.goto("/accounts/login/?next=/admin/entitlements/accesspackage/guided/")
-    page.get_by_label("Email").fill(catalog_owner.email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url("**step=basics")
+    sign_in(
+        page, catalog_owner, "/admin/entitlements/accesspackage/guided/", arrive="**step=basics"
+    )
     page.get_by_label("Name").fill("Ledger access")
     page.get_by_label("Catalog").select_option(label="Finance")
     page.get_by_role("button", name="Next").click()

@@ -9,47 +9,15 @@ from django.utils import timezone
 
 from entitlements.models import RequestState
 from tests.approvals_quorum.setup import group_of, quorum_policy, submitted
-from tests.browser import chromium, screenshot
-from tests.factories import PASSWORD, UserFactory
+from tests.browser import screenshot, sign_in, sign_out
+from tests.factories import UserFactory
 from tests.portal.conftest import local_input
-from tests.services import require_postgres
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.postgres_only,
     pytest.mark.django_db(transaction=True),
 ]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as browser:
-        yield browser
-
-
-@pytest.fixture
-def page(browser, live_server, settings):
-    require_postgres()
-    settings.CELERY_TASK_ALWAYS_EAGER = True
-    context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(15000)
-    page = context.new_page()
-    yield page
-    context.close()
-
-
-def sign_in(page, user):
-    page.goto("/accounts/login/")
-    page.get_by_label("Email").fill(user.email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url("**/")
-
-
-def sign_out(page):
-    page.locator(".account-menu summary").click()
-    page.get_by_role("button", name="Sign out").click()
-    page.wait_for_url("**/accounts/login/**")
 
 
 def test_two_groups_approve_one_after_the_other_and_the_request_moves_on(page, requester):

@@ -6,14 +6,8 @@ import pytest
 
 from entitlements.models import Assignment, AssignmentState, Channel
 from entitlements.services.requests import request_submit
-from tests.browser import chromium, screenshot
+from tests.browser import screenshot
 from tests.factories import PASSWORD, GroupResourceFactory, grant_role
-
-
-@pytest.fixture
-def browser():
-    with chromium() as browser:
-        yield browser
 
 
 def sign_in(page, base, email, next_url=None):

@@ -7,9 +7,8 @@ from django.utils import timezone
 
 from approvals.services import stage_decide
 from entitlements.models import Channel
-from tests.browser import chromium, screenshot
-from tests.factories import PASSWORD, UserFactory
-from tests.services import require_postgres
+from tests.browser import screenshot, sign_in, sign_out
+from tests.factories import UserFactory
 
 from .conftest import local_input, make_package, submit
 
@@ -20,53 +19,18 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as browser:
-        yield browser
-
-
-@pytest.fixture
-def page(browser, live_server, settings):
-    require_postgres()
-    settings.CELERY_TASK_ALWAYS_EAGER = True
-    context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(15000)
-    page = context.new_page()
-    yield page
-    context.close()
-
-
-def sign_in(page, user):
-    page.goto("/accounts/login/")
-    page.get_by_label("Email").fill(user.email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url("**/")
-
-
-def sign_out(page):
-    page.locator(".account-menu summary").click()
-    page.get_by_role("button", name="Sign out").click()
-    page.wait_for_url("**/accounts/login/**")
-
-
-def shot(page, name):
-    screenshot(page, name)
-
-
 def test_an_employee_requests_a_package_the_approver_approves_and_it_becomes_active(
     page, requester, approver, approved_package, ticket_question, region_question
 ):
     page.goto("/accounts/login/")
-    shot(page, "01-sign-in")
+    screenshot(page, "01-sign-in")
     sign_in(page, requester)
-    shot(page, "02-overview")
+    screenshot(page, "02-overview")
 
     page.get_by_role("link", name="Access packages", exact=True).click()
     page.get_by_label("Search access packages").fill("CRM")
     page.get_by_role("button", name="Search").click()
-    shot(page, "03-access-packages")
+    screenshot(page, "03-access-packages")
     page.get_by_role("link", name="Request CRM access").click()
 
     page.get_by_label("Ticket number?").fill("abc")
@@ -77,23 +41,23 @@ def test_an_employee_requests_a_package_the_approver_approves_and_it_becomes_act
     page.get_by_role("button", name="Submit request").click()
     page.get_by_text("not in the expected format").wait_for()
     assert page.get_by_label("Business justification").input_value() == "Pipeline review"
-    shot(page, "04-request-form-with-error")
+    screenshot(page, "04-request-form-with-error")
 
     page.get_by_label("Ticket number?").fill("ABC-1234")
     page.get_by_role("button", name="Submit request").click()
     page.get_by_text("Your request is submitted").wait_for()
     assert page.get_by_text("Arno Approver will decide").is_visible()
-    shot(page, "05-request-submitted")
+    screenshot(page, "05-request-submitted")
 
     page.get_by_role("link", name="Request history").click()
     assert page.get_by_text("Pending approval").first.is_visible()
-    shot(page, "06-request-history")
+    screenshot(page, "06-request-history")
     sign_out(page)
 
     sign_in(page, approver)
     page.get_by_role("link", name="Approvals", exact=True).click()
     assert page.get_by_text("ABC-1234").is_visible()
-    shot(page, "07-approvals")
+    screenshot(page, "07-approvals")
     page.get_by_role("link", name="Review Rita Requester's request for CRM access").click()
     page.get_by_label("Approve", exact=True).check()
     page.get_by_label("Reason").fill("Welcome aboard")
@@ -105,11 +69,11 @@ def test_an_employee_requests_a_package_the_approver_approves_and_it_becomes_act
     page.goto("/access-packages/active/")
     assert page.get_by_role("link", name="CRM access", exact=True).is_visible()
     assert page.get_by_text("Delivered").is_visible()
-    shot(page, "08-active-access")
+    screenshot(page, "08-active-access")
     page.goto("/requests/")
     page.get_by_role("link", name="CRM access", exact=True).click()
     assert page.get_by_text("Welcome aboard").is_visible()
-    shot(page, "09-request-timeline")
+    screenshot(page, "09-request-timeline")
 
 
 def test_an_employee_cancels_a_pending_request(page, requester, approved_package):
@@ -139,7 +103,7 @@ def test_a_denied_request_shows_the_approvers_reason(page, requester, approver, 
     assert page.get_by_text("Stage 1 denied").is_visible()
     assert page.get_by_text("Ask your manager first").is_visible()
     assert page.get_by_role("link", name="Request again").is_visible()
-    shot(page, "10-denied-request")
+    screenshot(page, "10-denied-request")
 
 
 def test_a_hidden_package_is_requested_through_its_link(page, requester, catalog):
@@ -166,7 +130,7 @@ def test_an_approver_approves_three_requests_at_once(page, approver, approved_pa
     for checkbox in page.locator("input[name=stages]").all():
         checkbox.check()
     page.get_by_label("Reason").fill("Team onboarding")
-    shot(page, "11-bulk-approval")
+    screenshot(page, "11-bulk-approval")
     page.get_by_role("button", name="Approve selected").click()
 
     page.get_by_text("You approved 3 requests.").wait_for()
@@ -177,10 +141,10 @@ def test_sign_in_pages_share_the_products_layout(page, requester):
     page.goto("/accounts/password/reset/")
     assert page.locator(".site-header").is_visible()
     assert page.get_by_role("button", name="Reset My Password").is_visible()
-    shot(page, "12-password-reset")
+    screenshot(page, "12-password-reset")
 
     sign_in(page, requester)
     page.locator(".account-menu summary").click()
     page.get_by_role("link", name="Two-factor authentication").click()
     page.get_by_role("heading", name="Two-Factor Authentication").wait_for()
-    shot(page, "13-two-factor")
+    screenshot(page, "13-two-factor")

@@ -1,14 +1,9 @@
 """The dashboard in a real browser (Debian's Chromium): five charts drawn, nothing wider than
 the window, no Content-Security-Policy complaint, and the numbers a click away."""
 
-from pathlib import Path
-
 import pytest
-from django.conf import settings
 
-from tests.browser import chromium
-from tests.factories import PASSWORD
-from tests.services import require_postgres
+from tests.browser import SCREENSHOTS, sign_in
 
 from .test_dashboard import finance, now, other_catalog  # noqa: F401  (fixtures)
 
@@ -17,25 +12,6 @@ pytestmark = [
     pytest.mark.postgres_only,
     pytest.mark.django_db(transaction=True),
 ]
-ARTIFACTS = Path(settings.BASE_DIR) / "tests" / "artifacts"
-
-
-@pytest.fixture
-def page(live_server):
-    require_postgres()
-    with chromium() as browser:
-        context = browser.new_context(
-            base_url=live_server.url, viewport={"width": 1280, "height": 900}
-        )
-        context.set_default_timeout(15000)
-        page = context.new_page()
-        page.complaints = []
-        page.on(
-            "console",
-            lambda message: message.type == "error" and page.complaints.append(message.text),
-        )
-        yield page
-        context.close()
 
 
 def test_the_dashboard_draws_its_five_charts_in_the_browser(
@@ -44,11 +20,7 @@ def test_the_dashboard_draws_its_five_charts_in_the_browser(
     finance,  # noqa: F811
     other_catalog,  # noqa: F811
 ):
-    page.goto("/accounts/login/?next=/admin/reports/dashboard/")
-    page.fill('input[name="login"]', admin_user.email)
-    page.fill('input[name="password"]', PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url("**/admin/reports/dashboard/")
+    sign_in(page, admin_user, "/admin/reports/dashboard/")
 
     assert page.get_by_role("heading", name="Requests per week, by outcome").is_visible()
     charts = page.locator("svg.chart")
@@ -62,8 +34,8 @@ def test_the_dashboard_draws_its_five_charts_in_the_browser(
     assert overflow <= 0
     assert not [c for c in page.complaints if "Content Security Policy" in c], page.complaints
 
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "dashboard.png"), full_page=True)
 
     page.get_by_text("The numbers").nth(3).click()
     table = page.locator("table.dashboard-table").nth(3)

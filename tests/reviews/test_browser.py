@@ -7,9 +7,8 @@ from django.utils import timezone
 
 from reviews.models import Decision, ReviewItem
 from reviews.services import review_instance_create, reviews_complete_due
-from tests.browser import chromium
-from tests.factories import PASSWORD, UserFactory
-from tests.services import require_postgres
+from tests.browser import sign_in
+from tests.factories import UserFactory
 
 from .conftest import has_open_assignment, is_member
 
@@ -18,16 +17,6 @@ pytestmark = [
     pytest.mark.postgres_only,
     pytest.mark.django_db(transaction=True),
 ]
-
-
-@pytest.fixture
-def page(live_server):
-    require_postgres()
-    with chromium() as browser:
-        context = browser.new_context(base_url=live_server.url)
-        context.set_default_timeout(15000)
-        yield context.new_page()
-        context.close()
 
 
 def test_a_reviewer_denies_one_person_and_approves_another_in_the_browser(
@@ -42,11 +31,7 @@ def test_a_reviewer_denies_one_person_and_approves_another_in_the_browser(
         policy=policy, start=now - timedelta(days=1), end=now + timedelta(days=13), now=now
     )
 
-    page.goto("/accounts/login/?next=/access-reviews/")
-    page.fill('input[name="login"]', reviewer.email)
-    page.fill('input[name="password"]', PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url("**/access-reviews/")
+    sign_in(page, reviewer, "/access-reviews/")
     assert page.get_by_role("heading", name="Finance reports").is_visible()
 
     page.get_by_label("Dora Denied").check()

@@ -10,18 +10,12 @@ from django.urls import reverse
 
 from directory.models import User
 from scim.tokens import client_create
-from tests.browser import chromium, screenshot
+from tests.browser import screenshot
 from tests.factories import ConnectedOrganizationFactory
 
 from .conftest import PASSWORD, PROVIDER_NAME
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as browser:
-        yield browser
 
 
 @pytest.fixture

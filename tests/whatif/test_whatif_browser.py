@@ -1,16 +1,11 @@
 """'Preview the effect' in Debian's Chromium with JavaScript turned off: the preview is a plain
 form post, and the page comes back with the box and the unsaved change."""
 
-from pathlib import Path
-
 import pytest
-from django.conf import settings
 
 from entitlements.models import AllowedTargetScope, AssignmentPolicy
-from tests.browser import chromium
-from tests.factories import PASSWORD
+from tests.browser import SCREENSHOTS, sign_in
 from tests.foundation.admin_support import admin_url
-from tests.services import require_postgres
 
 from .conftest import counts
 
@@ -19,21 +14,11 @@ pytestmark = [
     pytest.mark.postgres_only,
     pytest.mark.django_db(transaction=True),
 ]
-ARTIFACTS = Path(settings.BASE_DIR) / "tests" / "artifacts"
 
 
 @pytest.fixture
-def page(live_server):
-    require_postgres()
-    with chromium() as browser:
-        context = browser.new_context(
-            base_url=live_server.url,
-            java_script_enabled=False,
-            viewport={"width": 1280, "height": 900},
-        )
-        context.set_default_timeout(15000)
-        yield context.new_page()
-        context.close()
+def page(open_page):
+    return open_page(javascript=False)
 
 
 def test_an_administrator_previews_widening_who_may_request_without_javascript(
@@ -41,11 +26,7 @@ def test_an_administrator_previews_widening_who_may_request_without_javascript(
 ):
     policy = world["policy"]
     url = admin_url(AssignmentPolicy, "change", policy.pk)
-    page.goto(f"/accounts/login/?next={url}")
-    page.fill('input[name="login"]', admin_user.email)
-    page.fill('input[name="password"]', PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"**{url}")
+    sign_in(page, admin_user, url)
     before = counts()
 
     page.select_option('select[name="allowed_target_scope"]', AllowedTargetScope.ALL_MEMBER_USERS)
@@ -58,9 +39,9 @@ def test_an_administrator_previews_widening_who_may_request_without_javascript(
     assert "Nothing has been saved yet" in box
     selected = page.locator('select[name="allowed_target_scope"]').input_value()
     assert selected == AllowedTargetScope.ALL_MEMBER_USERS
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.locator(".whatif").screenshot(path=str(ARTIFACTS / "whatif-policy.png"))
-    page.screenshot(path=str(ARTIFACTS / "whatif-policy-page.png"))
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.locator(".whatif").screenshot(path=str(SCREENSHOTS / "whatif-policy.png"))
+    page.screenshot(path=str(SCREENSHOTS / "whatif-policy-page.png"))
     assert counts() == before
     policy.refresh_from_db()
     assert policy.allowed_target_scope == AllowedTargetScope.SPECIFIC_DIRECTORY_USERS
