@@ -56,6 +56,8 @@ BATCH_SIZE = 500
 TIMED_OUT = "CallbackTimedOut"
 # Callback states that end the request (Graph: Denied or Canceled, at assignmentRequestCreated).
 ENDING_CALLBACK_STATES = {"denied", "canceled"}
+# Every answer there is: no state (or "") continues; anything else is refused, never continued.
+CALLBACK_STATES = {"", *ENDING_CALLBACK_STATES}
 EXPIRY_STAGES = (
     # (stage, how far ahead it looks, and the nearer end left to the next stage)
     (Stage.FOURTEEN_DAYS_BEFORE_EXPIRATION, timedelta(days=14), timedelta(days=1)),
@@ -484,16 +486,36 @@ def callout_for_resume(*, request_id, callout_id):
     )
 
 
+def callout_id_taken(message_id):
+    """Whether ``message_id`` (a webhook-id) is one of our callouts' ids: an answer carrying
+    one is a callout played back to us."""
+    try:
+        message_id = uuid.UUID(str(message_id))
+    except ValueError:
+        return False
+    return CustomExtensionCallout.objects.filter(pk=message_id).exists()
+
+
 def request_resume(*, request_id, callout_id, stage, state="", detail="", now=None):
     """Resume a request waiting for its extension's answer, once per callout.
 
     ``state`` Denied or Canceled ends the request denied with ``detail`` as the reason;
-    anything else continues it: its first approval stage opens (assignmentRequestCreated),
-    or it is fulfilled (assignmentRequestApproved, or a request needing no approval). A
-    second answer to the same callout is a StateConflict and changes nothing.
+    no state continues it (any other state is refused): its first approval stage opens
+    (assignmentRequestCreated), or it is fulfilled (assignmentRequestApproved, or a request
+    needing no approval). A second answer to the same callout is a StateConflict and changes
+    nothing.
     """
     now = now or timezone.now()
     detail = (detail or "").strip()
+    if (state or "").lower() not in CALLBACK_STATES:
+        raise InvalidRequest(
+            _(
+                "%(state)s is not an answer: leave the state out to continue, or give Denied or "
+                "Canceled."
+            )
+            % {"state": state},
+            field="state",
+        )
     with transaction.atomic():
         callout = (
             CustomExtensionCallout.objects.select_for_update(of=("self",))

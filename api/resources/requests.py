@@ -13,6 +13,7 @@ their own (by id, or with ``filterByCurrentUser(on='target'|'createdBy')``).
 """
 
 import json
+import logging
 import uuid
 from datetime import timedelta
 
@@ -39,7 +40,14 @@ from entitlements.models import (
 from entitlements.services import api_requests
 from entitlements.services.requests import request_cancel, request_extend, request_submit
 from extensions.models import CalloutState, CustomExtensionCallout
-from extensions.services import callout_for_resume, request_resume
+from extensions.payload import CALLBACK_DATA
+from extensions.payload import SOURCE as CALLOUT_SOURCE
+from extensions.services import (
+    CALLBACK_STATES,
+    callout_for_resume,
+    callout_id_taken,
+    request_resume,
+)
 
 from ..graph.errors import GraphError, bad_request, forbidden, not_found
 from ..graph.schema import graph_schema
@@ -56,6 +64,7 @@ from .common import GraphDateTimeField
 from .packages import PackageSerializer
 from .policy_serializers import GraphDurationField
 
+logger = logging.getLogger(__name__)
 ANSWER_STRING = "#microsoft.graph.accessPackageAnswerString"
 CUSTOM_EXTENSION_STAGE = "microsoft.graph.accessPackageCustomExtensionStage"
 QUESTION_TYPES = {
@@ -552,6 +561,11 @@ class AssignmentRequestViewSet(GraphViewSet):
         data = body.get("data") if isinstance(body, dict) else None
         if not isinstance(data, dict):
             raise bad_request("Give data: the accessPackageAssignmentRequestCallbackData.")
+        # A callback, never one of our own callouts played back: same secret, same scheme.
+        if str(data.get("@odata.type") or "").lstrip("#") != CALLBACK_DATA:
+            raise bad_request(f"data must be a #{CALLBACK_DATA}.")
+        if body.get("source") == CALLOUT_SOURCE or "callbackUriPath" in data:
+            raise bad_request("This is a callout, not an answer to one.")
         stage = data.get("stage")
         callout_id = data.get("customExtensionStageInstanceId")
         if not isinstance(stage, str) or not isinstance(callout_id, str):
@@ -569,9 +583,16 @@ class AssignmentRequestViewSet(GraphViewSet):
         callout = callout_for_resume(request_id=request_id, callout_id=callout_id)
         if callout is None:
             raise not_found("No callout of that id was made for this request.")
+        if callout_id_taken(headers["webhook-id"]):
+            raise bad_request("The webhook-id of an answer cannot be a callout's id.")
         problem = callout.custom_extension.secret_problem()
         if problem:
-            raise GraphError(status.HTTP_503_SERVICE_UNAVAILABLE, "ServiceUnavailable", problem)
+            logger.warning("Resume of %s refused: %s", callout.pk, problem)
+            raise GraphError(
+                status.HTTP_503_SERVICE_UNAVAILABLE,
+                "ServiceUnavailable",
+                "This extension cannot check signatures now.",
+            )
         try:
             from standardwebhooks import Webhook
 
@@ -582,6 +603,11 @@ class AssignmentRequestViewSet(GraphViewSet):
         state = data.get("state") or ""
         if not isinstance(detail, str) or not isinstance(state, str):
             raise bad_request("customExtensionStageInstanceDetail and state are strings.")
+        if state.lower() not in CALLBACK_STATES:
+            raise bad_request(
+                f"state '{state}' is not an answer: leave it out to continue, or give "
+                "Denied or Canceled."
+            )
         request_resume(
             request_id=request_id, callout_id=callout.pk, stage=stage, state=state, detail=detail
         )
