@@ -229,6 +229,14 @@ if _REVOKE_DAYS < 0:
     )
 APPROVAL_REVOKE_WINDOW = timedelta(days=_REVOKE_DAYS)
 
+# Custom extensions (extensions.models): a signing secret reference names an environment
+# variable starting with CUSTOM_EXTENSION_, or a file inside this directory (unset: no file
+# references); endpoints on loopback, private or link-local addresses only when allowed.
+CUSTOM_EXTENSION_SECRETS_DIR = _strict("str", "CUSTOM_EXTENSION_SECRETS_DIR", default="")
+CUSTOM_EXTENSIONS_ALLOW_PRIVATE_NETWORKS = _strict(
+    "bool", "CUSTOM_EXTENSIONS_ALLOW_PRIVATE_NETWORKS", default=False
+)
+
 # The organisation's own email domains: people with such an address are members, never guests;
 # any other domain is a connected organization's (guests) or unknown.
 INTERNAL_EMAIL_DOMAINS = [
@@ -534,5 +542,10 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": _strict("str", "LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # at INFO they log every URL called, query string (a custom extension's key) included
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+    },
 }
