@@ -432,6 +432,14 @@ def requested_end_of(request, now):
     return request.assignment_policy.assignment_end(request.schedule_start or now)
 
 
+def _current_end_of_extended(request):
+    """When the access an extension request extends ends now (None: not an extension, or
+    the access has no end)."""
+    if request.request_type != RequestType.USER_EXTEND or request.assignment_id is None:
+        return None
+    return request.assignment.schedule_end
+
+
 def shortened_end_check(*, policy_stage, request, approved_end, now):
     """``approved_end`` if an approver of ``policy_stage`` may approve the request until
     then, None when it is the end the request already has; raises InvalidRequest otherwise.
@@ -451,7 +459,16 @@ def shortened_end_check(*, policy_stage, request, approved_end, now):
             _("The access must end after it starts (%(when)s).") % {"when": format_when(start)},
             field=field,
         )
-    requested = requested_end_of(request, now)
+    # Beyond the policy's limit or beyond the end the request asks for, each in its own
+    # words: a request that took the policy's end is not said to have asked for it.
+    limit = request.assignment_policy.assignment_end(request.schedule_start or now)
+    requested = request.schedule_end
+    if limit is not None and approved_end > limit and (requested is None or requested >= limit):
+        raise InvalidRequest(
+            _("The policy gives this access until %(when)s at the latest.")
+            % {"when": format_when(limit)},
+            field=field,
+        )
     if requested is not None and approved_end > requested:
         raise InvalidRequest(
             _(
@@ -461,13 +478,17 @@ def shortened_end_check(*, policy_stage, request, approved_end, now):
             % {"when": format_when(requested)},
             field=field,
         )
-    limit = request.assignment_policy.assignment_end(request.schedule_start or now)
-    if limit is not None and approved_end > limit:
+    current_end = _current_end_of_extended(request)
+    if current_end is not None and approved_end < current_end:
         raise InvalidRequest(
-            _("The policy gives this access until %(when)s at the latest.")
-            % {"when": format_when(limit)},
+            _(
+                "This request extends access that already lasts until %(when)s: approving "
+                "it can't end the access earlier. Choose an end on or after that, or deny it."
+            )
+            % {"when": format_when(current_end)},
             field=field,
         )
+    requested = requested_end_of(request, now)
     if requested is not None and approved_end == requested:
         return None
     return approved_end
@@ -1101,9 +1122,9 @@ def approval_revoke(*, actor, approval, reason, channel, now=None):
     Before anything was delivered the request ends as denied ("approval revoked by ...") and
     its open stages close; once delivery started (a grant claimed by a worker, or delivered)
     the access it gave is removed (an adminRemove of the assignment, through the one removal
-    path). Lock order: the request, then its stages, then the assignment; delivery claims
-    under the assignment's lock, so a claim either happened before (access removed) or finds
-    the assignment ended.
+    path). Lock order: the assignment, then the request, then its stages, as delivery does
+    (it records under the assignment's lock and then settles the request); a claim either
+    happened before (access removed) or finds the assignment ended.
     """
     now = now or timezone.now()
     reason = (reason or "").strip()
@@ -1120,7 +1141,7 @@ def approval_revoke(*, actor, approval, reason, channel, now=None):
             % {"when": format_when(deadline or approval.decided_datetime)}
         )
     with transaction.atomic():
-        request = _lock_request(approval.stage.request_id)
+        assignment, request = _lock_assignment_and_request(approval.stage.request_id)
         stage = RequestApprovalStage.objects.select_for_update().get(pk=approval.stage_id)
         stage.request = request
         approval = StageApprover.objects.select_for_update().get(pk=approval.pk)
@@ -1130,7 +1151,7 @@ def approval_revoke(*, actor, approval, reason, channel, now=None):
             "name": actor.display_name,
             "reason": reason,
         }
-        outcome = _revoke_effect(request, actor, channel, text, now)
+        outcome = _revoke_effect(request, assignment, actor, channel, text, now)
         revocation = ApprovalRevocation.objects.create(
             created=now, approval=approval, revoked_by=actor, reason=reason, outcome=outcome
         )
@@ -1151,16 +1172,37 @@ def approval_revoke(*, actor, approval, reason, channel, now=None):
     return revocation
 
 
-def _revoke_effect(request, actor, channel, text, now):
-    """End ``request`` (locked) or remove what it gave; returns the revocation's outcome."""
-    Outcome = ApprovalRevocation.Outcome
-    assignment = None
-    if request.assignment_id and request.state in DELIVERED_OR_TRIED:
-        assignment = (
-            Assignment.objects.select_for_update(of=("self",))
-            .filter(pk=request.assignment_id)
+def _lock_assignment_and_request(request_id):
+    """The request's assignment (or None) and the request, locked in that order (the
+    delivery worker's); the assignment is read unlocked first, so it is checked again, and
+    when the request got one meanwhile (approved in between), both locks are let go (the
+    savepoint) and taken again in that order, never the assignment's while holding the
+    request's."""
+    while True:
+        savepoint = transaction.savepoint()
+        assignment_id = (
+            AssignmentRequest.objects.filter(pk=request_id)
+            .values_list("assignment_id", flat=True)
             .first()
         )
+        assignment = None
+        if assignment_id is not None:
+            assignment = (
+                Assignment.objects.select_for_update(of=("self",)).filter(pk=assignment_id).first()
+            )
+        request = _lock_request(request_id)
+        if request.assignment_id == assignment_id:
+            transaction.savepoint_commit(savepoint)
+            return assignment, request
+        transaction.savepoint_rollback(savepoint)
+
+
+def _revoke_effect(request, assignment, actor, channel, text, now):
+    """End ``request`` (locked) or remove what it gave (``assignment``, locked before the
+    request, or None); returns the revocation's outcome."""
+    Outcome = ApprovalRevocation.Outcome
+    if request.state not in DELIVERED_OR_TRIED:
+        assignment = None
     started = assignment is not None and _delivery_started(assignment.pk)
     if request.state in NOT_YET_DELIVERED or (
         request.state == RequestState.DELIVERING and not started

@@ -3,7 +3,9 @@
 import threading
 
 import pytest
+from django.db import connection
 
+from approvals import services as approval_services
 from approvals.models import ApprovalRevocation, StageApprover
 from approvals.services import approval_revoke
 from entitlements.models import (
@@ -13,6 +15,7 @@ from entitlements.models import (
     RequestState,
     RequestType,
 )
+from entitlements.services import delivery
 from entitlements.services.delivery import assignment_deliver, assignment_revoke
 from tests.factories import UserFactory
 from tests.lifecycle.assignment_helpers import CountingConnector, run_in_threads, use_connector
@@ -99,3 +102,54 @@ def test_a_delivery_after_the_revocation_calls_no_connector(ann, approved, count
     assert counting.granted == []
     request.refresh_from_db()
     assert request.state == RequestState.DENIED
+
+
+def test_a_revocation_and_the_worker_recording_the_delivery_never_deadlock(
+    ann, approved, counting, monkeypatch
+):
+    """The worker records under the assignment's lock and then settles the request; the
+    revocation, pausing right after it locked the request, must already hold the assignment
+    (same order), so one waits for the other instead of PostgreSQL killing one of them."""
+    request, approval = approved
+    worker_holds_assignment, revocation_holds_request = threading.Event(), threading.Event()
+    settle, lock_request = delivery._settle_request, approval_services._lock_request
+
+    def settle_slowly(*args, **kwargs):
+        worker_holds_assignment.set()
+        revocation_holds_request.wait(3)
+        return settle(*args, **kwargs)
+
+    def lock_request_slowly(*args, **kwargs):
+        row = lock_request(*args, **kwargs)
+        revocation_holds_request.set()
+        worker_holds_assignment.wait(3)
+        return row
+
+    monkeypatch.setattr(delivery, "_settle_request", settle_slowly)
+    monkeypatch.setattr(approval_services, "_lock_request", lock_request_slowly)
+    errors, results = [], {}
+
+    def run(name, work):
+        try:
+            results[name] = work()
+        except BaseException as error:  # noqa: BLE001 - the test reports every failure
+            errors.append(f"{name}: {type(error).__name__}: {error}")
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(
+            target=run,
+            args=("deliver", lambda: assignment_deliver(assignment_id=request.assignment_id)),
+        ),
+        threading.Thread(target=run, args=("revoke", lambda: revoke(ann, approval))),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    assert errors == []
+    assert results["revoke"].outcome in set(ApprovalRevocation.Outcome)
+    request.assignment.refresh_from_db()
+    assert not request.assignment.is_open
