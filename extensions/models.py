@@ -2,7 +2,12 @@
 the outbox of calls (Graph customCalloutExtension, customExtensionStageSetting,
 customExtensionCalloutInstance)."""
 
+import base64
+import binascii
+import os
+import re
 from datetime import timedelta
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -13,7 +18,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from directory.models import BaseModel
-from entitlements.connectors.base import ConnectorRefused, system_secret
+from entitlements.connectors.base import ConnectorRefused
 from entitlements.extension import ExtensionStage
 from entitlements.models import (
     AccessPackage,
@@ -27,6 +32,10 @@ from entitlements.querysets import RestrictedQuerySet
 # Entra lets a request wait for an extension's answer for at most 14 days.
 MAX_WAIT = timedelta(days=14)
 MIN_WAIT = timedelta(minutes=5)
+# Secrets: only variables meant for them (never DATABASE_URL), and keys long enough to sign.
+SECRET_VARIABLE_PREFIX = "CUSTOM_EXTENSION_"
+SECRET_VARIABLE_NAME = re.compile(rf"{SECRET_VARIABLE_PREFIX}[A-Z0-9_]+")
+MIN_SECRET_BYTES = 24
 
 
 class Stage(models.TextChoices):
@@ -74,8 +83,9 @@ class CustomExtension(BaseModel):
         _("signing secret reference"),
         max_length=512,
         help_text=_(
-            "The name of the environment variable, or the path of the file, that holds the "
-            "Standard Webhooks signing secret (whsec_...); never the secret itself."
+            "The name of the environment variable (CUSTOM_EXTENSION_...), or the path of the "
+            "file inside CUSTOM_EXTENSION_SECRETS_DIR, that holds the Standard Webhooks signing "
+            "secret (whsec_...); never the secret itself."
         ),
     )
     timeout_seconds = models.PositiveIntegerField(
@@ -133,28 +143,70 @@ class CustomExtension(BaseModel):
             raise ValidationError(errors)
 
     def secret(self):
-        """The signing secret, read now from where ``secret_reference`` points."""
-        secret = system_secret(self)
-        if not secret:
+        """The signing secret, read now from where ``secret_reference`` points: an environment
+        variable named CUSTOM_EXTENSION_..., or a file inside CUSTOM_EXTENSION_SECRETS_DIR.
+        Raises ConnectorRefused saying what is wrong; never whether a file outside exists."""
+        reference = (self.secret_reference or "").strip()
+        if os.sep in reference or reference.startswith((".", "~")):
+            secret = _read_secret_file(reference)
+        elif SECRET_VARIABLE_NAME.fullmatch(reference):
+            if reference not in os.environ:
+                raise ConnectorRefused(
+                    _("The environment variable %(name)s is not set.") % {"name": reference}
+                )
+            secret = os.environ[reference]
+        else:
             raise ConnectorRefused(
-                _("The signing secret of %(name)s is empty.") % {"name": self.display_name}
+                _(
+                    "Name an environment variable starting with %(prefix)s (capitals, digits "
+                    "and _), or the path of a file inside CUSTOM_EXTENSION_SECRETS_DIR."
+                )
+                % {"prefix": SECRET_VARIABLE_PREFIX}
+            )
+        secret = secret.strip()
+        encoded = secret.removeprefix("whsec_")
+        try:
+            key = base64.b64decode(encoded, validate=True) if encoded != secret else b""
+        except (binascii.Error, ValueError):
+            key = b""
+        if len(key) < MIN_SECRET_BYTES:
+            raise ConnectorRefused(
+                _(
+                    "The secret %(reference)s points to is not a Standard Webhooks secret: "
+                    "whsec_ followed by the base64 of at least %(bytes)s random bytes."
+                )
+                % {"reference": reference, "bytes": MIN_SECRET_BYTES}
             )
         return secret
 
     def secret_problem(self):
         """Why the secret cannot be used, or "" (for the admin's form and each call)."""
-        from standardwebhooks import Webhook
-
         try:
-            Webhook(self.secret())
+            self.secret()
         except ConnectorRefused as exc:
             return str(exc)
-        except Exception:  # noqa: BLE001 - the library raises several kinds for a bad secret
-            return _(
-                "The secret %(reference)s points to is not a Standard Webhooks secret "
-                "(whsec_ followed by base64)."
-            ) % {"reference": self.secret_reference}
         return ""
+
+
+def _read_secret_file(reference):
+    directory = getattr(settings, "CUSTOM_EXTENSION_SECRETS_DIR", "")
+    if not directory:
+        raise ConnectorRefused(
+            _("Secret files are turned off: set CUSTOM_EXTENSION_SECRETS_DIR to their directory.")
+        )
+    root = Path(directory).resolve()
+    # resolve() follows links, so a link inside the directory to a file outside is refused too
+    path = Path(reference).expanduser().resolve()
+    if not path.is_relative_to(root):
+        raise ConnectorRefused(
+            _("A secret file must be inside %(directory)s.") % {"directory": root}
+        )
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeError):
+        raise ConnectorRefused(
+            _("The secret file %(path)s cannot be read.") % {"path": path}
+        ) from None
 
 
 class CustomExtensionStageSetting(BaseModel):

@@ -10,7 +10,7 @@ from standardwebhooks import Webhook
 
 from extensions.models import Behavior, CustomExtension, CustomExtensionStageSetting
 
-SECRET_VARIABLE = "EXTENSION_TEST_SIGNING_SECRET"
+SECRET_VARIABLE = "CUSTOM_EXTENSION_TEST_SIGNING_SECRET"
 RESUME_URL = "/v1.0/identityGovernance/entitlementManagement/assignmentRequests/{id}/resume"
 
 

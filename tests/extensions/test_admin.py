@@ -107,7 +107,7 @@ def test_a_missing_secret_reference_is_a_field_error(client, extension, monkeypa
 
     assert posted.status_code == 200
     errors = posted.context["adminform"].form.errors
-    assert "neither an environment variable nor a file path" in str(errors["secret_reference"])
+    assert "CUSTOM_EXTENSION_TEST_SIGNING_SECRET is not set" in str(errors["secret_reference"])
 
 
 def test_a_plain_http_endpoint_is_refused_outside_local_testing(extension, settings):

@@ -12,7 +12,7 @@ from entitlements.services.ending import assignment_remove
 from entitlements.services.requests import request_submit
 from extensions import services
 from extensions.models import CalloutState, CustomExtensionCallout, Stage
-from tests.extensions.helpers import attach_extension
+from tests.extensions.helpers import SECRET_VARIABLE, attach_extension
 from tests.lifecycle.requests_setup import give_assignment, open_policy, package_with_roles
 
 pytestmark = pytest.mark.django_db
@@ -135,19 +135,20 @@ def test_a_missing_secret_is_recorded_on_the_attempt_and_nothing_is_sent(
 ):
     policy = open_policy()
     attach_extension(policy, Stage.REQUEST_GRANTED, url=receiver.url)
-    monkeypatch.delenv("EXTENSION_TEST_SIGNING_SECRET")
+    monkeypatch.delenv(SECRET_VARIABLE)
 
     submit(requester, policy, django_capture_on_commit_callbacks)
 
     callout = CustomExtensionCallout.objects.get()
     assert callout.state == CalloutState.PENDING
-    assert "neither an environment variable nor a file path" in callout.attempts[0]["error"]
+    assert "CUSTOM_EXTENSION_TEST_SIGNING_SECRET is not set" in callout.attempts[0]["error"]
     assert receiver.calls == []
 
 
 def test_a_secret_in_a_file_signs_the_callout(
-    requester, receiver, tmp_path, django_capture_on_commit_callbacks
+    requester, receiver, tmp_path, settings, django_capture_on_commit_callbacks
 ):
+    settings.CUSTOM_EXTENSION_SECRETS_DIR = str(tmp_path)
     secret_file = tmp_path / "hr-extension"
     secret_file.write_text(receiver.secret + "\n")
     policy = open_policy()
