@@ -9,7 +9,8 @@ from django.urls import reverse
 from approvals.links import decision_url
 from approvals.models import ReviewResult, StageApprover
 from entitlements.errors import InvalidRequest
-from entitlements.models import AuditEvent
+from entitlements.models import Assignment, AuditEvent, Channel
+from entitlements.services.requests import request_extend
 from notifications.models import Notification, NotificationKind
 from notifications.services import render_notification
 from tests.approvals_quorum.setup import decide, quorum_policy, submitted
@@ -74,10 +75,64 @@ def test_it_refuses_an_end_later_than_the_request_asks_for(requester, ann):
 def test_it_refuses_an_end_beyond_the_policy_limit_when_the_request_gives_none(requester, ann):
     request = submitted(requester, shortening_policy(ann, days=30))
 
-    with pytest.raises(InvalidRequest, match="no later than"):
+    with pytest.raises(
+        InvalidRequest,
+        match="The policy gives this access until 2027-02-09 09:00 UTC at the latest",
+    ) as refused:
         decide(ann, request, approved_end=NOW + timedelta(days=31))
 
+    assert "which the request asks for" not in str(refused.value)
+
     assert request.approval_stages.get().is_open
+
+
+def extensible_policy(ann):
+    policy = shortening_policy(ann, days=30)
+    policy.enable_targets_to_self_update_access = True
+    policy.is_approval_required_for_update = True
+    policy.save()
+    return policy
+
+
+@pytest.fixture
+def assignment_20_days_later(requester, ann):
+    """The requester's 30-day access, granted on NOW, with the clock 20 days later."""
+    decide(ann, submitted(requester, extensible_policy(ann)))
+    with time_machine.travel(NOW + timedelta(days=20), tick=False):
+        yield Assignment.objects.get(target=requester)
+
+
+def test_approving_an_extension_cannot_end_the_access_before_it_ends_now(
+    requester, ann, assignment_20_days_later
+):
+    assignment = assignment_20_days_later
+    current_end = assignment.schedule_end
+    extension = request_extend(actor=requester, assignment=assignment, channel=Channel.PORTAL)
+
+    with pytest.raises(InvalidRequest, match="can't end the access earlier") as refused:
+        decide(ann, extension, approved_end=NOW + timedelta(days=21))
+
+    assert refused.value.field == "approved_end"
+    assignment.refresh_from_db()
+    assert assignment.schedule_end == current_end
+    extension.refresh_from_db()
+    assert extension.approval_stages.get().is_open
+    assert StageApprover.objects.get(stage__request=extension).decision == (
+        ReviewResult.NOT_REVIEWED
+    )
+
+
+def test_an_extension_may_be_approved_until_an_end_between_the_current_and_the_asked_one(
+    requester, ann, assignment_20_days_later
+):
+    assignment = assignment_20_days_later
+    extension = request_extend(actor=requester, assignment=assignment, channel=Channel.PORTAL)
+    between = assignment.schedule_end + timedelta(days=5)
+
+    decide(ann, extension, approved_end=between)
+
+    extension.refresh_from_db()
+    assert extension.schedule_end == between
 
 
 def test_it_refuses_an_end_in_the_past(requester, ann):
