@@ -4,8 +4,10 @@ customExtensionCalloutInstance)."""
 
 import base64
 import binascii
+import ipaddress
 import os
 import re
+import socket
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -65,6 +67,49 @@ class Behavior(models.TextChoices):
 def allows_http():
     """Plain http endpoints only for local work: DEBUG, or the explicit setting (tests)."""
     return getattr(settings, "CUSTOM_EXTENSIONS_ALLOW_HTTP", settings.DEBUG)
+
+
+def allows_private_networks():
+    return getattr(settings, "CUSTOM_EXTENSIONS_ALLOW_PRIVATE_NETWORKS", False)
+
+
+def _not_public(address):
+    address = ipaddress.ip_address(address.split("%", 1)[0])
+    address = getattr(address, "ipv4_mapped", None) or address
+    return (
+        address.is_private
+        or address.is_loopback
+        or address.is_link_local
+        or address.is_reserved
+        or address.is_multicast
+        or address.is_unspecified
+        or not address.is_global  # shared (100.64/10), documentation ranges, ...
+    )
+
+
+def endpoint_address_problem(url):
+    """Why ``url`` may not be called (its host is or resolves to a loopback, private,
+    link-local or metadata address), or "". A name that does not resolve is no problem here:
+    its call fails on its own. Checked when saving and again before each call."""
+    if allows_private_networks():
+        return ""
+    try:
+        parts = urlsplit(url or "")
+        host, port = parts.hostname, parts.port or 443
+    except ValueError:
+        return ""
+    if not host:
+        return ""
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)}
+    except (OSError, UnicodeError):
+        return ""
+    if any(_not_public(address) for address in addresses):
+        return str(PRIVATE_ADDRESS_REFUSED)
+    return ""
+
+
+PRIVATE_ADDRESS_REFUSED = _("refused: the endpoint resolves to a private address")
 
 
 class CustomExtension(BaseModel):
@@ -133,6 +178,11 @@ class CustomExtension(BaseModel):
         scheme = urlsplit(self.endpoint_url or "").scheme
         if scheme != "https" and not (scheme == "http" and allows_http()):
             errors["endpoint_url"] = _("The endpoint must be an https URL.")
+        elif endpoint_address_problem(self.endpoint_url):
+            errors["endpoint_url"] = _(
+                "The endpoint resolves to a loopback, private, link-local or metadata "
+                "address; custom extensions call only public addresses."
+            )
         if self.max_wait is not None and not MIN_WAIT <= self.max_wait <= MAX_WAIT:
             errors["max_wait"] = _("The maximum wait is between 5 minutes and 14 days.")
         if self.secret_reference:

@@ -36,12 +36,14 @@ from entitlements.queue import enqueue_named
 from entitlements.services.requests import RequestStatus, format_when, request_advance, request_deny
 
 from .models import (
+    PRIVATE_ADDRESS_REFUSED,
     WAITABLE_STAGES,
     WAITING_STATES,
     CalloutState,
     CustomExtensionCallout,
     CustomExtensionStageSetting,
     Stage,
+    endpoint_address_problem,
 )
 from .payload import body_bytes, callout_payload, signature_headers
 
@@ -288,6 +290,8 @@ def _claim(callout_id, now):
 def _post(callout):
     """POST the callout; returns (HTTP status or None, error or "")."""
     extension = callout.custom_extension
+    if endpoint_address_problem(extension.endpoint_url):
+        return None, str(PRIVATE_ADDRESS_REFUSED)
     try:
         body = body_bytes(callout.payload)
         # Signed at the moment it leaves, so the receiver's clock check sees a fresh timestamp.

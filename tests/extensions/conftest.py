@@ -63,6 +63,7 @@ def signing_secret(monkeypatch):
 def receiver(signing_secret, settings):
     """An http.server on a free port of 127.0.0.1, in a thread of this process."""
     settings.CUSTOM_EXTENSIONS_ALLOW_HTTP = True
+    settings.CUSTOM_EXTENSIONS_ALLOW_PRIVATE_NETWORKS = True  # it listens on 127.0.0.1
     received = Receiver(signing_secret)
 
     class Handler(http.server.BaseHTTPRequestHandler):
