@@ -22,6 +22,7 @@ from entitlements.models import (
     Question,
     QuestionChoice,
     QuestionLocalization,
+    QuorumMode,
     StageApproverSet,
 )
 from entitlements.policy_config import (
@@ -219,6 +220,9 @@ AUTOMATIC_OFF = [
 ]
 # Product settings Graph has no property for: a PUT keeps them as they were.
 KEPT_ON_REPLACE = ["review_is_auto_apply_enabled"]
+# A stage's product extensions a Graph client does not know: a PUT that leaves them out keeps
+# the values of the stage with the same number.
+STAGE_KEPT_ON_REPLACE = ["quorum_mode", "quorum_count", "approvers_may_shorten"]
 
 
 class PolicyBody:
@@ -228,7 +232,12 @@ class PolicyBody:
         self.subject_paths, self.stage_paths, self.question_paths = [], [], []
         self.policy = self._policy(values, package, current)
         self.subject_sets = self._subjects(values)
-        self.stages = self._stages(values.get("stages", []))
+        old_stages = (
+            {stage.sequence: stage for stage in current.approval_stages.all()}
+            if current is not None
+            else {}
+        )
+        self.stages = self._stages(values.get("stages", []), old_stages)
         old = {q.pk: q for q in current.questions.all()} if current is not None else {}
         self.questions = self._questions(values.get("questions", []), old)
 
@@ -259,7 +268,7 @@ class PolicyBody:
                 self.subject_paths.append(f"{path}.{i}")
         return rows
 
-    def _stages(self, items):
+    def _stages(self, items, old):
         plans = []
         for i, item in enumerate(items):
             approvers, paths = [], []
@@ -269,6 +278,11 @@ class PolicyBody:
                     paths.append(f"{name}.{j}")
             fields = {k: v for k, v in item.items() if not k.startswith("approvers:")}
             fields.pop("approverInformationVisibility", None)
+            if i + 1 in old:
+                for name in STAGE_KEPT_ON_REPLACE:
+                    fields.setdefault(name, getattr(old[i + 1], name))
+                if fields["quorum_mode"] != QuorumMode.SOME_OF and "quorum_count" not in item:
+                    fields["quorum_count"] = None  # the old count went with the old mode
             plans.append(StagePlan(ApprovalStage(sequence=i + 1, **fields), approvers))
             self.stage_paths.append((f"requestApprovalSettings.stages.{i}", paths))
         return plans
