@@ -18,6 +18,7 @@ from django.utils.translation import gettext as _
 from notifications.templatetags.sentences import one_full_stop
 
 from .models import ReviewResult, StageApprover, StageStatus
+from .selectors import decided_in_place_of
 
 SALT = "approvals.decision-link.v1"
 DECISIONS = {"approve": ReviewResult.APPROVED, "deny": ReviewResult.DENIED}
@@ -108,4 +109,13 @@ def link_check(token, *, user, now=None):
             check.problem = _("You are no longer an approver of this request.")
         elif row.decision != ReviewResult.NOT_REVIEWED:
             check.problem = _("You already decided this request; it waits for the other approvers.")
+        elif (other := decided_in_place_of(row)) is not None:
+            if row.on_behalf_of_id:
+                check.problem = _(
+                    "%(name)s already decided this request; you were asked on their behalf."
+                ) % {"name": other.user.display_name}
+            else:
+                check.problem = _("%(name)s already decided this request on your behalf.") % {
+                    "name": other.user.display_name
+                }
     return check

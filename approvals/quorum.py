@@ -5,7 +5,8 @@ A stage in ``anyOne`` mode (Graph's only mode) is decided by its first approval.
 manager, ...) must approve through one of its people; one person's approval counts for every
 entry they were resolved from, and a fallback or escalation approver (resolved from no
 entry) stands in for all the entries still missing. In ``someOf`` mode ``quorum_count``
-different people must approve, whichever way they became approvers. In every mode the first
+different people must approve, whichever way they became approvers (a delegate approving
+on behalf of an approver counts as that approver, once). In every mode the first
 denial decides the stage, and each person decides once.
 """
 
@@ -94,7 +95,8 @@ def progress_of(*, policy_stage, approvers, entries=None):
     progress = QuorumProgress(mode=policy_stage.quorum_mode, approved=[r.user for r in approved])
     if policy_stage.quorum_mode == QuorumMode.SOME_OF:
         progress.needed = policy_stage.quorum_count or 1
-        progress.done = len({row.user_id for row in approved})
+        # An approver and their delegate are one say, whichever of them approved.
+        progress.done = len({row.on_behalf_of_id or row.user_id for row in approved})
     elif policy_stage.quorum_mode == QuorumMode.ONE_FROM_EACH:
         entries = primary_entries(policy_stage) if entries is None else entries
         progress.needed = max(len(entries), 1)

@@ -1,6 +1,7 @@
 """Reads shared by My Access, the email decision page, the admin and the API."""
 
 from django.db.models import Exists, F, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from entitlements import permissions
@@ -44,11 +45,39 @@ def declare_scopes():
     )
 
 
+def _authority():
+    """Whose say a StageApprover row is: the approver's, also when their delegate decides."""
+    return Coalesce("on_behalf_of_id", "user_id")
+
+
+def decided_in_place_of(row):
+    """The decided row of the same stage that spoke for ``row``'s approver (the approver
+    themselves, or their delegate), or None: an approver and their delegate decide once."""
+    authority = row.on_behalf_of_id or row.user_id
+    return (
+        StageApprover.objects.filter(stage_id=row.stage_id)
+        .exclude(pk=row.pk)
+        .exclude(decision=ReviewResult.NOT_REVIEWED)
+        .filter(Q(user_id=authority) | Q(on_behalf_of_id=authority))
+        .select_related("user", "on_behalf_of")
+        .first()
+    )
+
+
 def pending_stages_for(*, user, now=None):
     """Open stages waiting for ``user``'s decision, oldest deadline first (a quorum stage they
-    already approved waits for the others, not for them)."""
-    decided = StageApprover.objects.filter(stage=OuterRef("pk"), user=user).exclude(
-        decision=ReviewResult.NOT_REVIEWED
+    already approved waits for the others, not for them; nor one their approver, or their
+    delegate, already decided for them)."""
+    my_authority = (
+        StageApprover.objects.filter(stage=OuterRef(OuterRef("pk")), user=user)
+        .annotate(authority=_authority())
+        .values("authority")[:1]
+    )
+    decided = (
+        StageApprover.objects.filter(stage=OuterRef("pk"))
+        .exclude(decision=ReviewResult.NOT_REVIEWED)
+        .annotate(authority=_authority())
+        .filter(Q(user=user) | Q(authority=Subquery(my_authority)))
     )
     return (
         RequestApprovalStage.objects.restrict(user, "approve")
@@ -92,9 +121,10 @@ def can_decide(*, user, stage):
         return False
     if user.pk in (request.target_id, request.requestor_id):
         return False
-    return StageApprover.objects.filter(
+    row = StageApprover.objects.filter(
         stage=stage, user=user, decision=ReviewResult.NOT_REVIEWED
-    ).exists()
+    ).first()
+    return row is not None and decided_in_place_of(row) is None
 
 
 def delegations_of(*, user):

@@ -52,6 +52,7 @@ from .models import (
     StageStatus,
 )
 from .quorum import entry_label, stage_progress
+from .selectors import decided_in_place_of
 from .signals import approval_revoked, stage_decided, stage_escalated, stage_opened
 
 SetPurpose = StageApproverSet.Purpose
@@ -370,6 +371,9 @@ def stage_decide(*, actor, stage, decision, justification="", channel, approved_
         stage.decided_as = row  # the audit events of the decision say on whose behalf
         if row.decision != ReviewResult.NOT_REVIEWED:
             raise StateConflict(_already_decided_message(row))
+        decided_for_me = decided_in_place_of(row)
+        if decided_for_me is not None:
+            raise StateConflict(_decided_in_place_message(row, decided_for_me))
         if approved_end is not None:
             # Another approver of the stage may have shortened it meanwhile.
             approved_end = shortened_end_check(
@@ -416,6 +420,21 @@ def stage_decide(*, actor, stage, decision, justification="", channel, approved_
             % {"reason": conflict}
         )
     return stage
+
+
+def _decided_in_place_message(row, other):
+    """Why ``row``'s person may not decide: ``other`` (their approver, or their delegate)
+    already decided for the same approver."""
+    details = {"name": other.user.display_name, "when": format_when(other.decided_datetime)}
+    if row.on_behalf_of_id:
+        return (
+            _(
+                "%(name)s already decided this request at %(when)s; you were asked on their "
+                "behalf, so there is nothing left for you to decide."
+            )
+            % details
+        )
+    return _("%(name)s already decided this request on your behalf at %(when)s.") % details
 
 
 def _already_decided_message(row):
