@@ -913,7 +913,10 @@ def approvals_reresolve_managers(*, target_ids, reason="", data=None, now=None):
         )
         for request, stage in _locked_open_stages(stages):
             sets = list(StageApproverSet.objects.filter(stage_id=stage.policy_stage_id))
-            current = {row.user_id: row for row in stage.approvers.all()}
+            rows = list(stage.approvers.all())
+            # A delegate's row stays with its approver: it goes only when they go.
+            current = {row.user_id: row for row in rows if row.on_behalf_of_id is None}
+            present = {row.user_id for row in rows}
             added, removed = [], []
             for pair in _pairs_of(stage):
                 if not any(s.subject_type in MANAGER_SUBJECTS for s in sets if s.purpose in pair):
@@ -926,8 +929,14 @@ def approvals_reresolve_managers(*, target_ids, reason="", data=None, now=None):
                 ]
                 # One row per approver: primary and escalation sets may both name the new manager.
                 for person, kind in now_resolved:
-                    if person.pk not in current and person.pk not in {p.pk for p, _k in added}:
+                    if person.pk not in present and person.pk not in {p.pk for p, _k in added}:
                         added.append((person, kind))
+            gone = {row.user_id for row in removed}
+            removed = list(
+                {
+                    row.pk: row for row in removed + [r for r in rows if r.on_behalf_of_id in gone]
+                }.values()
+            )
             if not added and not removed:
                 continue
             StageApprover.objects.filter(pk__in=[row.pk for row in removed]).delete()
