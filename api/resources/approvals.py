@@ -13,7 +13,8 @@ from django.db.models import Exists, OuterRef, Prefetch, Q
 from rest_framework import serializers
 from rest_framework.decorators import action
 
-from approvals.models import RequestApprovalStage, ReviewResult, StageStatus
+from approvals.models import OPEN_STAGE_STATUSES, RequestApprovalStage, ReviewResult, StageStatus
+from approvals.selectors import pending_stages_for
 from approvals.services import stage_decide
 from entitlements.models import AssignmentRequest, Channel
 
@@ -85,8 +86,17 @@ class StageDecisionSerializer(InputSerializer):
 
 
 def stages_for(user):
-    """Stage rows as the API shows them: who decided, and whether they wait for ``user``."""
-    mine = RequestApprovalStage.objects.restrict(user, "approve").filter(pk=OuterRef("pk"))
+    """Stage rows as the API shows them: who decided, and whether they are ``user``'s to
+    review: a closed stage they were asked to approve, or an open one still waiting for their
+    decision (not a quorum stage they, or their approver or delegate, already approved)."""
+    mine = (
+        RequestApprovalStage.objects.restrict(user, "approve")
+        .filter(pk=OuterRef("pk"))
+        .filter(
+            ~Q(status__in=OPEN_STAGE_STATUSES)
+            | Q(pk__in=pending_stages_for(user=user).values("pk"))
+        )
+    )
     return (
         RequestApprovalStage.objects.select_related("reviewed_by")
         .annotate(assigned_to_me=Exists(mine))

@@ -223,3 +223,28 @@ def test_someone_else_cannot_decide_or_shorten_through_the_api(client, requester
     assert response.status_code in (403, 404)
     request.refresh_from_db()
     assert request.schedule_end is None
+
+
+def test_a_quorum_stage_i_approved_is_no_longer_assigned_to_me_while_it_waits_for_others(
+    client, requester
+):
+    ann, ben, carl = UserFactory(), UserFactory(), UserFactory()
+    policy = quorum_policy(users=[ann, ben, carl], mode=QuorumMode.SOME_OF, count=2)
+    request = submitted(requester, policy)
+    stage = RequestApprovalStage.objects.get(request=request)
+    client.force_login(ann)
+
+    before = client.get(f"{APPROVALS}/{request.pk}").json()["stages"][0]["assignedToMe"]
+    approved = client.patch(
+        f"{APPROVALS}/{request.pk}/stages/{stage.pk}",
+        {"reviewResult": "Approve"},
+        content_type="application/json",
+    )
+    after_mine = client.get(f"{APPROVALS}/{request.pk}").json()["stages"][0]
+    client.force_login(ben)
+    for_ben = client.get(f"{APPROVALS}/{request.pk}").json()["stages"][0]
+
+    assert approved.status_code == 204, approved.content
+    assert before is True
+    assert (after_mine["status"], after_mine["assignedToMe"]) == ("InProgress", False)
+    assert for_ben["assignedToMe"] is True
