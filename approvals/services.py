@@ -283,14 +283,27 @@ def _closed_stage_message(stage):
             "name": stage.reviewed_by.display_name,
             "when": format_when(stage.reviewed_datetime),
         }
-        if stage.review_result == ReviewResult.APPROVED:
-            return _("This stage was already approved by %(name)s at %(when)s.") % details
-        return _("This stage was already denied by %(name)s at %(when)s.") % details
+        if stage.review_result != ReviewResult.APPROVED:
+            return _("This stage was already denied by %(name)s at %(when)s.") % details
+        if stage.approvers.filter(decision=ReviewResult.APPROVED).count() > 1:
+            return _(
+                "This stage already has the approvals it needs; the last was given by "
+                "%(name)s at %(when)s."
+            ) % details
+        return _("This stage was already approved by %(name)s at %(when)s.") % details
+    # A quorum stage can close with some approvals given: not "nobody decided" then.
+    partly_approved = stage.approvers.filter(decision=ReviewResult.APPROVED).exists()
     if stage.status == StageStatus.EXPIRED:
-        return _("Nobody decided this stage in time: the request expired at %(when)s.") % {
-            "when": format_when(stage.deadline)
-        }
+        when = {"when": format_when(stage.deadline)}
+        if partly_approved:
+            return _(
+                "This stage did not get all the approvals it needs in time: the request "
+                "expired at %(when)s."
+            ) % when
+        return _("Nobody decided this stage in time: the request expired at %(when)s.") % when
     if stage.status == StageStatus.CANCELED:
+        if partly_approved:
+            return _("This request was closed before this stage got all its approvals.")
         return _("This request was closed before anyone decided it.")
     return _("This stage is not open for decisions.")
 
@@ -843,9 +856,12 @@ def approvals_reroute_from(*, user, reason="", data=None, now=None):
     with transaction.atomic():
         stages = RequestApprovalStage.objects.filter(approvers__user=user)
         for request, stage in _locked_open_stages(stages):
-            # An approval they gave a quorum stage before they left still counts.
+            # An approval they gave a quorum stage before they left still counts; their
+            # delegate, asked on their behalf, is no longer asked either.
             StageApprover.objects.filter(
-                stage=stage, user=user, decision=ReviewResult.NOT_REVIEWED
+                Q(user=user) | Q(on_behalf_of=user),
+                stage=stage,
+                decision=ReviewResult.NOT_REVIEWED,
             ).delete()
             others = stage.approvers.filter(
                 user__is_active=True, decision=ReviewResult.NOT_REVIEWED

@@ -2,8 +2,9 @@
 
 import pytest
 
-from approvals.services import approvals_reresolve_managers
-from entitlements.models import SubjectType
+from approvals.services import approvals_reresolve_managers, approvals_reroute_from
+from entitlements.models import RequestState, SubjectType
+from entitlements.services.requests import RequestStatus
 from tests.factories import (
     AccessPackageFactory,
     ApprovalStageFactory,
@@ -15,7 +16,7 @@ from tests.factories import (
     grant_role,
 )
 
-from .conftest import approvers_of, delegate, submit
+from .conftest import approvers_of, delegate, make_package, submit
 
 pytestmark = pytest.mark.django_db
 
@@ -69,3 +70,30 @@ def test_the_managers_delegate_goes_with_the_manager(ben, carl, mona, rita):
     approvals_reresolve_managers(target_ids=[rita.pk])
 
     assert approvers_of(request) == {("Max Manager", None), ("Carl Example", None)}
+
+
+def test_a_leaver_takes_their_delegate_off_their_stages(ann, ben, carl):
+    package = make_package("Finance reports", ann, carl)
+    delegate(ann, ben)
+    request = submit(UserFactory(), package)
+    ann.is_active = False
+    ann.save()
+
+    approvals_reroute_from(user=ann)
+
+    assert approvers_of(request) == {("Carl Example", None)}
+
+
+def test_a_leaver_whose_delegate_was_the_only_one_left_gets_the_stage_resolved_again(ann, ben):
+    package = make_package("Finance reports", ann)
+    delegate(ann, ben)
+    request = submit(UserFactory(), package)
+    ann.is_active = False
+    ann.save()
+
+    approvals_reroute_from(user=ann)
+
+    request.refresh_from_db()
+    assert ("Ben Example", "Ann Example") not in approvers_of(request)
+    assert request.state == RequestState.DENIED
+    assert request.status == RequestStatus.NO_APPROVERS
