@@ -1280,6 +1280,17 @@ def _revoke_effect(request, assignment, actor, channel, text, now):
         )
     if not assignment.is_open:
         raise StateConflict(_("The access this approval gave has already ended."))
+    if request.state == RequestState.DELIVERING:
+        # A worker is delivering it right now: the request ends with the revocation (not as
+        # access that "ended before it was delivered"), and what the worker grants is revoked.
+        request_deny(
+            request=request,
+            status=RequestStatus.DENIED,
+            reason=text,
+            actor=actor,
+            channel=channel,
+            now=now,
+        )
     _remove_assignment(assignment, actor, channel, text, now)
     return Outcome.ACCESS_REMOVED
 

@@ -11,12 +11,14 @@ from approvals.services import approval_revoke
 from entitlements.models import (
     AssignmentRequest,
     AssignmentState,
+    AuditEvent,
     Channel,
     RequestState,
     RequestType,
 )
 from entitlements.services import delivery
 from entitlements.services.delivery import assignment_deliver, assignment_revoke
+from entitlements.services.requests import RequestStatus
 from tests.factories import UserFactory
 from tests.lifecycle.assignment_helpers import CountingConnector, run_in_threads, use_connector
 from tests.services import require_postgres
@@ -90,6 +92,11 @@ def test_a_revocation_during_a_running_delivery_removes_the_access_it_gave(ann, 
     ).exists()
     request.assignment.refresh_from_db()
     assert request.assignment.state == AssignmentState.EXPIRED
+    request.refresh_from_db()
+    assert (request.state, request.status) == (RequestState.DENIED, RequestStatus.DENIED)
+    denial = AuditEvent.objects.get(request=request, action="request.deny")
+    assert denial.reason == "Approval revoked by Ann Example: Approved by mistake"
+    assert not AuditEvent.objects.filter(request=request, action="request.canceled").exists()
 
 
 def test_a_delivery_after_the_revocation_calls_no_connector(ann, approved, counting):
