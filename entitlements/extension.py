@@ -30,10 +30,20 @@ class ExtensionSteps(Protocol):
     def assignments_removed(self, *, assignment_ids, now) -> None:
         """Write the callouts of the assignments that just ended (inside their transaction)."""
 
+    def calls_on_request(self, *, policy_id):
+        """A boolean expression (to annotate a query with): whether the policy ``policy_id``
+        (an ``OuterRef``) calls an extension when a request is created or approved; then its
+        requests must each go through ``request_submit``, never a set-based shortcut."""
+
 
 class NoExtensions:
     def hold_request(self, *, request, stage, now):
         return False
+
+    def calls_on_request(self, *, policy_id):
+        from django.db.models import BooleanField, Value
+
+        return Value(False, output_field=BooleanField())
 
     def assignments_removed(self, *, assignment_ids, now):
         return None

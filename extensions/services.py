@@ -15,7 +15,7 @@ from functools import partial
 
 import httpx
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Exists, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -187,6 +187,13 @@ class Steps(ExtensionSteps):
             now=now,
         )
         return any(c.waits for c in written)
+
+    def calls_on_request(self, *, policy_id):
+        return Exists(
+            CustomExtensionStageSetting.objects.filter(
+                policy_id=policy_id, stage__in=WAITABLE_STAGES
+            )
+        )
 
     def assignments_removed(self, *, assignment_ids, now):
         ended = list(

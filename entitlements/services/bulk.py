@@ -16,7 +16,7 @@ from datetime import timedelta
 from functools import partial
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, OuterRef
 from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -25,6 +25,7 @@ from directory.models import GroupMembership, User
 
 from ..audit import audit_bulk, audit_event
 from ..errors import DomainError, InvalidRequest, PermissionDenied, StateConflict
+from ..extension import extension_steps
 from ..models import (
     ADD_REQUEST_TYPES,
     OPEN_ASSIGNMENT_STATES,
@@ -387,6 +388,11 @@ def _run_batches(job_id, batch_size, now):
             job = (
                 BulkJob.objects.select_for_update(of=("self",))
                 .select_related("access_package__catalog", "assignment_policy", "actor")
+                .annotate(
+                    calls_extensions=extension_steps().calls_on_request(
+                        policy_id=OuterRef("assignment_policy_id")
+                    )
+                )
                 .get(pk=job_id)
             )
             if job.state not in BulkJob.OPEN_STATES:
@@ -402,13 +408,17 @@ def _run_batches(job_id, batch_size, now):
                 _fail(job, moment, error)
                 return job
             chunk = job.user_ids[job.processed : job.processed + batch_size]
-            if chunk:
+            if chunk and job.kind == BulkJob.Kind.ADD and job.calls_extensions:
+                # The created/approved custom extensions are called by request_submit only.
+                rows = _run_one_by_one(job, chunk, moment)
+            elif chunk:
                 try:
                     with transaction.atomic():
                         rows = _run_batch(job, chunk, moment)
                 except IntegrityError:
                     # Someone else assigned one of them meanwhile: go one by one instead.
                     rows = _run_one_by_one(job, chunk, moment)
+            if chunk:
                 job.add_results(rows)
                 job.processed += len(chunk)
             if job.processed >= len(job.user_ids):
