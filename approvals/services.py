@@ -1309,6 +1309,8 @@ def revoke_removes_access(request):
     the request before anything was delivered); for the page that asks to confirm."""
     if request.state not in DELIVERED_OR_TRIED or request.assignment_id is None:
         return False
+    if request.request_type not in ADD_REQUEST_TYPES:
+        return False  # an applied extension is not undone by revoking (approval_revoke)
     return request.state != RequestState.DELIVERING or _delivery_started(request.assignment_id)
 
 

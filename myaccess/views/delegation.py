@@ -20,7 +20,7 @@ from approvals.services import (
     revoke_removes_access,
 )
 from entitlements.errors import DomainError
-from entitlements.models import Channel
+from entitlements.models import ADD_REQUEST_TYPES, Channel
 from myaccess.forms import DelegationForm, RevokeForm
 
 from .common import apply_domain_error, get_from, now
@@ -102,8 +102,12 @@ def _offers_revoke(*, approved, revoked, request, moment):
     window = settings.APPROVAL_REVOKE_WINDOW
     if approved is None or revoked or not window or approved + window <= moment:
         return False
+    # Once delivered, only what an add request gave can be taken back: an applied extension
+    # is refused by approval_revoke, so it is not offered.
     return request.state in NOT_YET_DELIVERED or (
-        request.state in DELIVERED_OR_TRIED and request.assignment_id is not None
+        request.state in DELIVERED_OR_TRIED
+        and request.assignment_id is not None
+        and request.request_type in ADD_REQUEST_TYPES
     )
 
 

@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from approvals.models import ApprovalDelegation, ApprovalRevocation, StageApprover
-from entitlements.models import AdminRole, QuorumMode, RequestState
+from entitlements.models import AdminRole, AssignmentRequest, QuorumMode, RequestState, RequestType
 from tests.factories import UserFactory
 from tests.foundation.admin_support import admin_url, give_role
 
@@ -194,6 +194,21 @@ def test_the_history_offers_to_revoke_an_approval_within_the_window(client, ann,
     page = client.get(reverse("myaccess:approval_history")).content.decode()
 
     assert reverse("myaccess:approval_revoke", args=[approved[1].pk]) in page
+
+
+def test_an_applied_extension_is_not_offered_for_revoking(client, ann, approved):
+    request, approval = approved
+    AssignmentRequest.objects.filter(pk=request.pk).update(
+        request_type=RequestType.USER_EXTEND, state=RequestState.DELIVERED
+    )
+    client.force_login(ann)
+
+    page = client.get(reverse("myaccess:approval_history")).content.decode()
+    confirm = client.get(reverse("myaccess:approval_revoke", args=[approval.pk]))
+
+    assert reverse("myaccess:approval_revoke", args=[approval.pk]) not in page
+    assert confirm.context["can_revoke"] is False
+    assert confirm.context["delivered"] is False
 
 
 def test_the_history_offers_nothing_after_the_window(client, ann, approved, settings):
