@@ -18,16 +18,6 @@ def shortened_sentence(row):
         return ""
     details = {"until": _day(row.approved_end), "who": row.user.display_name}
     if row.requested_end is None:
-        return _("Approved until %(until)s instead of without an end date by %(who)s.") % details
+        return _("Approved until %(until)s by %(who)s (the request asked for no end).") % details
     details["instead"] = _day(row.requested_end)
     return _("Approved until %(until)s instead of %(instead)s by %(who)s.") % details
-
-
-def shortened_sentences(stages):
-    """The shortening sentences of the (prefetched) approvers of ``stages``, in stage order."""
-    return [
-        sentence
-        for stage in stages
-        for row in stage.approvers.all()
-        if (sentence := shortened_sentence(row))
-    ]

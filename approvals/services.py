@@ -286,20 +286,26 @@ def _closed_stage_message(stage):
         if stage.review_result != ReviewResult.APPROVED:
             return _("This stage was already denied by %(name)s at %(when)s.") % details
         if stage.approvers.filter(decision=ReviewResult.APPROVED).count() > 1:
-            return _(
-                "This stage already has the approvals it needs; the last was given by "
-                "%(name)s at %(when)s."
-            ) % details
+            return (
+                _(
+                    "This stage already has the approvals it needs; the last was given by "
+                    "%(name)s at %(when)s."
+                )
+                % details
+            )
         return _("This stage was already approved by %(name)s at %(when)s.") % details
     # A quorum stage can close with some approvals given: not "nobody decided" then.
     partly_approved = stage.approvers.filter(decision=ReviewResult.APPROVED).exists()
     if stage.status == StageStatus.EXPIRED:
         when = {"when": format_when(stage.deadline)}
         if partly_approved:
-            return _(
-                "This stage did not get all the approvals it needs in time: the request "
-                "expired at %(when)s."
-            ) % when
+            return (
+                _(
+                    "This stage did not get all the approvals it needs in time: the request "
+                    "expired at %(when)s."
+                )
+                % when
+            )
         return _("Nobody decided this stage in time: the request expired at %(when)s.") % when
     if stage.status == StageStatus.CANCELED:
         if partly_approved:

@@ -43,7 +43,11 @@ def email_decision(request, token):
     decision = request.POST.get("decision") or request.GET.get("decision") or ""
     justification = request.POST.get("justification", "").strip()
     may_shorten = stage.policy_stage.approvers_may_shorten
-    approved_end_text = request.POST.get("approved_end", "").strip() if may_shorten else ""
+    # An end is only for approving: a bad one does not hold up a denial.
+    approving = decision == "approve"
+    approved_end_text = (
+        request.POST.get("approved_end", "").strip() if may_shorten and approving else ""
+    )
     errors = {}
     approved_end = None
     if approved_end_text:

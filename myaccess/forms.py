@@ -233,6 +233,14 @@ class DecisionForm(forms.Form):
                 ),
             )
 
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("decision") == ReviewResult.DENIED and "approved_end" in self.fields:
+            # An end is only for approving: a bad one does not hold up a denial.
+            self._errors.pop("approved_end", None)
+            cleaned["approved_end"] = None
+        return cleaned
+
     def field_for_error(self, field):
         return field if field in self.fields else None
 

@@ -9,7 +9,7 @@ from django.urls import reverse
 from approvals.links import decision_url
 from approvals.models import ReviewResult, StageApprover
 from entitlements.errors import InvalidRequest
-from entitlements.models import Assignment, AuditEvent, Channel
+from entitlements.models import Assignment, AuditEvent, Channel, ExpirationType, RequestState
 from entitlements.services.requests import request_extend
 from notifications.models import Notification, NotificationKind
 from notifications.services import render_notification
@@ -258,3 +258,108 @@ def test_the_requestor_cannot_shorten_their_own_request(client, requester, ann):
     assert response.status_code == 404
     request.refresh_from_db()
     assert request.schedule_end == ASKED_END
+
+
+def test_the_timeline_says_the_request_asked_for_no_end_in_a_sentence_of_its_own(
+    client, requester, ann
+):
+    policy = quorum_policy(users=[ann], mode="anyOne", approvers_may_shorten=True)
+    policy.expiration_type, policy.expiration_duration = ExpirationType.NO_EXPIRATION, None
+    policy.save()
+    request = submitted(requester, policy)
+    assert request.schedule_end is None
+    decide(ann, request, approved_end=SHORTER)
+    client.force_login(requester)
+
+    page = client.get(reverse("myaccess:request_detail", args=[request.pk])).content.decode()
+
+    assert "Approved until 15 March 2027 by Ann Example (the request asked for no end)." in page
+    assert "instead of without an end date" not in page
+
+
+def test_the_timeline_has_an_access_shortened_entry_when_the_deciding_approver_shortens(
+    client, requester, ann
+):
+    request = asked_until(requester, shortening_policy(ann))
+    decide(ann, request, approved_end=SHORTER)
+    client.force_login(requester)
+
+    response = client.get(reverse("myaccess:request_detail", args=[request.pk]))
+
+    entries = [e for e in response.context["timeline"] if e["label"] == "Access shortened"]
+    assert len(entries) == 1
+    assert entries[0]["text"] == (
+        "Approved until 15 March 2027 instead of 30 June 2027 by Ann Example."
+    )
+
+
+def test_the_timeline_names_a_quorum_approver_who_shortened_before_the_stage_completed(
+    client, requester, ann
+):
+    ben = UserFactory(display_name="Ben Example")
+    policy = quorum_policy(users=[ann, ben], mode="someOf", count=2, approvers_may_shorten=True)
+    policy.expiration_duration = timedelta(days=365)
+    policy.allow_custom_assignment_schedule = True
+    policy.save()
+    request = asked_until(requester, policy)
+    decide(ann, request, approved_end=SHORTER, justification="Until the project ends")
+    decide(ben, request)
+    client.force_login(requester)
+
+    response = client.get(reverse("myaccess:request_detail", args=[request.pk]))
+
+    labels = [e["label"] for e in response.context["timeline"]]
+    assert "Access shortened" not in labels
+    [ann_entry] = [e for e in response.context["timeline"] if e.get("who") == "Ann Example"]
+    assert ann_entry["label"] == "Stage 1: one approval"
+    assert ann_entry["text"] == (
+        "Until the project ends "
+        "Approved until 15 March 2027 instead of 30 June 2027 by Ann Example."
+    )
+
+
+def test_a_bad_approve_until_on_the_emailed_decision_page_does_not_block_a_denial(
+    client, requester, ann
+):
+    request = asked_until(requester, shortening_policy(ann))
+    stage = request.approval_stages.get()
+    client.force_login(ann)
+
+    response = client.post(
+        decision_url(stage=stage, approver=ann, absolute=False),
+        {"decision": "deny", "approved_end": "next tuesday"},
+    )
+
+    assert response.status_code == 302
+    request.refresh_from_db()
+    assert request.state == RequestState.DENIED
+    assert request.schedule_end == ASKED_END
+
+
+def test_a_bad_approve_until_in_my_access_does_not_block_a_denial(client, requester, ann):
+    request = asked_until(requester, shortening_policy(ann))
+    client.force_login(ann)
+
+    response = client.post(
+        reverse("myaccess:approval_detail", args=[request.approval_stages.get().pk]),
+        {"decision": ReviewResult.DENIED, "approved_end": "next tuesday"},
+    )
+
+    assert response.status_code == 302
+    request.refresh_from_db()
+    assert request.state == RequestState.DENIED
+
+
+def test_a_bad_approve_until_still_blocks_an_approval_on_the_emailed_page(client, requester, ann):
+    request = asked_until(requester, shortening_policy(ann))
+    stage = request.approval_stages.get()
+    client.force_login(ann)
+
+    response = client.post(
+        decision_url(stage=stage, approver=ann, absolute=False),
+        {"decision": "approve", "approved_end": "next tuesday"},
+    )
+
+    assert response.status_code == 400
+    assert "Enter the date and time" in response.context["errors"]["approved_end"]
+    assert stage.__class__.objects.get(pk=stage.pk).is_open
