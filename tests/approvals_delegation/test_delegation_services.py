@@ -6,13 +6,13 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from approvals.models import ApprovalDelegation, StageApprover
+from approvals.models import ApprovalDelegation, ReviewResult, StageApprover
 from approvals.services import delegation_create, delegation_end, stages_escalate_due
 from entitlements.errors import InvalidRequest, PermissionDenied, StateConflict
 from entitlements.models import AuditEvent, Channel, RequestState
 from tests.factories import UserFactory, add_approver
 
-from .conftest import approve, approvers_of, delegate, make_package, submit
+from .conftest import approve, approvers_of, delegate, submit
 
 pytestmark = pytest.mark.django_db
 
@@ -94,13 +94,20 @@ def test_a_delegate_is_never_asked_to_decide_their_own_request(ann, ben, package
     assert approvers_of(request) == {("Ann Example", None)}
 
 
-def test_a_delegate_asked_as_approver_cannot_decide_the_request_they_asked_for(ann, ben):
-    package = make_package("Payroll", ann, ben)
+def test_a_delegate_row_for_the_requestor_still_cannot_decide_their_request(ann, ben, package):
+    """Only Ann approves; her delegate Ben asks. Even given a row on her behalf (written
+    around the service, as no delegation code would), Ben cannot decide his own request."""
     delegate(ann, ben)
     request = submit(ben, package)
+    stage = request.approval_stages.get()
+    StageApprover.objects.create(
+        stage=stage, user=ben, kind=StageApprover.Kind.PRIMARY, on_behalf_of=ann
+    )
 
     with pytest.raises(PermissionDenied, match="your own request"):
         approve(ben, request)
+
+    assert StageApprover.objects.get(user=ben).decision == ReviewResult.NOT_REVIEWED
 
 
 def test_a_delegate_who_cannot_sign_in_is_not_asked(ann, ben, package):

@@ -57,7 +57,8 @@ def stages_on_behalf_of(ann, ben, count, *, decided=False):
                 target=rita,
                 requestor=rita,
                 request_type=RequestType.USER_ADD,
-                state=RequestState.DENIED if decided else RequestState.PENDING_APPROVAL,
+                # Approved and waiting for its start: the approval can still be revoked.
+                state=RequestState.SCHEDULED if decided else RequestState.PENDING_APPROVAL,
             )
             for p, policy in zip(packages, policies, strict=True)
         ]
@@ -121,6 +122,13 @@ def test_the_history_with_revocable_approvals_runs_a_fixed_number_of_queries(
         response = client.get(reverse("myaccess:approval_history"))
 
     assert len(response.context["page"].object_list) == min(rows, 25)
+    page = response.content.decode()
+    revoke_links = [
+        row.pk
+        for row in StageApprover.objects.filter(user=ben)
+        if f'href="{reverse("myaccess:approval_revoke", args=[row.pk])}"' in page
+    ]
+    assert len(revoke_links) == min(rows, 25)
 
 
 def test_the_delegation_page_runs_a_fixed_number_of_queries(
