@@ -366,6 +366,8 @@ class CustomExtensionCallout(BaseModel):
     # One callout per extension, stage and request (or assignment): the hooks are idempotent.
     dedupe_key = models.CharField(max_length=200, unique=True)
     waits = models.BooleanField(_("request waits for the answer"), default=False)
+    # The expiry stages: the end this callout warned of (an extended assignment is warned again).
+    assignment_end = models.DateTimeField(_("assignment ends"), null=True, blank=True)
     state = models.CharField(
         _("state"), max_length=24, choices=CalloutState, default=CalloutState.PENDING
     )

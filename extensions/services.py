@@ -15,7 +15,7 @@ from functools import partial
 
 import httpx
 from django.db import transaction
-from django.db.models import Exists, Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -66,6 +66,8 @@ EXPIRY_STAGES = (
     (Stage.ONE_DAY_BEFORE_EXPIRATION, timedelta(days=1), timedelta(0)),
 )
 
+EXPIRY = {stage for stage, _ahead, _nearer in EXPIRY_STAGES}
+
 
 def backoff(attempt_count):
     """How long to wait after the ``attempt_count``-th failure: 30 s doubling, at most 1 h."""
@@ -97,6 +99,8 @@ def callouts_write(*, stage, policy, package, request=None, assignment=None, now
     for setting in stage_settings:
         extension = setting.custom_extension
         waits = extension.waits and stage in WAITABLE_STAGES and request is not None
+        end = assignment.schedule_end if stage in EXPIRY else None
+        dedupe_key = f"{stage}:{about.pk}:{extension.pk}" + (f":{end.isoformat()}" if end else "")
         callout = CustomExtensionCallout(
             id=uuid.uuid4(),
             created=now,
@@ -104,8 +108,9 @@ def callouts_write(*, stage, policy, package, request=None, assignment=None, now
             stage=stage,
             request=request,
             assignment=assignment,
-            dedupe_key=f"{stage}:{about.pk}:{extension.pk}",
+            dedupe_key=dedupe_key,
             waits=waits,
+            assignment_end=end,
             next_attempt_datetime=None,  # due at once
             wait_until=now + extension.max_wait if waits else None,
         )
@@ -120,15 +125,17 @@ def callouts_write(*, stage, policy, package, request=None, assignment=None, now
             now=now,
         )
         rows.append(callout)
-    keys = set(
-        CustomExtensionCallout.objects.filter(
-            dedupe_key__in=[c.dedupe_key for c in rows]
-        ).values_list("dedupe_key", flat=True)
+    # Insert first, then see which rows are ours: a concurrent writer of the same key wins
+    # without an IntegrityError breaking the lifecycle change's transaction.
+    CustomExtensionCallout.objects.bulk_create(rows, ignore_conflicts=True)
+    written = set(
+        CustomExtensionCallout.objects.filter(pk__in=[c.pk for c in rows]).values_list(
+            "pk", flat=True
+        )
     )
-    rows = [c for c in rows if c.dedupe_key not in keys]
+    rows = [c for c in rows if c.pk in written]
     if not rows:
         return []
-    CustomExtensionCallout.objects.bulk_create(rows)
     audit_bulk(
         [_callout_event(c, "customExtensionCallout.created", "", c.state, now) for c in rows]
     )
@@ -239,7 +246,8 @@ def assignment_granted(*, assignment, request, now=None):
 
 def callouts_before_expiration(*, now=None):
     """Write the callouts of the assignments ending within 14 days and within 1 day, once
-    per assignment and stage (beside the "access ends soon" emails); returns how many."""
+    per assignment, stage and end (an extended assignment is called again for its new end;
+    beside the "access ends soon" emails); returns how many."""
     now = now or timezone.now()
     written = 0
     for stage, ahead, nearer in EXPIRY_STAGES:
@@ -251,7 +259,15 @@ def callouts_before_expiration(*, now=None):
                 schedule_end__gt=now + nearer,
                 schedule_end__lte=now + ahead,
             )
-            .exclude(custom_extension_callouts__stage=stage)
+            .exclude(
+                Exists(
+                    CustomExtensionCallout.objects.filter(
+                        assignment=OuterRef("pk"),
+                        stage=stage,
+                        assignment_end=OuterRef("schedule_end"),
+                    )
+                )
+            )
             .select_related("assignment_policy", "access_package", "target")
             .order_by("schedule_end")[:BATCH_SIZE]
         )

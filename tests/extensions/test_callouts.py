@@ -200,6 +200,32 @@ def test_the_expiry_stages_call_once_per_assignment_and_stage(
     assert stages == ["assignmentFourteenDaysBeforeExpiration", "assignmentOneDayBeforeExpiration"]
 
 
+def test_an_extended_assignment_is_called_again_before_its_new_end(
+    requester, receiver, django_capture_on_commit_callbacks
+):
+    policy = open_policy()
+    attach_extension(policy, Stage.FOURTEEN_DAYS_BEFORE_EXPIRATION, url=receiver.url)
+    now = timezone.now()
+    assignment = give_assignment(requester, policy.access_package, policy, now=now)
+    assignment.schedule_end = now + timedelta(days=10)
+    assignment.save(update_fields=["schedule_end"])
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.callouts_before_expiration(now=now) == 1
+
+    assignment.schedule_end = now + timedelta(days=40)  # extended
+    assignment.save(update_fields=["schedule_end"])
+    later = now + timedelta(days=30)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.callouts_before_expiration(now=later) == 1
+        assert services.callouts_before_expiration(now=later) == 0
+
+    ends = [
+        c["payload"]["data"]["assignment"]["schedule"]["expiration"]["endDateTime"]
+        for c in receiver.delivered
+    ]
+    assert len(ends) == 2 and ends[0] != ends[1]
+
+
 def test_a_policy_without_extensions_writes_no_callout(
     requester, django_capture_on_commit_callbacks
 ):
