@@ -554,6 +554,7 @@ def _record_approver_decision(row, request, decision, justification, channel, ap
             before=_iso(row.requested_end),
             after=_iso(approved_end),
             reason=justification,
+            data={"on_behalf_of": str(row.on_behalf_of_id)} if row.on_behalf_of_id else None,
             now=now,
         )
     row.save(update_fields=fields)
@@ -568,7 +569,9 @@ def _deny_for_conflict(request, stage, reason, actor, channel, now):
     before = stage.status
     stage.status = StageStatus.CANCELED
     stage.save(update_fields=["status", "modified"])
-    _audit_stage(stage, "stage.cancel", actor, channel, before, now, reason)
+    _audit_stage(
+        stage, "stage.cancel", actor, channel, before, now, reason, **_on_behalf_data(stage)
+    )
     request_deny(
         request=request,
         status=RequestStatus.DENIED,
