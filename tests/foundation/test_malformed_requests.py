@@ -48,7 +48,7 @@ from api.models import AccessToken
 from api.permissions import EM_READ
 from api.tokens import application_register, personal_token_create, secret_create
 from approvals.links import decision_token
-from approvals.models import RequestApprovalStage
+from approvals.models import ApprovalDelegation, RequestApprovalStage
 from directory.models import Application, EntitlementManagementSettings, Site, User
 from entitlements.models import (
     AccessPackage,
@@ -64,6 +64,7 @@ from entitlements.models import (
     SubjectType,
 )
 from entitlements.services.requests import request_submit
+from extensions.models import CustomExtension, CustomExtensionCallout
 from identity.models import DirectoryImport, GuestLifecycle
 from reviews.models import ReviewInstance
 from reviews.services import review_instance_create
@@ -154,6 +155,8 @@ class World:
             "myaccess:request_submitted": self.request.pk,
             "myaccess:request_cancel": self.request.pk,
             "myaccess:approval_detail": self.stage.pk,
+            "myaccess:approval_revoke": self.stage.approvers.get(user=self.approver).pk,
+            "myaccess:approval_delegation_end": ApprovalDelegation.objects.get().pk,
             "reviews:accept": self.review.pk,
             "mfa_remove_webauthn": self.webauthn.pk,
             "mfa_edit_webauthn": self.webauthn.pk,
@@ -284,6 +287,21 @@ def _build_world():
         actor=approver,
         user_ids=[[str(user.pk), 1]],
         total=1,
+    )
+    ApprovalDelegation.objects.create(  # the approver's delegate, for the delegation routes
+        delegator=approver, delegate=admin_user, start=now, end=now + timedelta(days=7)
+    )
+    extension = CustomExtension.objects.create(
+        catalog=catalog,
+        display_name="Fuzz ticketing",
+        endpoint_url="https://tickets.example.com/hook",
+        secret_reference="CUSTOM_EXTENSION_FUZZ",
+    )
+    CustomExtensionCallout.objects.create(
+        custom_extension=extension,
+        stage="assignmentRequestCreated",
+        request=request,
+        dedupe_key=f"fuzz:{request.pk}",
     )
     report = DriftReport.objects.create(system=resource.connected_system, started=now, finished=now)
     DriftItem.objects.create(
