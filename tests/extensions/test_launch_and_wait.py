@@ -286,3 +286,31 @@ def test_after_the_timeout_a_late_answer_is_refused(waiting_for_approval, client
     assert response.status_code == 409
     request.refresh_from_db()
     assert request.status == "CallbackTimedOut"
+
+
+def test_my_access_says_the_request_waits_for_the_extension_not_for_approval(
+    waiting_for_approval, client, requester
+):
+    request, callout = waiting_for_approval
+    client.force_login(requester)
+
+    text = client.get(reverse("myaccess:request_detail", args=[request.pk])).content.decode()
+
+    assert "Your request is waiting for approval." not in text
+    assert "Waiting for HR check (until" in text
+
+
+def test_my_access_says_the_request_waits_for_the_extension_not_that_access_comes_in_a_moment(
+    requester, receiver, client, django_capture_on_commit_callbacks
+):
+    policy = open_policy()
+    attach_extension(
+        policy, Stage.REQUEST_APPROVED, url=receiver.url, behavior=WAIT, display_name="HR check"
+    )
+    request = submit(requester, policy, django_capture_on_commit_callbacks)
+    client.force_login(requester)
+
+    text = client.get(reverse("myaccess:request_submitted", args=[request.pk])).content.decode()
+
+    assert "You will get access in a moment." not in text
+    assert "Waiting for HR check (until" in text
