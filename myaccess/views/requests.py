@@ -237,7 +237,6 @@ def _revocation_entries(request_obj):
 
 def what_happens_next(request_obj):
     """A sentence about the next step of an open request, for the requestor."""
-    if request_obj.state == RequestState.PENDING_APPROVAL:
     waiting = waiting_callouts(request=request_obj)
     if waiting:
         # Held for a custom extension: neither approvers nor delivery act until it answers.
@@ -248,6 +247,7 @@ def what_happens_next(request_obj):
                 "until": format_when(max(c.wait_until for c in waiting)),
             }
         }
+    if request_obj.state == RequestState.PENDING_APPROVAL:
         stage = next((s for s in request_obj.approval_stages.all() if s.is_open), None)
         if stage is not None:
             names = [a.user.display_name for a in stage.approvers.all()]
