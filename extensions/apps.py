@@ -10,8 +10,13 @@ class ExtensionsConfig(AppConfig):
     def ready(self):
         from entitlements import permissions
         from entitlements.extension import register_extension_steps
-        from entitlements.models import Assignment
-        from entitlements.signals import assignment_delivered
+        from entitlements.models import Assignment, AssignmentRequest
+        from entitlements.signals import (
+            assignment_delivered,
+            request_canceled,
+            request_denied,
+            request_expired,
+        )
 
         from . import tasks  # noqa: F401 - registers the tasks enqueued by name
         from .models import CustomExtension, CustomExtensionCallout, CustomExtensionStageSetting
@@ -30,6 +35,12 @@ class ExtensionsConfig(AppConfig):
         assignment_delivered.connect(
             _on_delivered, sender=Assignment, dispatch_uid="extensions.granted"
         )
+        for ended in (request_canceled, request_denied, request_expired):
+            ended.connect(
+                _on_request_ended,
+                sender=AssignmentRequest,
+                dispatch_uid=f"extensions.request_ended.{id(ended)}",
+            )
 
 
 def _on_delivered(sender, assignment, request, **kwargs):
@@ -37,3 +48,10 @@ def _on_delivered(sender, assignment, request, **kwargs):
     from .services import assignment_granted
 
     assignment_granted(assignment=assignment, request=request)
+
+
+def _on_request_ended(sender, request, **kwargs):
+    # Sent on commit of the cancel or denial: its waiting callouts are waited for no more.
+    from .services import callouts_close
+
+    callouts_close(request_id=request.pk)

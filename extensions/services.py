@@ -26,6 +26,7 @@ from entitlements.errors import InvalidRequest, StateConflict
 from entitlements.extension import ExtensionSteps
 from entitlements.models import (
     OPEN_ASSIGNMENT_STATES,
+    OPEN_REQUEST_STATES,
     REMOVE_REQUEST_TYPES,
     Assignment,
     AssignmentRequest,
@@ -302,12 +303,83 @@ def _claim(callout_id, now):
         )
         if callout is None:
             return None
+        if callout.stage in WAITABLE_STAGES and _request_ended(callout.request_id):
+            _close_unsent(callout, now)
+            return None
         callout.claimed_by = uuid.uuid4().hex
         callout.lease_expires = (
             now + timedelta(seconds=callout.custom_extension.timeout_seconds) + LEASE_MARGIN
         )
         callout.save(update_fields=["claimed_by", "lease_expires", "modified"])
     return callout
+
+
+def _request_ended(request_id):
+    return (
+        request_id is not None
+        and not AssignmentRequest.objects.filter(
+            pk=request_id, state__in=OPEN_REQUEST_STATES
+        ).exists()
+    )
+
+
+def _close_unsent(callout, now):
+    """A callout about a request's progress that ended before it was sent: never sent."""
+    reason = _("Not sent: the request ended before the call was made.")
+    callout.state, callout.next_attempt_datetime = CalloutState.CALLOUT_FAILED, None
+    callout.waits, callout.wait_until = False, None
+    callout.attempts = [
+        *callout.attempts,
+        {"at": now.isoformat(), "status": None, "error": reason, "durationMs": 0},
+    ]
+    callout.save(
+        update_fields=[
+            "state",
+            "next_attempt_datetime",
+            "waits",
+            "wait_until",
+            "attempts",
+            "modified",
+        ]
+    )
+    audit_bulk(
+        [
+            _callout_event(
+                callout,
+                "customExtensionCallout.calloutFailed",
+                CalloutState.PENDING,
+                callout.state,
+                now,
+                reason,
+            )
+        ]
+    )
+
+
+def callouts_close(*, request_id, now=None):
+    """Stop waiting for the answers to an ended (canceled, denied, expired) request's
+    callouts: nothing waits for them any more, the timeout job and the resume call leave
+    them alone; returns how many. Called on commit of the request's end."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        if not _request_ended(request_id):
+            return 0
+        callouts = list(
+            CustomExtensionCallout.objects.select_for_update(of=("self",))
+            .select_related("custom_extension", "request", "assignment")
+            .filter(request_id=request_id, waits=True, state__in=WAITING_STATES)
+        )
+        for callout in callouts:
+            callout.waits, callout.wait_until = False, None
+            callout.save(update_fields=["waits", "wait_until", "modified"])
+        reason = _("The request ended: nothing waits for this answer any more.")
+        audit_bulk(
+            [
+                _callout_event(c, "customExtensionCallout.closed", c.state, c.state, now, reason)
+                for c in callouts
+            ]
+        )
+    return len(callouts)
 
 
 def _post(callout):
@@ -461,7 +533,10 @@ def callouts_time_out(*, now=None):
     now = now or timezone.now()
     due = list(
         CustomExtensionCallout.objects.filter(
-            waits=True, state__in=WAITING_STATES, wait_until__lte=now
+            waits=True,
+            state__in=WAITING_STATES,
+            wait_until__lte=now,
+            request__state__in=OPEN_REQUEST_STATES,
         ).values_list("pk", flat=True)[:BATCH_SIZE]
     )
     timed_out = 0

@@ -2,14 +2,16 @@
 a late answer or an answer to a closed request are refused and change nothing."""
 
 import json
+from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 from standardwebhooks import Webhook
 
 from approvals.models import RequestApprovalStage
-from entitlements.models import AuditEvent, RequestState
-from entitlements.services.requests import request_submit
+from entitlements.models import AuditEvent, Channel, RequestState
+from entitlements.services.requests import request_cancel, request_submit
+from extensions import services
 from extensions.models import Behavior, CalloutState, CustomExtensionCallout, Stage
 from tests.extensions.helpers import attach_extension, post_raw, signed_resume
 from tests.lifecycle.requests_setup import approval_policy
@@ -148,3 +150,49 @@ def test_a_body_that_is_not_callback_data_is_refused(
     assert response.status_code == 400
     assert "CallbackData" in response.json()["error"]["message"]
     assert_nothing_changed(request, callout, events)
+
+
+def test_canceling_a_waiting_request_stops_the_wait_and_the_timeout_leaves_it_alone(
+    waiting, requester, django_capture_on_commit_callbacks
+):
+    request, callout = waiting
+
+    with django_capture_on_commit_callbacks(execute=True):
+        request_cancel(actor=requester, request=request, channel=Channel.PORTAL)
+
+    callout.refresh_from_db()
+    assert (callout.waits, callout.wait_until) == (False, None)
+    assert AuditEvent.objects.filter(action="customExtensionCallout.closed").count() == 1
+    later = timezone.now() + timedelta(days=2)
+    assert services.callouts_time_out(now=later) == 0
+    request.refresh_from_db()
+    assert request.state == RequestState.CANCELED
+
+
+def test_a_callout_of_a_request_canceled_before_it_was_sent_is_never_sent(
+    requester, approver, receiver, django_capture_on_commit_callbacks
+):
+    policy = approval_policy(approvers=[approver])
+    attach_extension(
+        policy, Stage.REQUEST_CREATED, url=receiver.url, behavior=Behavior.LAUNCH_AND_WAIT
+    )
+    receiver.status = 503
+    with django_capture_on_commit_callbacks(execute=True):
+        request = request_submit(
+            actor=requester, target=requester, access_package=policy.access_package
+        )
+        request_cancel(actor=requester, request=request, channel=Channel.PORTAL)
+    receiver.status = 200
+
+    assert (
+        services.callout_send(
+            callout_id=CustomExtensionCallout.objects.get().pk,
+            now=timezone.now() + timedelta(hours=1),
+        )
+        is None
+    )
+
+    callout = CustomExtensionCallout.objects.get()
+    assert receiver.delivered == []
+    assert callout.state == CalloutState.CALLOUT_FAILED
+    assert callout.attempts[-1]["error"] == "Not sent: the request ended before the call was made."
