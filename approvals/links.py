@@ -55,6 +55,7 @@ class LinkCheck:
     stage: object = None
     approver_id: str = ""
     problem: str | None = None
+    on_behalf_of: object = None  # the approver the signed-in person decides for, if a delegate
 
 
 def link_check(token, *, user, now=None):
@@ -104,7 +105,13 @@ def link_check(token, *, user, now=None):
             "Open it from My Access to see whether you can still decide."
         )
     else:
-        row = StageApprover.objects.filter(stage=stage, user_id=user.pk).first()
+        row = (
+            StageApprover.objects.filter(stage=stage, user_id=user.pk)
+            .select_related("on_behalf_of")
+            .first()
+        )
+        if row is not None:
+            check.on_behalf_of = row.on_behalf_of
         if row is None:
             check.problem = _("You are no longer an approver of this request.")
         elif row.decision != ReviewResult.NOT_REVIEWED:

@@ -95,7 +95,8 @@ def pending_stages_for(*, user, now=None):
 def decisions_by(*, user):
     """Stages ``user`` decided, newest decision first (the Approvals history): also those of
     a quorum stage another approver completed. Each carries the person's own decision
-    (``my_decision``, ``my_decided_datetime``, ``my_justification``, ``my_row_id``)."""
+    (``my_decision``, ``my_decided_datetime``, ``my_justification``, ``my_row_id``, and
+    ``my_on_behalf_of_name`` when they decided as someone's delegate)."""
     mine = StageApprover.objects.filter(stage=OuterRef("pk"), user=user).exclude(
         decision=ReviewResult.NOT_REVIEWED
     )
@@ -106,6 +107,7 @@ def decisions_by(*, user):
             my_decision=Subquery(mine.values("decision")[:1]),
             my_decided_datetime=Subquery(mine.values("decided_datetime")[:1]),
             my_justification=Subquery(mine.values("justification")[:1]),
+            my_on_behalf_of_name=Subquery(mine.values("on_behalf_of__display_name")[:1]),
         )
         .select_related(*_RELATED)
         .order_by(F("my_decided_datetime").desc(nulls_last=True), "pk")

@@ -110,6 +110,7 @@ def email_decision(request, token):
             "may_shorten": may_shorten,
             "approved_end": approved_end_text,
             "progress": stage_progress(stage) if stage.policy_stage.is_quorum else None,
+            "on_behalf_of": check.on_behalf_of,
             "errors": errors,
             "tab": "approvals",
         },

@@ -4,6 +4,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -74,6 +75,7 @@ def delegation_list(request):
             "delegations": mine,
             "delegated_to_me": approval_selectors.delegations_to(user=request.user, now=moment),
             "now": moment,
+            "time_zone": timezone.get_current_timezone_name(),
         },
     )
 

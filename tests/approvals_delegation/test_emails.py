@@ -93,7 +93,7 @@ def test_the_requestor_reads_that_an_approval_was_revoked_before_delivery(
     assert request.approval_stages.get().status == StageStatus.COMPLETED
 
 
-def test_the_requestor_reads_that_the_access_was_removed_when_a_delegate_revoked(
+def test_the_requestor_reads_that_the_access_is_being_removed_when_a_delegate_revoked(
     ann, ben, rita, package, django_capture_on_commit_callbacks
 ):
     delegate(ann, ben)
@@ -112,7 +112,7 @@ def test_the_requestor_reads_that_the_access_was_removed_when_a_delegate_revoked
 
     sentence = (
         "Ben Example on behalf of Ann Example revoked the approval of your request for Finance "
-        "reports. The access it gave has been removed. Reason: “Ann says no”"
+        "reports. The access it gave is being removed. Reason: “Ann says no”"
     )
     assert sentence in text
     assert sentence in body

@@ -129,6 +129,7 @@ def test_the_history_with_revocable_approvals_runs_a_fixed_number_of_queries(
         if f'href="{reverse("myaccess:approval_revoke", args=[row.pk])}"' in page
     ]
     assert len(revoke_links) == min(rows, 25)
+    assert page.count("on behalf of Ann Example</span>") == min(rows, 25)
 
 
 def test_the_delegation_page_runs_a_fixed_number_of_queries(

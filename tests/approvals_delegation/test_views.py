@@ -68,6 +68,15 @@ def test_the_delegate_sees_whom_they_approve_for(client, ann, ben):
     assert "On behalf of Ann Example" in page
 
 
+def test_the_form_says_which_time_zone_its_times_are_in(client, ann, settings):
+    settings.TIME_ZONE = "Europe/Berlin"
+    client.force_login(ann)
+
+    page = client.get(DELEGATION).content.decode()
+
+    assert "Times are in your organization's time zone (Europe/Berlin)." in page
+
+
 @pytest.mark.parametrize(
     ("data", "field", "message"),
     [
