@@ -550,29 +550,37 @@ def callouts_time_out(*, now=None):
             )
             if callout is None:
                 continue
-            before = callout.state
-            callout.state = CalloutState.CALLBACK_TIMED_OUT
-            callout.next_attempt_datetime = None
-            callout.save(update_fields=["state", "next_attempt_datetime", "modified"])
-            reason = _("%(name)s did not answer by %(when)s.") % {
-                "name": callout.custom_extension.display_name,
-                "when": format_when(callout.wait_until),
-            }
-            audit_bulk(
-                [
-                    _callout_event(
-                        callout,
-                        "customExtensionCallout.callbackTimedOut",
-                        before,
-                        callout.state,
-                        now,
-                        reason,
-                    )
-                ]
-            )
-            _deny_waiting_request(callout, TIMED_OUT, reason, now)
+            _time_out(callout, now)
             timed_out += 1
     return timed_out
+
+
+def _time_out(callout, now):
+    """The wait of ``callout`` (locked) ran out: callbackTimedOut, and its request denied."""
+    before = callout.state
+    callout.state = CalloutState.CALLBACK_TIMED_OUT
+    callout.claimed_by, callout.lease_expires, callout.next_attempt_datetime = "", None, None
+    callout.save(
+        update_fields=["state", "claimed_by", "lease_expires", "next_attempt_datetime", "modified"]
+    )
+    reason = _("%(name)s did not answer by %(when)s.") % {
+        "name": callout.custom_extension.display_name,
+        "when": format_when(callout.wait_until),
+    }
+    audit_bulk(
+        [
+            _callout_event(
+                callout,
+                "customExtensionCallout.callbackTimedOut",
+                before,
+                callout.state,
+                now,
+                reason,
+            )
+        ]
+    )
+    _deny_waiting_request(callout, TIMED_OUT, reason, now)
+    return reason
 
 
 def callout_for_resume(*, request_id, callout_id):
@@ -618,10 +626,21 @@ def request_resume(*, request_id, callout_id, stage, state="", detail="", now=No
             % {"state": state},
             field="state",
         )
+    late = _resume(request_id, callout_id, stage, state, detail, now)
+    if isinstance(late, str):
+        # Committed: the callout timed out and its request was denied; the answer is refused.
+        raise StateConflict(
+            _("The answer came after the wait ended (%(reason)s); the request is denied.")
+            % {"reason": late.rstrip(".")}
+        )
+    return late
+
+
+def _resume(request_id, callout_id, stage, state, detail, now):
     with transaction.atomic():
         callout = (
             CustomExtensionCallout.objects.select_for_update(of=("self",))
-            .select_related("custom_extension")
+            .select_related("custom_extension", "request", "assignment")
             .filter(pk=callout_id, request_id=request_id)
             .first()
         )
@@ -643,6 +662,8 @@ def request_resume(*, request_id, callout_id, stage, state="", detail="", now=No
                 _("This callout was already answered or closed: %(state)s.")
                 % {"state": callout.get_state_display().lower()}
             )
+        if callout.wait_until is not None and now > callout.wait_until:
+            return _time_out(callout, now)
         request = _lock_request(request_id)
         if request is None or not request.is_open:
             raise StateConflict(

@@ -196,3 +196,24 @@ def test_a_callout_of_a_request_canceled_before_it_was_sent_is_never_sent(
     assert receiver.delivered == []
     assert callout.state == CalloutState.CALLOUT_FAILED
     assert callout.attempts[-1]["error"] == "Not sent: the request ended before the call was made."
+
+
+def test_an_answer_after_the_wait_ended_is_refused_and_times_the_callout_out(
+    waiting, client, signing_secret, django_capture_on_commit_callbacks
+):
+    request, callout = waiting
+    CustomExtensionCallout.objects.filter(pk=callout.pk).update(
+        wait_until=timezone.now() - timedelta(minutes=1)
+    )  # the timeout job has not run yet
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response, _sent = signed_resume(client, request, callout, secret=signing_secret)
+
+    assert response.status_code == 409, response.content
+    assert "after the wait ended" in response.json()["error"]["message"]
+    callout.refresh_from_db()
+    request.refresh_from_db()
+    assert callout.state == CalloutState.CALLBACK_TIMED_OUT
+    assert request.state == RequestState.DENIED
+    assert request.status == services.TIMED_OUT
+    assert not RequestApprovalStage.objects.filter(request=request).exists()
