@@ -287,7 +287,8 @@ def approver_context(notification):
     approvals; still needed: one from Security.")."""
     context = decision_context(notification)
     stage = context["stage"]
-    is_quorum = stage is not None and stage.policy_stage.is_quorum
+    rule = quorum.rule_of(stage) if stage is not None else None
+    is_quorum = rule is not None and rule.is_quorum
     context["quorum"] = quorum.stage_progress(stage).sentence if is_quorum else ""
-    context["quorum_needs"] = quorum.requirement_sentence(stage.policy_stage) if is_quorum else ""
+    context["quorum_needs"] = quorum.requirement_sentence(rule) if is_quorum else ""
     return context

@@ -5,7 +5,7 @@ from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
 from directory.models import BaseModel, User
-from entitlements.models import ApprovalStage, AssignmentRequest, Channel
+from entitlements.models import ApprovalStage, AssignmentRequest, Channel, QuorumMode
 from entitlements.querysets import RestrictedQuerySet
 
 
@@ -54,6 +54,14 @@ class RequestApprovalStage(BaseModel):
     escalated_datetime = models.DateTimeField(_("escalated"), null=True, blank=True)
     deadline = models.DateTimeField(_("decide by"), null=True, blank=True)
     reminder_sent_datetime = models.DateTimeField(_("reminder sent"), null=True, blank=True)
+    # The quorum the policy stage asked for when this stage opened, so an edit of the policy
+    # does not change what an open stage needs ("" for a stage opened before it was kept:
+    # its policy stage's is read).
+    quorum_mode = models.CharField(
+        _("approvals needed"), max_length=16, choices=QuorumMode, blank=True
+    )
+    quorum_count = models.PositiveSmallIntegerField(_("number of approvals"), null=True, blank=True)
+    quorum_entries = models.JSONField(_("approver entries needed"), default=list, blank=True)
 
     objects = RestrictedQuerySet.as_manager()
 

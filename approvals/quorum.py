@@ -65,13 +65,61 @@ class QuorumProgress:
         return _("%(counts)s; still needed: %(still)s.") % {"counts": counts, "still": still}
 
 
-def requirement_sentence(policy_stage):
-    """What a quorum stage needs, in words, before anyone decided ("" for anyOne)."""
+@dataclass(frozen=True)
+class Entry:
+    """A primary approver entry as a quorum stage counts it: its id and its name."""
+
+    pk: str
+    label: str
+
+
+@dataclass(frozen=True)
+class StageRule:
+    """What a stage needs: its quorum mode, the number (someOf) and the entries (oneFromEach)."""
+
+    quorum_mode: str
+    quorum_count: int | None = None
+    entries: tuple = ()
+
+    @property
+    def is_quorum(self):
+        return self.quorum_mode != QuorumMode.ANY_ONE
+
+
+def rule_of_policy_stage(policy_stage):
+    """The rule ``policy_stage`` gives a stage opening now."""
+    entries = ()
     if policy_stage.quorum_mode == QuorumMode.ONE_FROM_EACH:
-        labels = ", ".join(entry_label(entry) for entry in primary_entries(policy_stage))
+        entries = tuple(Entry(str(e.pk), entry_label(e)) for e in primary_entries(policy_stage))
+    return StageRule(policy_stage.quorum_mode, policy_stage.quorum_count, entries)
+
+
+def quorum_rule_fields(policy_stage):
+    """The fields of a request stage opening now that keep the rule ``policy_stage`` gives."""
+    rule = rule_of_policy_stage(policy_stage)
+    return {
+        "quorum_mode": rule.quorum_mode,
+        "quorum_count": rule.quorum_count,
+        "quorum_entries": [{"pk": e.pk, "label": e.label} for e in rule.entries],
+    }
+
+
+def rule_of(stage):
+    """The rule of request stage ``stage``, as kept when it opened (a stage opened before
+    rules were kept: its policy stage's now)."""
+    if not stage.quorum_mode:
+        return rule_of_policy_stage(stage.policy_stage)
+    entries = tuple(Entry(e["pk"], e["label"]) for e in stage.quorum_entries)
+    return StageRule(stage.quorum_mode, stage.quorum_count, entries)
+
+
+def requirement_sentence(rule):
+    """What a quorum stage needs, in words, before anyone decided ("" for anyOne)."""
+    if rule.quorum_mode == QuorumMode.ONE_FROM_EACH:
+        labels = ", ".join(entry.label for entry in rule.entries)
         return _("This stage needs one approval from each of: %(entries)s.") % {"entries": labels}
-    if policy_stage.quorum_mode == QuorumMode.SOME_OF:
-        count = policy_stage.quorum_count or 1
+    if rule.quorum_mode == QuorumMode.SOME_OF:
+        count = rule.quorum_count or 1
         return ngettext(
             "This stage needs %(n)s approval.",
             "This stage needs %(n)s approvals from different people.",
@@ -89,25 +137,25 @@ def primary_entries(policy_stage):
     ]
 
 
-def progress_of(*, policy_stage, approvers, entries=None):
-    """The progress of a stage with these StageApprover rows (their decisions as recorded)."""
+def progress_of(*, rule, approvers):
+    """The progress of a stage needing ``rule`` with these StageApprover rows (their
+    decisions as recorded)."""
     approved = [row for row in approvers if row.decision == ReviewResult.APPROVED]
-    progress = QuorumProgress(mode=policy_stage.quorum_mode, approved=[r.user for r in approved])
-    if policy_stage.quorum_mode == QuorumMode.SOME_OF:
-        progress.needed = policy_stage.quorum_count or 1
+    progress = QuorumProgress(mode=rule.quorum_mode, approved=[r.user for r in approved])
+    if rule.quorum_mode == QuorumMode.SOME_OF:
+        progress.needed = rule.quorum_count or 1
         # An approver and their delegate are one say, whichever of them approved.
         progress.done = len({row.on_behalf_of_id or row.user_id for row in approved})
-    elif policy_stage.quorum_mode == QuorumMode.ONE_FROM_EACH:
-        entries = primary_entries(policy_stage) if entries is None else entries
-        progress.needed = max(len(entries), 1)
+    elif rule.quorum_mode == QuorumMode.ONE_FROM_EACH:
+        progress.needed = max(len(rule.entries), 1)
         if any(not row.approver_set_ids for row in approved):
             # A fallback or escalation approver stands in for every entry.
             progress.done = progress.needed
         else:
             covered = {pk for row in approved for pk in row.approver_set_ids}
-            missing = [entry for entry in entries if str(entry.pk) not in covered]
+            missing = [entry for entry in rule.entries if entry.pk not in covered]
             progress.done = progress.needed - len(missing)
-            progress.missing_entries = [entry_label(entry) for entry in missing]
+            progress.missing_entries = [entry.label for entry in missing]
     else:
         progress.done = min(len(approved), 1)
     return progress
@@ -116,4 +164,4 @@ def progress_of(*, policy_stage, approvers, entries=None):
 def stage_progress(stage):
     """The progress of one request stage, read from its approvers' rows."""
     approvers = list(stage.approvers.select_related("user"))
-    return progress_of(policy_stage=stage.policy_stage, approvers=approvers)
+    return progress_of(rule=rule_of(stage), approvers=approvers)

@@ -51,7 +51,7 @@ from .models import (
     StageApprover,
     StageStatus,
 )
-from .quorum import entry_label, stage_progress
+from .quorum import entry_label, quorum_rule_fields, rule_of, stage_progress
 from .selectors import decided_in_place_of
 from .signals import approval_revoked, stage_decided, stage_escalated, stage_opened
 
@@ -166,6 +166,7 @@ def stage_open(*, request, sequence, now):
         status=StageStatus.IN_PROGRESS,
         opened_datetime=now,
         deadline=now + policy_stage.duration_before_automatic_denial,
+        **quorum_rule_fields(policy_stage),
         escalation_datetime=(
             now + policy_stage.duration_before_escalation
             if policy_stage.is_escalation_enabled and policy_stage.duration_before_escalation
@@ -417,7 +418,7 @@ def stage_decide(*, actor, stage, decision, justification="", channel, approved_
             _record_approver_decision(
                 row, request, decision, justification, channel, approved_end, now
             )
-            if decision == ReviewResult.APPROVED and policy_stage.is_quorum:
+            if decision == ReviewResult.APPROVED and rule_of(stage).is_quorum:
                 progress = stage_progress(stage)
                 if not progress.is_met:
                     _audit_stage(

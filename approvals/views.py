@@ -18,7 +18,7 @@ from entitlements.models import Channel
 from .decorators import mfa_required_for_approvers
 from .links import DECISIONS, link_check
 from .models import ReviewResult
-from .quorum import stage_progress
+from .quorum import rule_of, stage_progress
 
 # The "approve until" field of the page (a datetime-local input), read in the current zone.
 APPROVED_END = forms.DateTimeField(required=False)
@@ -109,7 +109,7 @@ def email_decision(request, token):
             "justification": justification,
             "may_shorten": may_shorten,
             "approved_end": approved_end_text,
-            "progress": stage_progress(stage) if stage.policy_stage.is_quorum else None,
+            "progress": stage_progress(stage) if rule_of(stage).is_quorum else None,
             "on_behalf_of": check.on_behalf_of,
             "errors": errors,
             "tab": "approvals",

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from approvals import selectors as approval_selectors
 from approvals.decorators import mfa_required_for_approvers
 from approvals.models import ApprovalRevocation, ReviewResult, StageApprover
-from approvals.quorum import stage_progress
+from approvals.quorum import rule_of, stage_progress
 from approvals.services import stage_decide, stages_decide
 from entitlements.errors import DomainError
 from entitlements.models import Channel, RequestAnswer
@@ -111,7 +111,7 @@ def approval_detail(request, pk):
             "stage": stage,
             "req": stage.request,
             "form": form,
-            "progress": stage_progress(stage) if stage.policy_stage.is_quorum else None,
+            "progress": stage_progress(stage) if rule_of(stage).is_quorum else None,
         },
     )
 

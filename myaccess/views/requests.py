@@ -13,7 +13,7 @@ from django.views.decorators.http import require_POST
 from approvals.describe import shortened_sentence
 from approvals.emails import on_behalf_words
 from approvals.models import RequestApprovalStage, ReviewResult, StageApprover
-from approvals.quorum import progress_of
+from approvals.quorum import progress_of, rule_of
 from entitlements import selectors
 from entitlements.errors import DomainError
 from entitlements.models import (
@@ -176,10 +176,11 @@ def _timeline(request_obj):
 
 def _quorum_words(stage):
     """ "1 of 2 approvals; still needed: one from Security." for an open quorum stage."""
-    if not stage.policy_stage.is_quorum:
+    rule = rule_of(stage)
+    if not rule.is_quorum:
         return ""
     approvers = list(stage.approvers.all())
-    return progress_of(policy_stage=stage.policy_stage, approvers=approvers).sentence
+    return progress_of(rule=rule, approvers=approvers).sentence
 
 
 def _approver_entries(stage):

@@ -8,7 +8,7 @@ import time_machine
 
 from approvals.models import RequestApprovalStage
 from entitlements.models import ApprovalStage, QuorumMode
-from tests.approvals_quorum.setup import quorum_policy, submitted
+from tests.approvals_quorum.setup import decide, group_of, quorum_policy, submitted
 from tests.factories import AccessPackageFactory, GroupFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -248,3 +248,41 @@ def test_a_quorum_stage_i_approved_is_no_longer_assigned_to_me_while_it_waits_fo
     assert before is True
     assert (after_mine["status"], after_mine["assignedToMe"]) == ("InProgress", False)
     assert for_ben["assignedToMe"] is True
+
+
+def test_a_put_that_changes_the_quorum_leaves_open_stages_needing_what_they_needed(
+    admin_client, requester
+):
+    ann, ben, carl = UserFactory(), UserFactory(), UserFactory()
+    policy = quorum_policy(users=[ann, ben, carl], mode=QuorumMode.SOME_OF, count=2)
+    request = submitted(requester, policy)
+    body = policy_body(
+        policy.access_package, {"primaryApprovers": users(ann, ben, carl), "quorumMode": "anyOne"}
+    )
+    response = admin_client.put(f"{POLICIES}/{policy.pk}", body, content_type="application/json")
+    assert response.status_code == 200, response.content
+    assert ApprovalStage.objects.get(policy=policy).quorum_mode == QuorumMode.ANY_ONE
+
+    stage = decide(ann, request, justification="Fine")
+
+    stage.refresh_from_db()
+    assert (stage.quorum_mode, stage.quorum_count) == (QuorumMode.SOME_OF, 2)
+    assert stage.is_open
+    stage = decide(ben, request, justification="Fine")
+    stage.refresh_from_db()
+    assert not stage.is_open
+
+
+def test_a_one_from_each_stage_keeps_the_entries_it_opened_with(admin_client, requester):
+    sam, dora = UserFactory(display_name="Sam"), UserFactory(display_name="Dora")
+    policy = quorum_policy(groups=[group_of("Security", sam), group_of("Data", dora)])
+    request = submitted(requester, policy)
+    ApprovalStage.objects.get(policy=policy).approver_sets.filter(
+        group__display_name="Data"
+    ).delete()
+
+    stage = decide(sam, request)
+
+    stage.refresh_from_db()
+    assert stage.is_open
+    assert [entry["label"] for entry in stage.quorum_entries] == ["Security", "Data"]
