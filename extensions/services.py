@@ -393,24 +393,31 @@ def _post(callout):
         headers = signature_headers(
             secret=extension.secret(), callout_id=callout.pk, body=body, now=timezone.now()
         )
-        response = httpx.post(
-            extension.endpoint_url,
-            content=body,
-            headers=headers,
-            timeout=extension.timeout_seconds,
-            follow_redirects=False,
-        )
+        status_code = _post_within(extension, body, headers)
     except ConnectorRefused as exc:
         return None, str(exc)
     except httpx.HTTPError as exc:
         return None, f"{type(exc).__name__}: {exc}".rstrip(": ")
     except Exception as exc:  # noqa: BLE001 - a bad secret or URL: recorded, never raised
         return None, f"{type(exc).__name__}: {exc}".rstrip(": ")
-    if 200 <= response.status_code < 300:
-        return response.status_code, ""
-    return response.status_code, _("The endpoint answered HTTP %(status)s.") % {
-        "status": response.status_code
-    }
+    if 200 <= status_code < 300:
+        return status_code, ""
+    return status_code, _("The endpoint answered HTTP %(status)s.") % {"status": status_code}
+
+
+def _post_within(extension, body, headers):
+    """POST and return the status as soon as it is known, never reading the body (a slow or
+    endless body cannot hold the worker); an answer later than the timeout is a failure."""
+    deadline = time.monotonic() + extension.timeout_seconds
+    with (
+        httpx.Client(timeout=extension.timeout_seconds, follow_redirects=False) as client,
+        client.stream("POST", extension.endpoint_url, content=body, headers=headers) as response,
+    ):
+        if time.monotonic() > deadline:
+            raise httpx.TimeoutException(
+                _("no answer within %(seconds)s s") % {"seconds": extension.timeout_seconds}
+            )
+        return response.status_code
 
 
 def callout_send(*, callout_id, now=None):
