@@ -344,7 +344,7 @@ def test_a_revoked_approval_says_who_took_it_back_why_and_what_it_did(
         requester,
         "Approval revoked: your request for Finance reports",
         "Arno Approver revoked the approval of your request for Finance reports. "
-        "The access it gave has been removed. Reason: “Approved the wrong person”",
+        "The access it gave is being removed. Reason: “Approved the wrong person”",
     )
 
 
