@@ -15,7 +15,12 @@ from entitlements.admin.base import (
     ScopedInlineMixin,
 )
 
-from .models import CustomExtension, CustomExtensionCallout, CustomExtensionStageSetting
+from .models import (
+    CustomExtension,
+    CustomExtensionCallout,
+    CustomExtensionStageSetting,
+    masked_url,
+)
 
 
 class StageSettingInline(ScopedInlineMixin, admin.TabularInline):
@@ -38,7 +43,7 @@ class StageSettingInline(ScopedInlineMixin, admin.TabularInline):
 
 @admin.register(CustomExtension)
 class CustomExtensionAdmin(ConfigurationAdmin):
-    list_display = ["display_name", "catalog", "endpoint_url", "behavior", "timeout_seconds"]
+    list_display = ["display_name", "catalog", "endpoint", "behavior", "timeout_seconds"]
     list_filter = [CatalogFilter.on("catalog"), "behavior"]
     list_select_related = ["catalog"]
     search_fields = ["display_name", "endpoint_url"]
@@ -56,6 +61,10 @@ class CustomExtensionAdmin(ConfigurationAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return ["catalog"] if obj is not None else []
+
+    @admin.display(description=_("endpoint URL"), ordering="endpoint_url")
+    def endpoint(self, obj):
+        return masked_url(obj.endpoint_url)
 
 
 @admin.register(CustomExtensionCallout)

@@ -69,6 +69,18 @@ def allows_http():
     return getattr(settings, "CUSTOM_EXTENSIONS_ALLOW_HTTP", settings.DEBUG)
 
 
+def masked_url(url):
+    """``url`` without what may carry a key: scheme://host/path?… (for lists and logs)."""
+    try:
+        parts = urlsplit(url or "")
+    except ValueError:
+        return ""
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return f"{parts.scheme}://{host}{parts.path}" + ("?…" if parts.query else "")
+
+
 def allows_private_networks():
     return getattr(settings, "CUSTOM_EXTENSIONS_ALLOW_PRIVATE_NETWORKS", False)
 

@@ -491,11 +491,16 @@ def _record(callout_id, claim, status_code, error, duration_ms, now):
             _deny_waiting_request(
                 callout,
                 RequestStatus.DENIED,
-                _("The custom extension %(name)s could not be reached: %(error)s")
-                % {"name": callout.custom_extension.display_name, "error": error},
+                unreachable_reason(callout.custom_extension),
                 now,
             )
     return callout.state
+
+
+def unreachable_reason(extension):
+    """What the requestor reads when the extension failed: the attempts' details (addresses,
+    library errors) stay in the admin."""
+    return _("The extension %(name)s could not be reached.") % {"name": extension.display_name}
 
 
 def _deny_waiting_request(callout, status, reason, now, channel=Channel.SYSTEM):

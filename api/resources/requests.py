@@ -47,6 +47,7 @@ from extensions.services import (
     callout_for_resume,
     callout_id_taken,
     request_resume,
+    unreachable_reason,
 )
 
 from ..graph.errors import GraphError, bad_request, forbidden, not_found
@@ -175,8 +176,14 @@ class AssignmentRequestSerializer(GraphSerializer):
         if "custom_extension_callouts" in getattr(obj, "_prefetched_objects_cache", {}):
             callouts = obj.custom_extension_callouts.all()
         else:
-            callouts = obj.custom_extension_callouts.order_by("created")
+            callouts = obj.custom_extension_callouts.select_related("custom_extension").order_by(
+                "created"
+            )
         return [callout_instance(callout) for callout in callouts]
+
+
+def _failed_last(callout):
+    return bool(callout.attempts and callout.attempts[-1].get("error"))
 
 
 def callout_instance(callout):
@@ -190,8 +197,9 @@ def callout_instance(callout):
         "id": str(callout.pk),
         "customExtensionId": str(callout.custom_extension_id),
         "status": status,
+        # The attempt's own error (addresses, library text) is for the catalog's admins only.
         "detail": callout.callback_detail
-        or (callout.attempts[-1]["error"] if callout.attempts else ""),
+        or (unreachable_reason(callout.custom_extension) if _failed_last(callout) else ""),
         "externalCorrelationId": str(callout.pk),
     }
 
@@ -632,7 +640,9 @@ def _with_answers(rows):
         ),
         Prefetch(
             "custom_extension_callouts",
-            queryset=CustomExtensionCallout.objects.order_by("created"),
+            queryset=CustomExtensionCallout.objects.select_related("custom_extension").order_by(
+                "created"
+            ),
         ),
     )
 
