@@ -6,10 +6,12 @@ import pytest
 from django.utils import timezone
 
 from approvals.models import ReviewResult, StageApprover
-from entitlements.models import AuditEvent
+from entitlements.errors import NotEligible
+from entitlements.models import AuditEvent, RequestState
 from tests.approvals_quorum.setup import decide, quorum_policy, submitted
+from tests.factories import UserFactory
 
-from .conftest import delegate
+from .conftest import approve, delegate, make_package, submit
 
 pytestmark = pytest.mark.django_db
 
@@ -31,3 +33,21 @@ def test_a_delegate_who_shortens_the_access_is_recorded_on_behalf_of_the_approve
     event = AuditEvent.objects.get(action="request.shortened")
     assert event.actor_id == ben.pk
     assert event.data == {"on_behalf_of": str(ann.pk)}
+
+
+def test_a_delegates_approval_denied_for_separation_of_duties_says_on_whose_behalf(ann, ben):
+    initiate, release = make_package("Initiate payments", ann), make_package("Release", ann)
+    delegate(ann, ben)
+    rita = UserFactory(display_name="Rita Requester")
+    first, second = submit(rita, initiate), submit(rita, release)
+    initiate.incompatible_access_packages.add(release)
+    approve(ann, first)
+
+    with pytest.raises(NotEligible):
+        approve(ben, second)
+
+    second.refresh_from_db()
+    assert second.state == RequestState.DENIED
+    cancel = AuditEvent.objects.get(action="stage.cancel", request=second)
+    assert cancel.actor_id == ben.pk
+    assert cancel.data["on_behalf_of"] == str(ann.pk)
