@@ -4,6 +4,8 @@ Lock order, everywhere: the request row, then its stage rows. Deciding, cancelli
 escalating and expiring all follow it, so they wait for each other instead of deadlocking.
 """
 
+from types import SimpleNamespace
+
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Prefetch, Q
@@ -51,7 +53,7 @@ from .models import (
     StageApprover,
     StageStatus,
 )
-from .quorum import entry_label, quorum_rule_fields, rule_of, stage_progress
+from .quorum import entry_label, progress_of, quorum_rule_fields, rule_of, stage_progress
 from .selectors import decided_in_place_of
 from .signals import approval_revoked, stage_decided, stage_escalated, stage_opened
 
@@ -225,6 +227,15 @@ def stage_open(*, request, sequence, now):
     return stage
 
 
+def _entries_of(sets, request):
+    """The primary approver entries each person is resolved from now, by person's pk."""
+    entries_of = {}
+    for entry in (s for s in sets if s.purpose == SetPurpose.PRIMARY):
+        for person in resolve_approvers(approver_sets=[entry], request=request):
+            entries_of.setdefault(person.pk, []).append(str(entry.pk))
+    return entries_of
+
+
 def _quorum_approvers(policy_stage, sets, request, approvers, purpose):
     """The approvers of a quorum stage, the kind of each, the primary entries each was
     resolved from, and why the quorum cannot be met ("" when it can).
@@ -233,11 +244,8 @@ def _quorum_approvers(policy_stage, sets, request, approvers, purpose):
     people than the number needed), the fallback approvers join them and stand in for the
     missing entries, as they stand in for everyone in a stage without a quorum.
     """
-    kinds, entries_of = {}, {}
-    if purpose == SetPurpose.PRIMARY:
-        for entry in (s for s in sets if s.purpose == SetPurpose.PRIMARY):
-            for person in resolve_approvers(approver_sets=[entry], request=request):
-                entries_of.setdefault(person.pk, []).append(str(entry.pk))
+    kinds = {}
+    entries_of = _entries_of(sets, request) if purpose == SetPurpose.PRIMARY else {}
 
     def shortfall():
         if policy_stage.quorum_mode == QuorumMode.SOME_OF:
@@ -839,9 +847,52 @@ def _nobody_left(request, stage, reason, now):
     )
 
 
-def _add_approvers(stage, people, now):
+def _set_ids(person, kind, entries_of):
+    """A new approver's entries: a primary approver's, as the stage opening finds them; a
+    fallback or escalation approver comes from none (and stands in for all)."""
+    return entries_of.get(person.pk, []) if kind == KIND_BY_PURPOSE[SetPurpose.PRIMARY] else []
+
+
+def _can_still_meet(stage, people=(), entries_of=None):
+    """Whether the approvals given plus those the undecided active approvers (and ``people``,
+    (person, kind) pairs about to be asked) could give would meet the stage's quorum."""
+    hopeful = [
+        SimpleNamespace(
+            decision=ReviewResult.APPROVED,
+            user=row.user,
+            user_id=row.user_id,
+            on_behalf_of_id=row.on_behalf_of_id,
+            approver_set_ids=row.approver_set_ids,
+        )
+        for row in stage.approvers.select_related("user")
+        if row.decision == ReviewResult.APPROVED
+        or (row.decision == ReviewResult.NOT_REVIEWED and row.user.is_active)
+    ]
+    hopeful += [
+        SimpleNamespace(
+            decision=ReviewResult.APPROVED,
+            user=person,
+            user_id=person.pk,
+            on_behalf_of_id=None,
+            approver_set_ids=_set_ids(person, kind, entries_of or {}),
+        )
+        for person, kind in people
+    ]
+    return progress_of(rule=rule_of(stage), approvers=hopeful).is_met
+
+
+def _add_approvers(stage, people, now, entries_of=None):
     StageApprover.objects.bulk_create(
-        [StageApprover(created=now, stage=stage, user=user, kind=kind) for user, kind in people]
+        [
+            StageApprover(
+                created=now,
+                stage=stage,
+                user=user,
+                kind=kind,
+                approver_set_ids=_set_ids(user, kind, entries_of or {}),
+            )
+            for user, kind in people
+        ]
     )
     asked = [user for user, _kind in people]
     asked += _add_delegates(stage, now, among=[user.pk for user in asked])
@@ -873,11 +924,8 @@ def approvals_reroute_from(*, user, reason="", data=None, now=None):
                 stage=stage,
                 decision=ReviewResult.NOT_REVIEWED,
             ).delete()
-            others = stage.approvers.filter(
-                user__is_active=True, decision=ReviewResult.NOT_REVIEWED
-            )
             details = {"removed": [str(user.pk)], **(data or {})}
-            if others.exists():
+            if _can_still_meet(stage):
                 _audit_stage(
                     stage, "stage.rerouted", None, None, stage.status, now, reason, **details
                 )
@@ -892,7 +940,21 @@ def approvals_reroute_from(*, user, reason="", data=None, now=None):
                 for pair in _resolve_pair(sets, request, purposes)
                 if pair[0].pk not in present
             ]
-            if not people:
+            people = list({person.pk: (person, kind) for person, kind in people}.values())
+            entries_of = _entries_of(sets, request)
+            if not _can_still_meet(stage, people, entries_of):
+                # A quorum entry nobody can give any more: the fallback approvers stand in,
+                # as when the stage opened short of its quorum.
+                asked = present | {person.pk for person, _kind in people}
+                people += [
+                    (person, Kind.FALLBACK_PRIMARY)
+                    for person in resolve_approvers(
+                        approver_sets=[s for s in sets if s.purpose == SetPurpose.FALLBACK_PRIMARY],
+                        request=request,
+                    )
+                    if person.pk not in asked
+                ]
+            if not people or not _can_still_meet(stage, people, entries_of):
                 _nobody_left(
                     request,
                     stage,
@@ -902,8 +964,7 @@ def approvals_reroute_from(*, user, reason="", data=None, now=None):
                 )
                 changed += 1
                 continue
-            people = list({person.pk: (person, kind) for person, kind in people}.values())
-            _add_approvers(stage, people, now)
+            _add_approvers(stage, people, now, entries_of)
             _audit_stage(
                 stage,
                 "stage.rerouted",
@@ -950,8 +1011,13 @@ def approvals_reresolve_managers(*, target_ids, reason="", data=None, now=None):
                 kinds = {KIND_BY_PURPOSE[purpose] for purpose in pair}
                 now_resolved = _resolve_pair(sets, request, pair)
                 wanted = {person.pk for person, _kind in now_resolved}
+                # An approver who already decided keeps their row: their decision stands.
                 removed += [
-                    row for pk, row in current.items() if row.kind in kinds and pk not in wanted
+                    row
+                    for pk, row in current.items()
+                    if row.kind in kinds
+                    and pk not in wanted
+                    and row.decision == ReviewResult.NOT_REVIEWED
                 ]
                 # One row per approver: primary and escalation sets may both name the new manager.
                 for person, kind in now_resolved:
@@ -976,7 +1042,7 @@ def approvals_reresolve_managers(*, target_ids, reason="", data=None, now=None):
                     now,
                 )
                 continue
-            _add_approvers(stage, added, now)
+            _add_approvers(stage, added, now, _entries_of(sets, request))
             _audit_stage(
                 stage,
                 "stage.reresolved",
