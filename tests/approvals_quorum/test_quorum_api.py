@@ -286,3 +286,39 @@ def test_a_one_from_each_stage_keeps_the_entries_it_opened_with(admin_client, re
     stage.refresh_from_db()
     assert stage.is_open
     assert [entry["label"] for entry in stage.quorum_entries] == ["Security", "Data"]
+
+
+@pytest.mark.parametrize("value", [5, "tomorrow", [], {"a": 1}])
+def test_an_approve_until_that_is_no_date_time_is_400_and_nothing_is_decided(
+    client, requester, value
+):
+    ann = UserFactory()
+    policy = quorum_policy(users=[ann], mode=QuorumMode.ANY_ONE, approvers_may_shorten=True)
+    request = submitted(requester, policy)
+    stage = RequestApprovalStage.objects.get(request=request)
+    client.force_login(ann)
+
+    response = client.patch(
+        f"{APPROVALS}/{request.pk}/stages/{stage.pk}",
+        {"reviewResult": "Approve", "approvedEndDateTime": value},
+        content_type="application/json",
+    )
+
+    assert response.status_code == 400
+    assert set(response.json()["error"]) >= {"code", "message"}
+    stage.refresh_from_db()
+    assert stage.is_open
+
+
+@pytest.mark.parametrize("count", ["two", 2.5, True, -1, 70000])
+def test_a_quorum_count_that_is_no_small_whole_number_is_400(admin_client, count):
+    package, people = AccessPackageFactory(), [UserFactory() for _ in range(3)]
+    stage = {"primaryApprovers": users(*people), "quorumMode": "someOf", "quorumCount": count}
+
+    response = admin_client.post(
+        POLICIES, policy_body(package, stage), content_type="application/json"
+    )
+
+    assert response.status_code == 400
+    assert "quorumCount" in response.json()["error"]["message"]
+    assert not ApprovalStage.objects.filter(policy__access_package=package).exists()
