@@ -361,6 +361,11 @@ def callouts_close(*, request_id, now=None):
     callouts: nothing waits for them any more, the timeout job and the resume call leave
     them alone; returns how many. Called on commit of the request's end."""
     now = now or timezone.now()
+    waiting = CustomExtensionCallout.objects.filter(
+        request_id=request_id, waits=True, state__in=WAITING_STATES
+    )
+    if not waiting.exists():
+        return 0  # most requests: one query, nothing to close
     with transaction.atomic():
         if not _request_ended(request_id):
             return 0
