@@ -35,6 +35,7 @@ from entitlements.selectors import (
     separation_of_duties_conflicts,
 )
 from entitlements.services import bulk_apply
+from entitlements.services.common import lock_request
 from entitlements.services.ending import assignments_end
 from entitlements.services.requests import (
     CLOCK_SKEW,
@@ -385,7 +386,7 @@ def stage_decide(*, actor, stage, decision, justification="", channel, approved_
     conflict = ""
 
     with transaction.atomic():
-        request = _lock_request(request.pk)
+        request = lock_request(request.pk)
         stage = RequestApprovalStage.objects.select_for_update().get(pk=stage.pk)
         stage.request = request
         stage.policy_stage = policy_stage
@@ -653,19 +654,10 @@ def stages_decide(*, actor, stages, decision, justification="", channel, now=Non
     )
 
 
-def _lock_request(pk, *, skip_locked=False):
-    return (
-        AssignmentRequest.objects.select_for_update(skip_locked=skip_locked, of=("self",))
-        .select_related("target", "access_package", "assignment_policy")
-        .filter(pk=pk)
-        .first()
-    )
-
-
 def _due_locked(stage_pk, request_pk):
     """A due stage and its request, locked, or (None, None) when another worker holds the
     request or the stage was decided in the meantime."""
-    request = _lock_request(request_pk, skip_locked=True)
+    request = lock_request(request_pk, skip_locked=True)
     if request is None or request.state != RequestState.PENDING_APPROVAL:
         return None, None
     stage = (
@@ -810,7 +802,7 @@ def _locked_open_stages(stages):
         .values_list("pk", "request_id")
     )
     for stage_pk, request_pk in rows:
-        request = _lock_request(request_pk)
+        request = lock_request(request_pk)
         if request is None or request.state != RequestState.PENDING_APPROVAL:
             continue
         stage = (
@@ -1310,7 +1302,7 @@ def _lock_assignment_and_request(request_id):
             assignment = (
                 Assignment.objects.select_for_update(of=("self",)).filter(pk=assignment_id).first()
             )
-        request = _lock_request(request_id)
+        request = lock_request(request_id)
         if request.assignment_id == assignment_id:
             transaction.savepoint_commit(savepoint)
             return assignment, request

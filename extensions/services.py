@@ -34,6 +34,7 @@ from entitlements.models import (
     RequestState,
 )
 from entitlements.queue import enqueue_named
+from entitlements.services.common import lock_request
 from entitlements.services.requests import RequestStatus, format_when, request_advance, request_deny
 
 from .models import (
@@ -509,18 +510,9 @@ def unreachable_reason(extension):
 
 
 def _deny_waiting_request(callout, status, reason, now, channel=Channel.SYSTEM):
-    request = _lock_request(callout.request_id)
+    request = lock_request(callout.request_id)
     if request is not None and request.is_open:
         request_deny(request=request, status=status, reason=reason, channel=channel, now=now)
-
-
-def _lock_request(pk):
-    return (
-        AssignmentRequest.objects.select_for_update(of=("self",))
-        .select_related("target", "access_package", "assignment_policy")
-        .filter(pk=pk)
-        .first()
-    )
 
 
 def callouts_reconcile(*, now=None):
@@ -681,7 +673,7 @@ def _resume(request_id, callout_id, stage, state, detail, now):
             )
         if callout.wait_until is not None and now > callout.wait_until:
             return _time_out(callout, now)
-        request = _lock_request(request_id)
+        request = lock_request(request_id)
         if request is None or not request.is_open:
             raise StateConflict(
                 _("This request is %(state)s; it no longer waits.")

@@ -29,6 +29,16 @@ def lock_assignment(pk):
     )
 
 
+def lock_request(pk, *, skip_locked=False):
+    """The request row, locked (``None`` if it is gone or, with ``skip_locked``, busy)."""
+    return (
+        AssignmentRequest.objects.select_for_update(skip_locked=skip_locked, of=("self",))
+        .select_related("target", "access_package", "assignment_policy")
+        .filter(pk=pk)
+        .first()
+    )
+
+
 def lock_grants_of(*user_ids):
     """Serialise the claims of grant and revoke runs for these users until the transaction ends.
 

@@ -119,7 +119,7 @@ def test_a_revocation_and_the_worker_recording_the_delivery_never_deadlock(
     (same order), so one waits for the other instead of PostgreSQL killing one of them."""
     request, approval = approved
     worker_holds_assignment, revocation_holds_request = threading.Event(), threading.Event()
-    settle, lock_request = delivery._settle_request, approval_services._lock_request
+    settle, lock_request = delivery._settle_request, approval_services.lock_request
 
     def settle_slowly(*args, **kwargs):
         worker_holds_assignment.set()
@@ -133,7 +133,7 @@ def test_a_revocation_and_the_worker_recording_the_delivery_never_deadlock(
         return row
 
     monkeypatch.setattr(delivery, "_settle_request", settle_slowly)
-    monkeypatch.setattr(approval_services, "_lock_request", lock_request_slowly)
+    monkeypatch.setattr(approval_services, "lock_request", lock_request_slowly)
     errors, results = [], {}
 
     def run(name, work):
