@@ -8,10 +8,11 @@ import pytest
 import time_machine
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import escape
 
 from approvals.models import RequestApprovalStage, StageStatus
 from entitlements.models import Assignment, AuditEvent, Channel, RequestState
-from entitlements.services.requests import request_cancel, request_submit
+from entitlements.services.requests import format_when, request_cancel, request_submit
 from extensions import services
 from extensions.models import Behavior, CalloutState, CustomExtensionCallout, Stage
 from tests.extensions.helpers import attach_extension, post_raw, signed_resume
@@ -257,7 +258,7 @@ def test_the_requestor_sees_the_wait_on_the_timeline(waiting_for_approval, clien
     assert response.status_code == 200
     text = response.content.decode()
     assert "Waiting for HR check since" in text
-    assert "until" in text
+    assert f"until {escape(format_when(callout.wait_until))}" in text
 
 
 def test_a_request_canceled_while_it_waits_shows_no_wait_and_refuses_the_answer(
